@@ -1,0 +1,23 @@
+"""Math problems: the `Problem` record and `load_problems` (DESIGN §3)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One math problem: an episode of `CORL-Math-v0`.
+
+    `answer` is the gold final answer as the source gives it (LaTeX or plain).
+    `level` is a 1-5 difficulty when known (MATH levels; synthetic levels); `None` otherwise.
+    """
+
+    id: str
+    problem: str
+    answer: str
+    level: int | None = None
+    subject: str | None = None
+    dataset: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)

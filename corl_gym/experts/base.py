@@ -1,0 +1,76 @@
+"""The expert protocol: one call in, one `ExpertReply` out, sync or async (DESIGN §4).
+
+Every backend (sim, replay, openai, hf, vllm) implements `call` or `acall`; the base class derives the
+other. Cost always comes from the reply's token usage and the entry's price table, so a pool's YAML is
+the single place prices live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from corl_gym.data import Problem
+
+
+@dataclass(frozen=True)
+class ExpertReply:
+    """What an expert call returns. A failed call is still a call: `error` says why, `text` may be empty,
+    and `cost_usd` is what the provider billed (0 when nothing was billed)."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    cached: bool = False
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ExpertSpec:
+    """One expert entry of a pool file. Prices are USD per 1M tokens; `options` holds backend options
+    (`base_url`, `api_key_env`, `max_tokens`, `temperature`, `concurrency`, `file`, ...)."""
+
+    name: str
+    backend: str
+    model: str
+    description: str = ""
+    price_in: float = 0.0
+    price_out: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
+
+
+class Expert:
+    """Base class of every backend. Subclasses override `call` (blocking) or `acall` (async) or both."""
+
+    def __init__(self, spec: ExpertSpec):
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def call(self, query: str, problem: Problem) -> ExpertReply:
+        if type(self).acall is Expert.acall:
+            raise NotImplementedError(f"{type(self).__name__} implements neither call nor acall")
+        return asyncio.run(self.acall(query, problem))
+
+    async def acall(self, query: str, problem: Problem) -> ExpertReply:
+        if type(self).call is Expert.call:
+            raise NotImplementedError(f"{type(self).__name__} implements neither call nor acall")
+        return await asyncio.to_thread(self.call, query, problem)
+
+    def close(self) -> None:
+        """Release clients, engines or files. Idempotent."""
+
+    def __repr__(self) -> str:  # never shows options: they may name secrets
+        return f"{type(self).__name__}(name={self.spec.name!r}, model={self.spec.model!r})"
