@@ -13,6 +13,9 @@ from typing import Any
 
 from corl_gym.data import Problem
 
+# Tokens a chat request spends on roles and formatting besides the query itself.
+CHAT_OVERHEAD_TOKENS = 16
+
 
 @dataclass(frozen=True)
 class ExpertReply:
@@ -47,6 +50,15 @@ class ExpertSpec:
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.price_in + completion_tokens * self.price_out) / 1e6
+
+    def expected_cost(self, query: str) -> float:
+        """What a call is expected to cost before it is made: used by the budget's hard cap and by
+        budget-aware routers. Prompt tokens are estimated from the query (about 4 characters a token
+        plus the chat overhead); completion tokens from the entry's `expected_completion_tokens`
+        option, else its `max_tokens`, else 512."""
+        prompt_tokens = len(query) // 4 + CHAT_OVERHEAD_TOKENS
+        completion = self.options.get("expected_completion_tokens", self.options.get("max_tokens", 512))
+        return self.cost(prompt_tokens, int(completion))
 
 
 class Expert:
