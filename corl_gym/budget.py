@@ -1,0 +1,107 @@
+"""Budget modes, dollar thresholds and the budget penalty of the reward (DESIGN §1, §4).
+
+The paper's reward is `r = correct * 1[cost <= B]`: a correct answer over budget earns 0 (`hard`, the
+default). Two smoother options help exploration or analysis:
+
+- `soft`:   correct * exp(-decay * max(cost / B - 1, 0)): full reward within budget, then a smooth decay.
+- `linear`: correct - weight * cost / B: every dollar counts, not only those past the threshold.
+
+A budget is a mode of the pool (`low`, `medium`, `high`, thresholds in the pool file), `mixed` (a mode
+drawn per episode from the env's `np_random`), or a float in dollars (its mode is reported as `custom`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+BUDGET_MODES: tuple[str, ...] = ("low", "medium", "high")
+MIXED = "mixed"
+CUSTOM = "custom"
+PENALTIES: tuple[str, ...] = ("hard", "soft", "linear")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The budget of one episode: its mode name and its dollar threshold per query."""
+
+    mode: str
+    threshold_usd: float
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """What the env was asked for: a fixed mode, `mixed`, or a dollar amount; resolved per episode."""
+
+    value: str | float
+    thresholds: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        validate_budget(self.value, self.thresholds)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes an episode can get, in threshold order (low to high)."""
+        if self.value == MIXED:
+            return tuple(sorted(self.thresholds, key=self.thresholds.__getitem__))
+        return (self.value if isinstance(self.value, str) else CUSTOM,)
+
+    def draw(self, rng: np.random.Generator, mode: str | float | None = None) -> Budget:
+        """This episode's budget: `mode` overrides (from `reset(options={"budget": ...})`)."""
+        value = self.value if mode is None else mode
+        if mode is not None:
+            validate_budget(value, self.thresholds)
+        if value == MIXED:
+            modes = self.modes
+            value = modes[int(rng.integers(len(modes)))]
+        if isinstance(value, str):
+            return Budget(value, float(self.thresholds[value]))
+        return Budget(CUSTOM, float(value))
+
+
+def validate_budget(value: object, thresholds: Mapping[str, float]) -> None:
+    """Raise a ValueError that lists the valid choices when `value` is not a budget of this pool."""
+    if isinstance(value, bool):
+        raise ValueError(f"budget must be a mode name or a dollar amount, got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"a dollar budget must be a finite amount >= 0, got {value!r}")
+        return
+    if value != MIXED and value not in thresholds:
+        valid = ", ".join([*thresholds, MIXED])
+        raise ValueError(f"unknown budget {value!r}: use one of {valid}, or a dollar amount such as 0.005")
+
+
+def budget_penalty(cost_usd: float, threshold_usd: float, penalty: str = "hard", *, decay: float = 2.0) -> float:
+    """The factor a correct answer's reward is multiplied by (`hard` and `soft`)."""
+    if penalty == "hard":
+        return 1.0 if cost_usd <= threshold_usd + 1e-12 else 0.0
+    if penalty == "soft":
+        if threshold_usd <= 0:
+            return 1.0 if cost_usd <= 0 else 0.0
+        return math.exp(-decay * max(cost_usd / threshold_usd - 1.0, 0.0))
+    raise ValueError(f"unknown penalty {penalty!r}: use one of {', '.join(PENALTIES)}")
+
+
+def reward(
+    correct: bool,
+    cost_usd: float,
+    threshold_usd: float,
+    penalty: str = "hard",
+    *,
+    decay: float = 2.0,
+    weight: float = 0.5,
+) -> float:
+    """The final-step reward: correctness combined with the budget penalty."""
+    if penalty == "linear":
+        scale = threshold_usd if threshold_usd > 0 else 1e-6
+        return float(correct) - weight * cost_usd / scale
+    return float(correct) * budget_penalty(cost_usd, threshold_usd, penalty, decay=decay)
+
+
+def validate_penalty(penalty: str) -> None:
+    if penalty not in PENALTIES:
+        raise ValueError(f"unknown penalty {penalty!r}: use one of {', '.join(PENALTIES)}")
