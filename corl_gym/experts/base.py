@@ -81,8 +81,54 @@ class Expert:
             raise NotImplementedError(f"{type(self).__name__} implements neither call nor acall")
         return await asyncio.to_thread(self.call, query, problem)
 
+    async def acall_batch(self, items: list[tuple[str, Problem]]) -> list[ExpertReply]:
+        """Answer several (query, problem) pairs; never raises (an exception becomes a reply's `error`).
+
+        The default runs `acall` concurrently, at most the entry's `concurrency` option (default 32) at
+        a time; backends that batch natively (vllm) override it."""
+        limit = asyncio.Semaphore(max(1, int(self.spec.options.get("concurrency", 32))))
+
+        async def one(query: str, problem: Problem) -> ExpertReply:
+            async with limit:
+                try:
+                    return await self.acall(query, problem)
+                except Exception as exc:  # a failed call is still a call: report it
+                    return error_reply(exc)
+
+        return list(await asyncio.gather(*(one(q, p) for q, p in items)))
+
+    def uncovered(self, problems: list[Problem]) -> list[str]:
+        """Ids of `problems` this expert cannot answer (only replay experts have any)."""
+        return []
+
     def close(self) -> None:
         """Release clients, engines or files. Idempotent."""
 
     def __repr__(self) -> str:  # never shows options: they may name secrets
         return f"{type(self).__name__}(name={self.spec.name!r}, model={self.spec.model!r})"
+
+
+# Helpers shared by backends that do not tokenize (sim, replay): ~4 characters per token is the usual
+# rule of thumb for English and LaTeX under GPT/Llama BPE vocabularies; `expected_cost` uses the same.
+CHARS_PER_TOKEN = 4
+
+
+def estimate_prompt_tokens(query: str, overhead: int = CHAT_OVERHEAD_TOKENS) -> int:
+    """Approximate prompt tokens of a one-message chat request carrying `query`."""
+    return len(query) // CHARS_PER_TOKEN + overhead
+
+
+def boxed_reply(answer: str, model: str, steps: int) -> str:
+    """A short worked-style reply ending with `\\boxed{answer}`, for backends that have no real text.
+
+    It stays short on purpose: the env appends the whole reply to the controller's context, and the
+    billed completion tokens are reported separately in `ExpertReply.completion_tokens`."""
+    return (
+        f"[{model}] I worked through the problem in {steps} steps, checking each intermediate result.\n"
+        f"The final answer is $\\boxed{{{answer}}}$."
+    )
+
+
+def error_reply(exc: BaseException, **usage: Any) -> ExpertReply:
+    """The reply of a failed call: empty text, `error` naming the exception type and message."""
+    return ExpertReply(text="", error=f"{type(exc).__name__}: {exc}", **usage)

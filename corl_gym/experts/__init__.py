@@ -1,0 +1,10 @@
+"""Experts: the call protocol, backends (sim, replay, openai, hf, vllm) and YAML expert pools.
+
+Backends load lazily (see `registry.BACKENDS`), so importing this package never imports openai's
+client, torch, transformers or vllm.
+"""
+
+from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec
+from corl_gym.experts.pool import POOL_NAMES, Pool, load_pool
+
+__all__ = ["Expert", "ExpertReply", "ExpertSpec", "POOL_NAMES", "Pool", "load_pool"]

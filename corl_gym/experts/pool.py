@@ -1,0 +1,180 @@
+"""Expert pools: a controller profile, a roster of experts and budget thresholds, from a YAML file.
+
+A pool file has `name`, `controller` (an expert entry: where a policy's own answer comes from when no
+LLM controller is plugged in), `experts` (a list of entries, kept in file order), `budgets` (mode ->
+USD per query; `low`, `medium`, `high` required), and optionally `dataset` (the env's default problems:
+a replay pool brings its own) and `description`. Each entry has `name`, `backend`, `model`,
+`description`, `price_in`, `price_out` (USD per 1M tokens) and backend options.
+
+Built-in pools live in `corl_gym/experts/pools/<name>.yaml`; any other YAML path works too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Coroutine
+
+import yaml
+
+from corl_gym.data import Problem
+from corl_gym.experts.base import Expert, ExpertReply, error_reply
+from corl_gym.experts.registry import make_expert, parse_entry
+
+POOLS_DIR = Path(__file__).resolve().parent / "pools"
+POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k")
+BUDGET_MODES = ("low", "medium", "high")
+_TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description"}
+_SHOWN_IDS = 5
+
+
+@dataclass
+class Pool:
+    """A loaded pool. `experts` keeps file order; `budgets` maps a mode to its USD threshold."""
+
+    name: str
+    controller: Expert
+    experts: dict[str, Expert]
+    budgets: dict[str, float]
+    dataset: str | None = None
+
+    def expert_names(self) -> list[str]:
+        return list(self.experts)
+
+    def get(self, name: str) -> Expert:
+        """An expert by name; the controller's name gives the controller."""
+        if name in self.experts:
+            return self.experts[name]
+        if name == self.controller.name:
+            return self.controller
+        raise KeyError(f"pool {self.name!r} has no expert {name!r}; experts: {', '.join(self.experts)}")
+
+    def check_covers(self, problems: list[Problem]) -> None:
+        """Raise ValueError when an expert (a replay one) cannot answer some of `problems`."""
+        for expert in [self.controller, *self.experts.values()]:
+            missing = expert.uncovered(problems)
+            if missing:
+                shown = ", ".join(missing[:_SHOWN_IDS]) + (", ..." if len(missing) > _SHOWN_IDS else "")
+                raise ValueError(
+                    f"pool {self.name!r}: expert {expert.name!r} has no recorded answer for "
+                    f"{len(missing)} of {len(problems)} problems ({shown}); use the pool's own dataset "
+                    f"({self.dataset!r}) or a subset of it"
+                )
+
+    async def acall_many(self, calls: list[tuple[str, str, Problem]]) -> list[ExpertReply]:
+        """Answer (expert name, query, problem) calls concurrently on the running event loop, in order.
+
+        Calls to one expert go through its `acall_batch` (which honours its `concurrency` and lets
+        batching backends batch); never raises: an unknown expert or a failure becomes a reply's
+        `error`."""
+        replies: list[ExpertReply | None] = [None] * len(calls)
+        groups: dict[str, list[int]] = {}
+        for index, (name, _, _) in enumerate(calls):
+            groups.setdefault(name, []).append(index)
+
+        async def run_group(name: str, indices: list[int]) -> None:
+            try:
+                expert = self.get(name)
+                batch = await expert.acall_batch([(calls[i][1], calls[i][2]) for i in indices])
+            except Exception as exc:
+                batch = [error_reply(exc)] * len(indices)
+            for index, reply in zip(indices, batch):
+                replies[index] = reply
+
+        await asyncio.gather(*(run_group(name, indices) for name, indices in groups.items()))
+        return [reply if reply is not None else error_reply(RuntimeError("no reply")) for reply in replies]
+
+    def call_many(self, calls: list[tuple[str, str, Problem]]) -> list[ExpertReply]:
+        """Blocking `acall_many`; works whether or not an event loop is running in this thread."""
+        return _run_sync(self.acall_many(calls))
+
+    def close(self) -> None:
+        for expert in [self.controller, *self.experts.values()]:
+            expert.close()
+
+
+def _run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:  # a loop is busy here
+        return worker.submit(asyncio.run, coroutine).result()
+
+
+def pool_path(name_or_path: str) -> Path:
+    """The YAML file of a built-in pool name or a path; ValueError lists the valid names otherwise."""
+    if name_or_path in POOL_NAMES:
+        return POOLS_DIR / f"{name_or_path}.yaml"
+    path = Path(name_or_path).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise FileNotFoundError(f"pool file {path} does not exist")
+        return path
+    raise ValueError(f"unknown pool {name_or_path!r}; valid names: {', '.join(POOL_NAMES)} (or a YAML path)")
+
+
+def load_pool(name_or_path: str, *, seed: int = 0) -> Pool:
+    """Load a built-in pool by name or a pool YAML file. `seed` fixes simulated experts' outcomes."""
+    path = pool_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    where = str(path)
+    _check_top(raw, where)
+    specs = [parse_entry(raw["controller"], f"{where}: controller")]
+    for index, entry in enumerate(raw["experts"]):
+        label = entry.get("name", f"#{index + 1}") if isinstance(entry, dict) else f"#{index + 1}"
+        specs.append(parse_entry(entry, f"{where}: expert {label}"))
+    names = [spec.name for spec in specs[1:]]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"{where}: duplicate expert name(s) {', '.join(duplicates)}")
+    experts = []
+    try:
+        for spec in specs:
+            experts.append(make_expert(spec, seed=seed, base_dir=path.parent))
+    except Exception as exc:
+        for expert in experts:
+            expert.close()
+        if isinstance(exc, (ValueError, FileNotFoundError, ImportError)):
+            raise type(exc)(f"{where}: expert {spec.name!r}: {exc}") from exc
+        raise
+    dataset = raw.get("dataset")
+    return Pool(
+        name=str(raw["name"]),
+        controller=experts[0],
+        experts={expert.name: expert for expert in experts[1:]},
+        budgets=_budgets(raw["budgets"], where),
+        dataset=str(dataset) if dataset is not None else None,
+    )
+
+
+def _check_top(raw: Any, where: str) -> None:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: a pool file must be a mapping with keys name, controller, experts, budgets")
+    missing = [key for key in ("name", "controller", "experts", "budgets") if key not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_TOP_KEYS))}")
+    if not isinstance(raw["experts"], list) or not raw["experts"]:
+        raise ValueError(f"{where}: `experts` must be a non-empty list of expert entries")
+
+
+def _budgets(raw: Any, where: str) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: `budgets` must map modes ({', '.join(BUDGET_MODES)}) to USD per query")
+    missing = [mode for mode in BUDGET_MODES if mode not in raw]
+    if missing:
+        raise ValueError(f"{where}: budgets: missing mode(s) {', '.join(missing)}")
+    budgets = {}
+    for mode, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"{where}: budgets: {mode} must be a non-negative USD amount, got {value!r}")
+        budgets[str(mode)] = float(value)
+    return budgets
