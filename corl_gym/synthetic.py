@@ -1,0 +1,482 @@
+"""The built-in `synthetic` problem set: seeded math problems with exact, sympy-computed answers.
+
+Decisions:
+- Problem `i` depends only on `(seed, i)`: its generator is `random.Random(f"corl-synthetic/{seed}/{i}")`
+  (string seeds hash with SHA-512, so every machine and Python version draws the same numbers), so asking
+  for 100 or 5000 problems gives the same first 100.
+- Levels are balanced by construction (`level = i % 5 + 1`) and the family cycles every 5 indices, so every
+  family appears at every level. Difficulty grows with the level: bigger numbers, more terms, more steps.
+- Answers are computed with sympy objects (exact rationals, surds, pi) and written in the MATH style:
+  integers plain, `-\\frac{3}{4}`, `2\\sqrt{3}`, `\\frac{32\\pi}{3}`, root lists ascending as `-2, 5`,
+  ordered pairs `(3, -2)`, terminating percentages as decimals (`7.5`).
+- sympy is imported here, and `corl_gym.data` imports this module only when `synthetic` is asked for.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from functools import lru_cache
+from typing import Callable
+
+import sympy as sp
+
+from corl_gym.data import Problem
+
+DEFAULT_SEED = 2025
+DEFAULT_SIZE = 5000
+Number = int | sp.Rational
+Generator = Callable[[random.Random, int], tuple[str, str]]
+
+
+# ---- formatting ---------------------------------------------------------------------------------------
+
+def tex(value: Number | sp.Expr) -> str:
+    """MATH-style LaTeX of an exact value: `5`, `-\\frac{3}{4}`, `2\\sqrt{3}`, `\\frac{32\\pi}{3}`."""
+    value = sp.sympify(value)
+    if value.is_Integer:
+        return str(int(value))
+    if value.is_Rational:
+        return f"{'-' if value.p < 0 else ''}\\frac{{{abs(value.p)}}}{{{value.q}}}"
+    # sympy writes `2 \sqrt{3}` and `- \frac{..}`; MATH writes them without the spaces.
+    text = re.sub(r"(?<=[\d}]) (?=\\)", "", sp.latex(value))
+    return re.sub(r"^- ", "-", text)
+
+
+def decimal_or_fraction(value: sp.Rational) -> str:
+    """Terminating values as decimals (`7.5`), others as fractions: how percentages are usually answered."""
+    q = int(value.q)
+    while q % 2 == 0:
+        q //= 2
+    while q % 5 == 0:
+        q //= 5
+    if q != 1:
+        return tex(value)
+    text = f"{float(value):.10f}".rstrip("0").rstrip(".")
+    return text if sp.Rational(text) == value else tex(value)
+
+
+def poly_tex(coeffs: list[Number], var: str = "x") -> str:
+    """`[2, -3, 0, 1]` -> `2x^3 - 3x^2 + 1` (highest degree first)."""
+    out, degree = "", len(coeffs) - 1
+    for i, c in enumerate(coeffs):
+        if c == 0:
+            continue
+        k = degree - i
+        mono = "" if k == 0 else var if k == 1 else f"{var}^{{{k}}}" if k > 9 else f"{var}^{k}"
+        body = ("" if abs(c) == 1 and mono else tex(abs(c))) + mono
+        out += ("-" if c < 0 else "") + body if not out else (" - " if c < 0 else " + ") + body
+    return out or "0"
+
+
+def paren(n: Number) -> str:
+    return f"({tex(n)})" if n < 0 else tex(n)
+
+
+def evaluate(values: list[sp.Rational], ops: list[str]) -> sp.Rational:
+    """Left-to-right evaluation with the usual precedence: `*` and `/` bind tighter than `+` and `-`."""
+    total, sign, current = sp.Integer(0), 1, values[0]
+    for op, v in zip(ops, values[1:]):
+        if op in "*/":
+            current = current * v if op == "*" else current / v
+        else:
+            total, sign, current = total + sign * current, (1 if op == "+" else -1), v
+    return total + sign * current
+
+
+def nonzero(r: random.Random, lo: int, hi: int) -> int:
+    return r.choice([n for n in range(lo, hi + 1) if n != 0])
+
+
+SYMBOL = {"+": "+", "-": "-", "*": "\\times", "/": "\\div"}
+
+
+# ---- families: each maps (rng, level 1-5) to (problem text, answer) -----------------------------------
+
+def arithmetic(r: random.Random, L: int) -> tuple[str, str]:
+    hi = 10 * L * L
+    values, shown = [], []
+    for j in range(L + 2):
+        n = r.randint(-hi, hi) if L >= 3 else r.randint(1, hi)
+        if L >= 4 and j == 1:  # one power term: one more step
+            e = r.choice([2, 3]) if abs(n) <= 12 else 2
+            n = max(abs(n) % 15, 2) * (1 if n > 0 else -1)
+            values.append(sp.Integer(n) ** e)
+            shown.append(f"{paren(n)}^{e}")
+        else:
+            values.append(sp.Integer(n))
+            shown.append(paren(n))
+    ops = [r.choice("+-*" if L >= 2 else "+-") for _ in range(L + 1)]
+    expr = shown[0] + "".join(f" {SYMBOL[o]} {s}" for o, s in zip(ops, shown[1:]))
+    return f"Compute ${expr}$.", tex(evaluate(values, ops))
+
+
+def fractions(r: random.Random, L: int) -> tuple[str, str]:
+    values = [sp.Rational(r.randint(1, 3 + 3 * L), r.randint(2, 4 + 3 * L)) for _ in range(L + 1)]
+    values = [v if v.q != 1 else v + sp.Rational(1, 2) for v in values]
+    ops = [r.choice("+-" if L <= 1 else "+-*" if L <= 3 else "+-*/") for _ in range(L)]
+    expr = tex(values[0]) + "".join(f" {SYMBOL[o]} {tex(v)}" for o, v in zip(ops, values[1:]))
+    return (f"Compute ${expr}$. Express your answer as a common fraction in lowest terms.",
+            tex(evaluate(values, ops)))
+
+
+def percentages(r: random.Random, L: int) -> tuple[str, str]:
+    p = r.randrange(5, 100, 5) if L <= 2 else r.randint(1, 99)
+    n = r.randint(2, 40) * (10 if L <= 2 else r.choice([1, 4, 8]))
+    kind = r.choice(["of", "change"] if L >= 3 else ["of", "what"])
+    if kind == "of":
+        text, value = f"What is ${p}\\%$ of ${n}$?", sp.Rational(p, 100) * n
+    elif kind == "what":
+        m = n * r.randrange(5, 100, 5) // 100 or 1
+        text, value = f"What percent of ${n}$ is ${m}$?", sp.Rational(100 * m, n)
+    else:
+        steps = [(r.choice(["increased", "decreased"]), r.randrange(5, 60, 5)) for _ in range(L - 1)]
+        value = sp.Integer(n)
+        for word, q in steps:
+            value *= 1 + sp.Rational(q if word == "increased" else -q, 100)
+        changes = ", then ".join(f"{w} by ${q}\\%$" for w, q in steps)
+        text = f"A price of ${n}$ dollars is {changes}. What is the final price, in dollars?"
+    return text, decimal_or_fraction(value)
+
+
+def linear_equations(r: random.Random, L: int) -> tuple[str, str]:
+    x = sp.Integer(r.randint(-5 * L, 5 * L)) if L <= 3 else sp.Rational(r.randint(-30, 30), r.randint(2, 9))
+    a, c = nonzero(r, -3 * L, 3 * L), 0
+    if L >= 3:
+        c = r.choice([n for n in range(-3 * L, 3 * L + 1) if n != a])
+    if L == 5:  # fractional coefficients: x/p + x/q = rhs
+        p, q = r.sample(range(2, 10), 2)
+        rhs = x / p + x / q
+        return f"Solve for $x$: $\\frac{{x}}{{{p}}} + \\frac{{x}}{{{q}}} = {tex(rhs)}$.", tex(x)
+    b = r.randint(-10 * L, 10 * L) if L >= 2 else r.randint(1, 20)
+    d = (a - c) * x + b
+    if L == 4:  # a(x + k) = cx + d' with the same root
+        k = nonzero(r, -9, 9)
+        d2 = a * (x + k) - c * x
+        return f"Solve for $x$: ${a}(x {'+' if k > 0 else '-'} {abs(k)}) = {poly_tex([c, d2])}$.", tex(x)
+    return f"Solve for $x$: ${poly_tex([a, b])} = {poly_tex([c, d])}$.", tex(x)
+
+
+def quadratic_equations(r: random.Random, L: int) -> tuple[str, str]:
+    a = 1 if L in (1, 4) else r.randint(2, 2 + L)
+    if L <= 3:
+        r1, r2 = r.sample([n for n in range(-4 * L - 5, 4 * L + 6)], 2)
+        roots = [sp.Integer(r1), sp.Integer(r2)]
+        if L == 3:  # rational roots
+            roots = [sp.Rational(r1, r.randint(1, 5)), sp.Rational(r2, r.randint(1, 5))]
+        poly = sp.Poly(a * (sp.Symbol("x") - roots[0]) * (sp.Symbol("x") - roots[1]), sp.Symbol("x"))
+        coeffs = poly.all_coeffs()
+        den = sp.ilcm(*[c.q for c in coeffs])
+        coeffs = [c * den for c in coeffs]
+    else:
+        while True:  # irrational roots: discriminant positive and not a square
+            b, c = r.randint(-6 * L, 6 * L), r.randint(-8 * L, 8 * L)
+            disc = b * b - 4 * a * c
+            if disc > 0 and sp.sqrt(disc).is_irrational:
+                break
+        coeffs = [a, b, c]
+        roots = [(-b - sp.sqrt(disc)) / (2 * a), (-b + sp.sqrt(disc)) / (2 * a)]
+    answer = ", ".join(tex(v) for v in sorted(set(roots), key=float))
+    return (f"Find all solutions to ${poly_tex(coeffs)} = 0$. Enter the solutions separated by commas.",
+            answer)
+
+
+def linear_systems(r: random.Random, L: int) -> tuple[str, str]:
+    x = sp.Integer(r.randint(-3 * L, 3 * L)) if L <= 4 else sp.Rational(r.randint(-20, 20), r.randint(2, 5))
+    y = sp.Integer(r.randint(-3 * L, 3 * L))
+    while True:
+        a, b, c, d = (nonzero(r, -2 * L - 1, 2 * L + 1) for _ in range(4))
+        if L == 1:
+            a, b, c, d = 1, 1, 1, -1
+        if a * d - b * c != 0:
+            break
+    e, f = a * x + b * y, c * x + d * y
+    det = a * d - b * c  # Cramer's rule, exact
+    sx, sy = (e * d - b * f) / det, (a * f - e * c) / det
+    eqs = f"${poly_tex([a, b, 0], 'X')} = {tex(e)}$ and ${poly_tex([c, d, 0], 'X')} = {tex(f)}$"
+    eqs = eqs.replace("X^2", "x").replace("X", "y")
+    if r.random() < 0.3:
+        return f"If {eqs}, what is the value of $xy$?", tex(sx * sy)
+    return f"Solve the system {eqs}. Enter your answer as an ordered pair $(x, y)$.", f"({tex(sx)}, {tex(sy)})"
+
+
+def modular_arithmetic(r: random.Random, L: int) -> tuple[str, str]:
+    m = r.randint(3, 5 + 4 * L)
+    if L == 1:
+        n = r.randint(20, 2000)
+        return f"What is the remainder when ${n}$ is divided by ${m}$?", str(sp.Integer(n) % m)
+    if L == 2:
+        a, b, c = r.randint(10, 300), r.randint(10, 300), r.randint(1, 99)
+        return f"What is the remainder when ${a} \\cdot {b} + {c}$ is divided by ${m}$?", str((a * b + c) % m)
+    if L == 3:
+        a, k = r.randint(2, 30), r.randint(10, 200)
+        if r.random() < 0.5:
+            return f"What is the units digit of ${a}^{{{k}}}$?", str(sp.Integer(a) ** k % 10)
+        return f"What is the remainder when ${a}^{{{k}}}$ is divided by ${m}$?", str(pow(a, k, m))
+    p = sp.prime(r.randint(4, 10 + 2 * L))
+    a = r.randint(2, p - 1)
+    if L == 4:
+        return (f"Find the modular inverse of ${a}$ modulo ${p}$, as a residue between $0$ and ${p - 1}$.",
+                str(sp.mod_inverse(a, p)))
+    b = r.randint(1, p - 1)
+    x = sp.mod_inverse(a, p) * b % p
+    return (f"Find the smallest positive integer $x$ such that ${a}x \\equiv {b} \\pmod{{{p}}}$.",
+            str(x or p))
+
+
+def gcd_lcm(r: random.Random, L: int) -> tuple[str, str]:
+    count = 2 if L <= 2 else 3
+    base = r.randint(2, 6 * L)
+    nums = sorted({base * r.randint(1, 6 * L + 4) for _ in range(count)})
+    while len(nums) < count:
+        nums.append(nums[-1] + base)
+    listed = ", ".join(f"${n}$" for n in nums[:-1]) + f" and ${nums[-1]}$"
+    if L == 5 and r.random() < 0.5:
+        n = r.randint(6, 16)
+        return (f"What is the smallest positive integer divisible by each of the integers $1$ through ${n}$?",
+                str(sp.ilcm(*range(1, n + 1))))
+    if L == 5:
+        return f"What is the sum of the greatest common divisor and the least common multiple of {listed}?", \
+            str(sp.igcd(*nums) + sp.ilcm(*nums))
+    if L % 2:
+        return f"What is the greatest common divisor of {listed}?", str(sp.igcd(*nums))
+    return f"What is the least common multiple of {listed}?", str(sp.ilcm(*nums))
+
+
+def counting(r: random.Random, L: int) -> tuple[str, str]:
+    if L == 1:
+        n, k = r.randint(4, 14), r.randint(2, 3)
+        return f"In how many ways can a committee of ${k}$ be chosen from ${n}$ people?", str(sp.binomial(n, k))
+    if L == 2:
+        n, k = r.randint(5, 16), r.randint(2, 4)
+        return (f"In how many ways can ${k}$ different prizes be given to ${k}$ of ${n}$ students, "
+                "at most one prize per student?", str(sp.ff(n, k)))
+    if L == 3:
+        counts = [r.randint(1, 4) for _ in range(r.randint(2, 4))]
+        word = "".join(letter * c for letter, c in zip("ABCD", counts))
+        word = "".join(r.sample(word, len(word)))
+        value = sp.factorial(len(word)) / sp.prod([sp.factorial(c) for c in counts])
+        return f"How many distinct arrangements of the letters in ${word}$ are there?", str(value)
+    if L == 4:
+        men, women, k = r.randint(4, 9), r.randint(4, 9), r.randint(3, 5)
+        value = sp.binomial(men + women, k) - sp.binomial(men, k) - sp.binomial(women, k)
+        return (f"A committee of ${k}$ is chosen from ${men}$ men and ${women}$ women. How many committees "
+                "include at least one man and at least one woman?", str(value))
+    n, k = r.randint(8, 30), r.randint(3, 6)
+    return (f"How many ordered ${k}$-tuples of positive integers $(x_1, \\ldots, x_{k})$ satisfy "
+            f"$x_1 + \\cdots + x_{k} = {n}$?", str(sp.binomial(n - 1, k - 1)))
+
+
+def probability(r: random.Random, L: int) -> tuple[str, str]:
+    tail = " Express your answer as a common fraction."
+    if L == 1:
+        s, k = r.choice([6, 8, 10, 12, 20]), r.randint(1, 5)
+        return f"A fair ${s}$-sided die is rolled. What is the probability of rolling a number greater than ${k}$?" \
+            + tail, tex(sp.Rational(s - k, s))
+    red, blue = r.randint(2, 4 * L + 2), r.randint(2, 4 * L + 2)
+    if L == 2:
+        return (f"A bag has ${red}$ red and ${blue}$ blue marbles. One marble is drawn at random. What is the "
+                "probability that it is red?" + tail, tex(sp.Rational(red, red + blue)))
+    if L == 3:
+        total = r.randint(3, 11)
+        ways = sum(1 for i in range(1, 7) for j in range(1, 7) if i + j == total)
+        return (f"Two fair six-sided dice are rolled. What is the probability that the sum is ${total}$?"
+                + tail, tex(sp.Rational(ways, 36)))
+    if L == 4:
+        value = sp.binomial(red, 2) / sp.binomial(red + blue, 2)
+        return (f"A bag has ${red}$ red and ${blue}$ blue marbles. Two marbles are drawn without replacement. "
+                "What is the probability that both are red?" + tail, tex(value))
+    n = r.randint(5, 12)
+    k = r.randint(1, n - 1)
+    value = sum(sp.binomial(n, j) for j in range(k, n + 1)) / sp.Integer(2) ** n
+    return (f"A fair coin is flipped ${n}$ times. What is the probability of getting at least ${k}$ heads?"
+            + tail, tex(value))
+
+
+def polynomials(r: random.Random, L: int) -> tuple[str, str]:
+    x = sp.Symbol("x")
+    if L <= 2:
+        coeffs = [nonzero(r, -5 * L, 5 * L) for _ in range(L + 2)]
+        a = r.randint(-3 * L, 3 * L)
+        return f"Let $p(x) = {poly_tex(coeffs)}$. What is $p({a})$?", str(sp.Poly(coeffs, x).eval(a))
+    if L == 3:
+        a, b, n = nonzero(r, -4, 4), nonzero(r, -5, 5), r.randint(3, 7)
+        k = r.randint(1, n - 1)
+        coeff = sp.Poly((a * x + b) ** n, x).coeff_monomial(x**k)
+        return f"What is the coefficient of $x^{k}$ in the expansion of $({poly_tex([a, b])})^{n}$?", str(coeff)
+    coeffs = [nonzero(r, 1, 6)] + [r.randint(-12, 12) for _ in range(3)]
+    if L == 4:
+        which = r.choice(["sum", "product"])
+        value = sp.Rational(-coeffs[1] if which == "sum" else -coeffs[3], coeffs[0])  # Vieta
+        return f"What is the {which} of the roots of ${poly_tex(coeffs)} = 0$?", tex(value)
+    coeffs = [nonzero(r, -4, 4)] + [r.randint(-9, 9) for _ in range(r.randint(3, 5))]
+    a = nonzero(r, -3, 3)
+    divisor = poly_tex([1, -a])
+    remainder = sp.rem(sp.Poly(coeffs, x), sp.Poly([1, -a], x)).as_expr()
+    return f"What is the remainder when ${poly_tex(coeffs)}$ is divided by ${divisor}$?", tex(remainder)
+
+
+def sequences(r: random.Random, L: int) -> tuple[str, str]:
+    a, d = r.randint(-10 * L, 10 * L), nonzero(r, -2 - 2 * L, 2 + 2 * L)
+    n = r.randint(8, 10 + 10 * L)
+    if L == 1:
+        return f"What is the ${n}$th term of the arithmetic sequence ${a}, {a + d}, {a + 2 * d}, \\ldots$?", \
+            str(a + (n - 1) * d)
+    if L == 2:
+        value = sp.Integer(n) * (2 * a + (n - 1) * d) / 2
+        return f"What is the sum of the first ${n}$ terms of the arithmetic sequence ${a}, {a + d}, " \
+            f"{a + 2 * d}, \\ldots$?", str(value)
+    if L == 3:
+        g, q, k = r.randint(1, 5), r.choice([-3, -2, 2, 3]), r.randint(5, 9)
+        return f"What is the ${k}$th term of the geometric sequence ${g}, {g * q}, {g * q * q}, \\ldots$?", \
+            str(sp.Integer(g) * sp.Integer(q) ** (k - 1))
+    if L == 4:
+        g = r.randint(1, 12)
+        q = sp.Rational(r.randint(1, 5), r.randint(6, 9)) * r.choice([1, -1])
+        terms = ", ".join(tex(g * q**i) for i in range(3))
+        return f"Find the sum of the infinite geometric series ${terms.replace(', ', ' + ')} + \\cdots$.", \
+            tex(g / (1 - q))
+    p, c, start, k = r.randint(2, 3), r.randint(-5, 5), r.randint(-3, 5), r.randint(4, 8)
+    value = sp.Integer(start)
+    for _ in range(k - 1):
+        value = p * value + c
+    rule = f"a_{{n+1}} = {p}a_n" + (f" {'+' if c >= 0 else '-'} {abs(c)}" if c else "")
+    return f"A sequence has $a_1 = {start}$ and ${rule}$ for $n \\ge 1$. What is $a_{k}$?", str(value)
+
+
+def geometry(r: random.Random, L: int) -> tuple[str, str]:
+    if L == 1:
+        b, h = r.randint(2, 30), r.randint(2, 30)
+        return f"A triangle has base ${b}$ and height ${h}$. What is its area?", tex(sp.Rational(b * h, 2))
+    if L == 2:
+        rad = r.randint(2, 25)
+        if r.random() < 0.5:
+            return f"What is the area of a circle of radius ${rad}$? Express your answer in terms of $\\pi$.", \
+                tex(sp.pi * rad**2)
+        return f"What is the circumference of a circle of diameter ${rad}$? Express your answer in terms of " \
+            "$\\pi$.", tex(sp.pi * rad)
+    if L == 3:
+        p, q = (r.randint(-9, 9), r.randint(-9, 9)), (r.randint(-9, 9), r.randint(-9, 9))
+        if p == q:
+            q = (q[0] + 1, q[1] + 3)
+        return (f"What is the distance between the points $({p[0]}, {p[1]})$ and $({q[0]}, {q[1]})$? "
+                "Express your answer in simplest radical form.", tex(sp.sqrt((p[0] - q[0])**2 + (p[1] - q[1])**2)))
+    if L == 4:
+        rad, h = r.randint(1, 12), r.randint(1, 15)
+        shape, value = r.choice([("cylinder", sp.pi * rad**2 * h), ("cone", sp.pi * rad**2 * h / 3)])
+        if r.random() < 0.3:
+            return f"What is the volume of a sphere of radius ${rad}$? Express your answer in terms of $\\pi$.", \
+                tex(sp.Rational(4, 3) * sp.pi * rad**3)
+        return f"What is the volume of a {shape} with radius ${rad}$ and height ${h}$? Express your answer in " \
+            "terms of $\\pi$.", tex(value)
+    pts = [(r.randint(-10, 10), r.randint(-10, 10)) for _ in range(3)]
+    (x1, y1), (x2, y2), (x3, y3) = pts
+    area = abs(sp.Rational(x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2), 2))  # shoelace
+    if area == 0:
+        n = r.randint(5, 40)
+        return f"How many diagonals does a convex polygon with ${n}$ sides have?", str(n * (n - 3) // 2)
+    shown = ", ".join(f"({x}, {y})" for x, y in pts)
+    return f"What is the area of the triangle with vertices ${shown}$?", tex(area)
+
+
+def exponents_logs(r: random.Random, L: int) -> tuple[str, str]:
+    b = r.choice([2, 3, 5, 7, 10])
+    if L == 1:
+        a, k = r.randint(2, 12), r.randint(2, 4)
+        return f"Compute ${a}^{k}$.", str(sp.Integer(a) ** k)
+    if L == 2:
+        m, n, k = r.randint(2, 20), r.randint(2, 20), r.randint(1, 20)
+        return f"If ${b}^{{{m}}} \\cdot {b}^{{{n}}} \\div {b}^{{{k}}} = {b}^n$, what is $n$?", str(m + n - k)
+    if L == 3:
+        c, p, q = r.choice([2, 3, 5]), r.randint(1, 3), r.randint(-4, 8)
+        value = sp.log(sp.Integer(c) ** q, c) / p  # log_{c^p} c^q, exact in sympy
+        return f"Evaluate $\\log_{{{c ** p}}} {tex(sp.Integer(c) ** q)}$.", tex(sp.nsimplify(value))
+    if L == 4:
+        c = r.choice([2, 3])
+        p, q = r.sample([2, 3, 4], 2)
+        s, t = nonzero(r, -6, 6), nonzero(r, -6, 6)
+        root = sp.Rational(q * t - p * s, p - q)  # p(x + s) = q(x + t): equal exponents of c
+        return (f"Solve for $x$: ${c ** p}^{{{poly_tex([1, s])}}} = {c ** q}^{{{poly_tex([1, t])}}}$.",
+                tex(root))
+    a, b = r.sample(range(1, 6), 2)
+    p = r.choice([2, 3, 4])
+    base, e = sp.Rational(a, b) ** p, sp.Rational(r.choice([-3, -2, -1, 1, 2, 3]), p)
+    return f"Compute $\\left({tex(base)}\\right)^{{{tex(e)}}}$.", tex(base**e)
+
+
+def radicals(r: random.Random, L: int) -> tuple[str, str]:
+    if L == 1:
+        n = r.randint(2, 40)
+        return f"Compute $\\sqrt{{{n * n}}}$.", str(n)
+    if L == 2:
+        n = r.randint(2, 15) ** 2 * r.choice([2, 3, 5, 6, 7, 10, 11])
+        return f"Simplify $\\sqrt{{{n}}}$.", tex(sp.sqrt(n))
+    if L == 3:
+        a, b = r.randint(2, 30), r.randint(2, 30)
+        return f"Simplify $\\sqrt{{{a}}} \\cdot \\sqrt{{{b}}}$.", tex(sp.sqrt(a) * sp.sqrt(b))
+    if L == 4:
+        a, b = r.randint(1, 20), r.choice([2, 3, 5, 6, 7, 8, 12, 18])
+        return (f"Rationalize the denominator: $\\frac{{{a}}}{{\\sqrt{{{b}}}}}$.",
+                tex(sp.radsimp(a / sp.sqrt(b))))
+    m = r.choice([2, 3, 5, 6, 7])
+    ks = [r.randint(1, 9) for _ in range(3)]
+    signs = [r.choice("+-") for _ in range(2)]
+    value = sp.sqrt(ks[0] ** 2 * m) + sum((1 if s == "+" else -1) * sp.sqrt(k * k * m) for s, k in zip(signs, ks[1:]))
+    expr = f"\\sqrt{{{ks[0] ** 2 * m}}}" + "".join(f" {s} \\sqrt{{{k * k * m}}}" for s, k in zip(signs, ks[1:]))
+    return f"Simplify ${expr}$.", tex(value)
+
+
+def number_theory(r: random.Random, L: int) -> tuple[str, str]:
+    n = r.randint(12, 50 * L * L)
+    if L == 1:
+        return f"How many positive divisors does ${n}$ have?", str(sp.divisor_count(n))
+    if L == 2:
+        return f"What is the sum of the positive divisors of ${n}$?", str(sp.divisor_sigma(n))
+    if L == 3:
+        n = r.randint(100, 20000)
+        return f"What is the largest prime factor of ${n}$?", str(max(sp.factorint(n)))
+    if L == 4:
+        n = r.randint(10, 250)
+        digits = str(sp.factorial(n))
+        return f"How many zeros are at the end of ${n}!$?", str(len(digits) - len(digits.rstrip("0")))
+    return f"How many positive integers less than or equal to ${n}$ are relatively prime to ${n}$?", \
+        str(sp.totient(n))
+
+
+def statistics(r: random.Random, L: int) -> tuple[str, str]:
+    size = 3 + L + (L % 2 == 1 and L == 3)
+    data = [r.randint(-5 * L if L > 2 else 1, 10 * L + 10) for _ in range(size)]
+    shown = ", ".join(map(str, data))
+    if L in (1, 4):
+        return f"What is the arithmetic mean of ${shown}$?", tex(sp.Rational(sum(data), len(data)))
+    if L in (2, 3):
+        s = sorted(data)
+        mid = len(s) // 2
+        median = s[mid] if len(s) % 2 else sp.Rational(s[mid - 1] + s[mid], 2)
+        return f"What is the median of ${shown}$?", tex(median)
+    mean = sp.Rational(sum(data), len(data))
+    variance = sum((v - mean) ** 2 for v in data) / len(data)
+    return f"What is the population variance of ${shown}$?", tex(variance)
+
+
+FAMILIES: dict[str, Generator] = {f.__name__: f for f in (
+    arithmetic, fractions, percentages, linear_equations, quadratic_equations, linear_systems,
+    modular_arithmetic, gcd_lcm, counting, probability, polynomials, sequences, geometry,
+    exponents_logs, radicals, number_theory, statistics)}
+_FAMILY_ORDER = tuple(FAMILIES)
+
+
+@lru_cache(maxsize=50_000)
+def make_problem(index: int, seed: int = DEFAULT_SEED) -> Problem:
+    """Problem `index` of the synthetic set for `seed` (cached: repeated env construction is free)."""
+    rng = random.Random(f"corl-synthetic/{seed}/{index}")
+    level = index % 5 + 1
+    family = _FAMILY_ORDER[(index // 5) % len(_FAMILY_ORDER)]
+    text, answer = FAMILIES[family](rng, level)
+    pid = f"synthetic-{index}" if seed == DEFAULT_SEED else f"synthetic-s{seed}-{index}"
+    return Problem(id=pid, problem=text, answer=answer, level=level, subject=family, dataset="synthetic")
+
+
+def generate(n: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> list[Problem]:
+    """The first `n` problems for `seed`; problem `i` is the same whatever `n` is."""
+    return [make_problem(i, seed) for i in range(n)]
