@@ -1,0 +1,155 @@
+"""Backend `replay`: recorded results of real models, replayed per problem (RouterBench semantics).
+
+A replay file is JSONL, one row per (problem, model), with `problem_id`, `model`, `correct`, `answer`,
+`prompt_tokens`, `completion_tokens`, `cost_usd` (data README §2). Entry options:
+
+- `file` (required): the replay JSONL. `$CORL_DATA_DIR/...` (or `${CORL_DATA_DIR}/...`) resolves against
+  that environment variable; another relative path against the pool file's folder.
+- `replay_model`: the model name in the file (default: the entry's `model`).
+- `problems_file`: the set's problems (`problem_id`, `problem`); default `<file stem>_problems.jsonl`
+  beside `file` when it exists. It lets a problem loaded under another id (e.g. GSM8K from the hub)
+  be matched by its exact text (whitespace-normalised).
+- `est_prompt_tokens`, `est_completion_tokens`: token counts used when the file has none (the shipped
+  LLMRouter file has none). Default: prompt = the query's estimated tokens (about 4 characters a token
+  plus the chat overhead); completion = 350, a typical length for a 7-9B instruct model's MATH solution.
+
+Decisions: the recorded `correct` decides, whatever the query says. A correct reply boxes the gold
+answer; a wrong one boxes the recorded answer when the file has one that differs from the gold, else a
+plausible wrong value (`wrong_answers`). The cost is the recorded `cost_usd` when present, else the
+entry's prices times the (recorded or estimated) tokens. A problem the file does not cover is a
+configuration error, not an expert failure: `call` raises ValueError and `uncovered` lists such problems
+so `Pool.check_covers` can refuse them up front.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from corl_gym.data import Problem
+from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, boxed_reply, estimate_prompt_tokens
+from corl_gym.experts.wrong_answers import strip_answer, wrong_answer
+
+DEFAULT_COMPLETION_TOKENS = 350
+_DATA_DIR_PREFIX = re.compile(r"^\$(\{CORL_DATA_DIR\}|CORL_DATA_DIR)(?=/|\\|$)")
+
+
+def resolve_data_path(value: str, base_dir: Path | None) -> Path:
+    """Resolve a pool file's path option (see the module docstring)."""
+    match = _DATA_DIR_PREFIX.match(value)
+    if match:
+        data_dir = os.environ.get("CORL_DATA_DIR")
+        if not data_dir:
+            raise ValueError(
+                f"{value} needs the environment variable CORL_DATA_DIR: set it to the folder holding the "
+                f"data files, e.g. `export CORL_DATA_DIR=../shared/data`"
+            )
+        return Path(data_dir).expanduser() / value[match.end():].lstrip("/\\")
+    path = Path(value).expanduser()
+    return path if path.is_absolute() or base_dir is None else base_dir / path
+
+
+@functools.lru_cache(maxsize=8)
+def _read_rows(path: str, mtime: float) -> dict[str, dict[str, dict[str, Any]]]:
+    """model -> problem_id -> row; cached because every expert of a pool reads the same file."""
+    table: dict[str, dict[str, dict[str, Any]]] = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                table.setdefault(str(row["model"]), {})[str(row["problem_id"])] = row
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: not a replay row ({exc})") from exc
+    return table
+
+
+@functools.lru_cache(maxsize=8)
+def _read_texts(path: str, mtime: float) -> dict[str, str]:
+    """normalised problem text -> problem_id."""
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return {_normalise(row["problem"]): str(row["problem_id"]) for row in rows if "problem" in row}
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+class ReplayExpert(Expert):
+    """Replays one model's recorded results; see the module docstring."""
+
+    def __init__(self, spec: ExpertSpec, *, base_dir: Path | None = None, **_: Any):
+        super().__init__(spec)
+        opts = spec.options
+        if "file" not in opts:
+            raise ValueError("a replay expert needs the option `file` (the replay JSONL)")
+        path = resolve_data_path(str(opts["file"]), base_dir)
+        if not path.is_file():
+            raise FileNotFoundError(f"replay file {path} not found (option `file` = {opts['file']!r})")
+        self.model_key = str(opts.get("replay_model", spec.model))
+        table = _read_rows(str(path), path.stat().st_mtime)
+        if self.model_key not in table:
+            raise ValueError(f"{path} has no rows for model {self.model_key!r}; models: {', '.join(sorted(table))}")
+        self.rows = table[self.model_key]
+        self.texts = self._problem_texts(path, opts.get("problems_file"), base_dir)
+        self.est_prompt_tokens = opts.get("est_prompt_tokens")
+        self.est_completion_tokens = int(opts.get("est_completion_tokens", DEFAULT_COMPLETION_TOKENS))
+
+    @staticmethod
+    def _problem_texts(path: Path, option: Any, base_dir: Path | None) -> dict[str, str]:
+        problems = resolve_data_path(str(option), base_dir) if option else path.with_name(f"{path.stem}_problems.jsonl")
+        if not problems.is_file():
+            if option:
+                raise FileNotFoundError(f"problems file {problems} not found (option `problems_file`)")
+            return {}
+        return _read_texts(str(problems), problems.stat().st_mtime)
+
+    def _row(self, problem: Problem) -> dict[str, Any] | None:
+        row = self.rows.get(problem.id)
+        if row is None and self.texts:
+            row = self.rows.get(self.texts.get(_normalise(problem.problem), ""))
+        return row
+
+    def uncovered(self, problems: list[Problem]) -> list[str]:
+        return [problem.id for problem in problems if self._row(problem) is None]
+
+    def call(self, query: str, problem: Problem) -> ExpertReply:
+        row = self._row(problem)
+        if row is None:
+            raise ValueError(
+                f"replay expert {self.name!r} (model {self.model_key!r}) has no recorded result for problem "
+                f"{problem.id!r}; use the pool's own dataset"
+            )
+        prompt = _count(row.get("prompt_tokens"), self.est_prompt_tokens)
+        prompt = estimate_prompt_tokens(query) if prompt is None else prompt
+        completion = _count(row.get("completion_tokens"), self.est_completion_tokens) or 0
+        cost = row.get("cost_usd")
+        return ExpertReply(
+            text=boxed_reply(self._answer(row, problem), self.spec.model, 2 + completion // 300),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=float(cost) if cost is not None else self.spec.cost(prompt, completion),
+        )
+
+    async def acall(self, query: str, problem: Problem) -> ExpertReply:
+        return self.call(query, problem)  # a dictionary lookup: no thread needed
+
+    def _answer(self, row: dict[str, Any], problem: Problem) -> str:
+        gold = strip_answer(problem.answer)
+        if row.get("correct"):
+            return gold
+        recorded = row.get("answer")
+        if recorded is not None and strip_answer(str(recorded)) != gold:
+            return strip_answer(str(recorded))
+        return wrong_answer(problem.answer, "replay", problem.id, self.model_key)
+
+
+def _count(recorded: Any, estimate: Any) -> int | None:
+    value = recorded if recorded is not None else estimate
+    return int(value) if value is not None else None
