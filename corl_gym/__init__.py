@@ -1,7 +1,11 @@
 """corl-gym: Gymnasium environments and agents for cost-aware LLM routing (CoRL).
 
-Importing the package registers `CORL-Math-v0` and `CORL-Routing-v0`. It imports no heavy library
+Importing the package registers `CORL-Math-v0` (the multi-turn text env). It imports no heavy library
 (torch, transformers, vllm, trl, stable-baselines3): those load lazily where they are used.
 """
 
+from corl_gym.registration import register_envs
+
 __version__ = "0.1.0"
+
+register_envs()

@@ -1,0 +1,178 @@
+"""Baseline routers: scripted policies that act in `CORL-Math-v0` by writing actions.
+
+A router makes at most one expert call per episode. Where it answers itself, the answer comes from the
+pool's `controller` entry (the controller model's own answer profile, free of charge), since no LLM is
+plugged in. Routers read the text observation, so they run in text mode.
+
+- `always-self`: answer without calling.
+- `always:<expert>`: call that expert with the whole problem, answer with its boxed value.
+- `random`: pick uniformly among answering itself and each expert (seeded).
+- `cheapest-affordable`: call the cheapest expert whose expected cost fits the budget threshold; answer
+  itself when none fits.
+- `best-affordable`: call the most expensive expert (price as a proxy for quality) whose expected cost
+  fits the threshold; answer itself when none fits.
+- `oracle`: reads the gold answer and peeks at every choice: the cheapest correct choice within budget,
+  else the cheapest correct one, else answering itself for free. It maximises both reward and accuracy
+  over single-call policies: an upper bound for benchmarks only. Peeking calls each expert once more, so
+  use it with simulated or replayed pools, never with a paid live pool.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from corl_gym import verify
+from corl_gym.experts import Expert
+
+SELF = "self"
+_RESPONSE = re.compile(r'<response expert="[^"]*">\n(.*?)\n</response>', re.DOTALL)
+_FAILED = "[the call failed:"
+
+
+class Router:
+    """Base class: `reset(env, info)` at the start of each episode, then `act(observation, info)`."""
+
+    name = "router"
+
+    def reset(self, env: Any, info: dict[str, Any]) -> None:
+        self.env = env.unwrapped
+        self.called = False
+
+    def act(self, observation: str, info: dict[str, Any]) -> str:
+        if self.called:
+            return self._answer_from_response(observation)
+        choice = self.choose(info)
+        if choice == SELF:
+            return answer_action(self.own_answer())
+        self.called = True
+        return call_action(choice, self.env.problem.problem)
+
+    def choose(self, info: dict[str, Any]) -> str:
+        """`SELF` or an expert name."""
+        raise NotImplementedError
+
+    def own_answer(self) -> str:
+        problem = self.env.problem
+        return _boxed_value(self.env.pool.controller.call(problem.problem, problem).text)
+
+    def _answer_from_response(self, observation: str) -> str:
+        blocks = _RESPONSE.findall(observation)
+        reply = blocks[-1] if blocks else ""
+        if not reply or reply.startswith(_FAILED):
+            return answer_action(self.own_answer())
+        return answer_action(_boxed_value(reply))
+
+    def experts(self) -> dict[str, Expert]:
+        return self.env.pool.experts
+
+    def expected_costs(self) -> dict[str, float]:
+        query = self.env.problem.problem
+        return {name: e.spec.expected_cost(query) for name, e in self.experts().items()}
+
+
+class AlwaysSelf(Router):
+    name = "always-self"
+
+    def choose(self, info: dict[str, Any]) -> str:
+        return SELF
+
+
+class AlwaysExpert(Router):
+    def __init__(self, expert: str):
+        self.expert = expert
+        self.name = f"always:{expert}"
+
+    def reset(self, env: Any, info: dict[str, Any]) -> None:
+        super().reset(env, info)
+        if self.expert not in self.env.pool.experts:
+            raise ValueError(f"unknown expert {self.expert!r}: this pool has {', '.join(self.env.pool.experts)}")
+
+    def choose(self, info: dict[str, Any]) -> str:
+        return self.expert
+
+
+class RandomRouter(Router):
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.rng = np.random.default_rng(seed)
+
+    def choose(self, info: dict[str, Any]) -> str:
+        options = [SELF, *self.experts()]
+        return options[int(self.rng.integers(len(options)))]
+
+
+class CheapestAffordable(Router):
+    name = "cheapest-affordable"
+
+    def choose(self, info: dict[str, Any]) -> str:
+        affordable = {n: c for n, c in self.expected_costs().items() if c <= info["threshold_usd"]}
+        return min(affordable, key=affordable.get) if affordable else SELF
+
+
+class BestAffordable(Router):
+    name = "best-affordable"
+
+    def choose(self, info: dict[str, Any]) -> str:
+        affordable = {n: c for n, c in self.expected_costs().items() if c <= info["threshold_usd"]}
+        return max(affordable, key=affordable.get) if affordable else SELF
+
+
+class Oracle(Router):
+    name = "oracle"
+
+    def choose(self, info: dict[str, Any]) -> str:
+        problem = self.env.problem
+        if self._correct(self.own_answer()):
+            return SELF
+        correct = {}
+        for name, expert in self.experts().items():
+            reply = expert.call(problem.problem, problem)
+            if reply.error is None and self._correct(_boxed_value(reply.text)):
+                correct[name] = reply.cost_usd
+        within = {n: c for n, c in correct.items() if c <= info["threshold_usd"]}
+        pick_from = within or correct
+        return min(pick_from, key=pick_from.get) if pick_from else SELF
+
+    def _correct(self, answer: str) -> bool:
+        return verify.check(answer, self.env.problem.answer) is verify.Verdict.CORRECT
+
+
+BASELINES = ("always-self", "random", "cheapest-affordable", "best-affordable", "oracle")
+
+
+def make_router(name: str, seed: int = 0) -> Router:
+    """A router by name: one of `BASELINES` or `always:<expert>`."""
+    if name.startswith("always:"):
+        return AlwaysExpert(name.split(":", 1)[1])
+    table = {
+        "always-self": AlwaysSelf,
+        "random": lambda: RandomRouter(seed),
+        "cheapest-affordable": CheapestAffordable,
+        "best-affordable": BestAffordable,
+        "oracle": Oracle,
+    }
+    if name not in table:
+        raise ValueError(f"unknown policy {name!r}: use one of {', '.join(BASELINES)} or always:<expert>")
+    return table[name]()
+
+
+def router_names(expert_names: list[str]) -> list[str]:
+    """Every baseline for a pool, `always:<expert>` included."""
+    return ["always-self", *(f"always:{e}" for e in expert_names), *BASELINES[1:]]
+
+
+def answer_action(value: str) -> str:
+    return f"<answer>\\boxed{{{value}}}</answer>"
+
+
+def call_action(expert: str, query: str) -> str:
+    return f'<call expert="{expert}">{query}</call>'
+
+
+def _boxed_value(text: str) -> str:
+    """The answer a reply states: its last `\\boxed{}` value, else the whole reply."""
+    return verify.extract_answer(text) or text.strip()

@@ -1,0 +1,18 @@
+"""Gymnasium registration of the corl-gym environments (entry points are strings: nothing heavy loads
+until `gym.make`)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+ENV_IDS: tuple[str, ...] = ("CORL-Math-v0",)
+
+
+def register_envs() -> None:
+    if "CORL-Math-v0" not in gym.registry:
+        gym.register(
+            id="CORL-Math-v0",
+            entry_point="corl_gym.envs.math_env:CORLMathEnv",
+            vector_entry_point="corl_gym.envs.vector:CORLMathVectorEnv",
+            disable_env_checker=False,
+        )

@@ -1,0 +1,343 @@
+"""`CORL-Math-v0`: the multi-turn text environment of CoRL."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from corl_gym import verify
+from corl_gym.budget import BudgetSpec, reward, validate_penalty
+from corl_gym.data import Problem, load_problems
+from corl_gym.experts import ExpertReply, Pool, load_pool
+from corl_gym.protocol import (
+    AnswerAction,
+    CallAction,
+    InvalidAction,
+    RosterEntry,
+    corrective_message,
+    format_call_failure,
+    format_response,
+    parse_action,
+    system_prompt,
+)
+from corl_gym.envs.spaces import UnicodeText, token_space
+
+MAX_ACTION_CHARS = 100_000
+MAX_OBSERVATION_CHARS = 10_000_000
+
+
+@dataclass
+class _Turn:
+    """One step between parsing the action and receiving the expert's reply (the vector env runs the
+    calls of all its envs concurrently between the two halves)."""
+
+    text: str
+    token_ids: list[int] | None
+    action: CallAction | AnswerAction | InvalidAction
+
+
+@dataclass
+class _Episode:
+    problem: Problem
+    mode: str
+    threshold_usd: float
+    text: str
+    token_ids: list[int] | None
+    turn: int = 0
+    cost_usd: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: collections.Counter = field(default_factory=collections.Counter)
+    invalid_turns: int = 0
+    done: bool = False
+
+
+class CORLMathEnv(gym.Env):
+    """A controller LLM solves one math problem per episode, alone or by calling paid expert LLMs.
+
+    **Episode.** `reset` draws a problem (uniformly, from `self.np_random`) and a budget mode (fixed by
+    `budget`, or drawn per episode when `budget="mixed"`). Each step is one controller turn. The episode
+    terminates when the controller answers and is truncated after `max_turns` turns without an answer.
+    `reset(options={"problem_id": ..., "problem_index": ..., "budget": ...})` pins the problem or budget.
+
+    **Observation.** Text mode (no tokenizer): the exact text the controller continues from, a `str`
+    (space `UnicodeText`): the system prompt (expert roster with descriptions and prices, the budget mode
+    and its dollar threshold, the grammar, an example), the problem, then every turn and every block the
+    env appended. Token mode (`tokenizer=` given): the prompt is rendered with the tokenizer's chat
+    template and the observation is the int64 array of the whole context's token ids (space
+    `Sequence(Discrete(vocab), stack=True)`); the controller's own ids are appended verbatim, never
+    re-tokenised.
+
+    **Action.** One turn of text (`str`), or in token mode its token ids. Grammar (`corl_gym.protocol`):
+    `<think>...</think>` optional, then `<call expert="NAME">sub-query</call>` or
+    `<answer>...</answer>`; the first complete action counts and the rest of the turn is ignored. A call
+    sends only the sub-query to the expert and appends `<response expert="NAME">reply</response>` plus a
+    `<budget spent=... threshold=... remaining=.../>` line. Anything else (no tag, unknown expert, empty
+    query, unclosed tag) appends a fixed `<error>` message, counts as a turn and is named in
+    `info["action_error"]`. With `hard_cap=True` a call whose expected cost exceeds the remaining budget
+    is refused the same way (`over_cap`), at no cost.
+
+    **Reward.** 0 on every step but the last. On the answer: `correct * penalty(cost, threshold)`;
+    `penalty="hard"` (default, the paper's gate `1[cost <= threshold]`), `"soft"` or `"linear"` (see
+    `corl_gym.budget`), plus `format_reward` when the episode had no invalid turn and the answer has a
+    `\\boxed{}` value. Truncation earns 0. Correctness is `corl_gym.verify.check` against the gold answer.
+    Expert calls cost dollars at the pool's prices from the reply's token usage; the controller's own
+    tokens are free, so answering without a call costs $0. A failed call is shown as a failed response
+    and costs what was billed.
+
+    **Info** (every step, and at reset): `problem_id`, `budget`, `threshold_usd`, `expert_names`,
+    `prices` (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative),
+    `step_cost_usd`, `calls` (expert -> count), `prompt_tokens`, `completion_tokens` (experts' tokens,
+    cumulative), `verdict` (a `Verdict` name once answered, else None), `correct`, `over_budget`
+    (`cost_usd > threshold_usd`), `action_error` (a reason code or None), `expert_error` (or None). In
+    token mode also `env_token_ids`: the ids of the text the env appended this step (at reset: the
+    prompt's ids).
+
+    **Arguments.** `dataset` (a name of `corl_gym.data` or a JSONL path; default the pool's own dataset,
+    else `synthetic`), `pool` (a name, a YAML path or a `Pool`; default `sim-paper`), `budget` (`low`,
+    `medium`, `high`, `mixed` or dollars), `penalty`, `penalty_kwargs`, `max_turns` (4), `tokenizer`,
+    `hard_cap`, `format_reward`, `limit` (first N problems), `problems` (a list of `Problem`, overrides
+    `dataset`), `expert_seed` (the seed of simulated experts), `verify_timeout` (seconds).
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        pool: str | Pool = "sim-paper",
+        budget: str | float = "mixed",
+        penalty: str = "hard",
+        penalty_kwargs: dict[str, float] | None = None,
+        max_turns: int = 4,
+        tokenizer: Any = None,
+        hard_cap: bool = False,
+        format_reward: float = 0.0,
+        limit: int | None = None,
+        problems: Sequence[Problem] | None = None,
+        expert_seed: int = 0,
+        verify_timeout: float = 2.0,
+        render_mode: str | None = None,
+    ):
+        if max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {max_turns}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        validate_penalty(penalty)
+        self._owns_pool = not isinstance(pool, Pool)
+        self.pool: Pool = load_pool(pool, seed=expert_seed) if self._owns_pool else pool
+        self.budget_spec = BudgetSpec(budget, self.pool.budgets)
+        self.problems: list[Problem] = list(problems) if problems is not None else load_problems(
+            dataset or self.pool.dataset or "synthetic", limit=limit
+        )
+        if not self.problems:
+            raise ValueError("the env needs at least one problem; the dataset is empty")
+        self.pool.check_covers(self.problems)
+        self._index = {p.id: i for i, p in enumerate(self.problems)}
+        self.penalty, self.penalty_kwargs = penalty, dict(penalty_kwargs or {})
+        self.max_turns, self.hard_cap, self.format_reward = max_turns, hard_cap, format_reward
+        self.tokenizer, self.verify_timeout, self.render_mode = tokenizer, verify_timeout, render_mode
+        self.expert_names = self.pool.expert_names()
+        self._roster = [
+            RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in self.pool.experts.items()
+        ]
+        if tokenizer is None:
+            self.observation_space = UnicodeText(MAX_OBSERVATION_CHARS)
+            self.action_space = UnicodeText(MAX_ACTION_CHARS)
+        else:
+            self.observation_space = token_space(len(tokenizer))
+            self.action_space = token_space(len(tokenizer))
+        self._episode: _Episode | None = None
+
+    # ----------------------------------------------------------------------------------------- reset
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        problem = self._choose_problem(options)
+        budget = self.budget_spec.draw(self.np_random, options.get("budget"))
+        prompt = system_prompt(self._roster, budget.mode, budget.threshold_usd)
+        text, ids = self._render_prompt(prompt, problem.problem)
+        self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids)
+        info = self._info(step_cost=0.0, action_error=None, expert_error=None, verdict=None, correct=False)
+        if ids is not None:
+            info["env_token_ids"] = list(ids)
+        return self._observation(), info
+
+    def _choose_problem(self, options: dict[str, Any]) -> Problem:
+        if "problem_id" in options:
+            if options["problem_id"] not in self._index:
+                raise ValueError(f"problem_id {options['problem_id']!r} is not in this env's {len(self.problems)} problems")
+            return self.problems[self._index[options["problem_id"]]]
+        if "problem_index" in options:
+            return self.problems[int(options["problem_index"]) % len(self.problems)]
+        return self.problems[int(self.np_random.integers(len(self.problems)))]
+
+    def _render_prompt(self, system: str, problem: str) -> tuple[str, list[int] | None]:
+        if self.tokenizer is None:
+            return f"{system}\n\nProblem:\n{problem}\n\n", None
+        if getattr(self.tokenizer, "chat_template", None):
+            messages = [{"role": "system", "content": system}, {"role": "user", "content": problem}]
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = f"{system}\n\nProblem:\n{problem}\n\n"
+        return text, self._encode(text)
+
+    # ------------------------------------------------------------------------------------------ step
+    def step(self, action: str | Sequence[int] | np.ndarray):
+        turn = self._begin_step(action)
+        reply = None
+        if isinstance(turn.action, CallAction):
+            reply = _safe_call(self.pool, turn.action.expert, turn.action.query, self._episode.problem)
+        return self._end_step(turn, reply)
+
+    def _begin_step(self, action: Any) -> _Turn:
+        """Parse the turn; a call that the hard cap refuses becomes an invalid action here."""
+        episode = self._episode
+        if episode is None or episode.done:
+            raise RuntimeError("the episode is over (or never began): call reset() before step()")
+        text, ids = self._action_text(action)
+        parsed = parse_action(text, self.expert_names)
+        if isinstance(parsed, CallAction) and self.hard_cap:
+            spec = self.pool.experts[parsed.expert].spec
+            remaining = episode.threshold_usd - episode.cost_usd
+            if spec.expected_cost(parsed.query) > remaining:
+                parsed = InvalidAction("over_cap", f"{parsed.expert} is expected to cost ${spec.expected_cost(parsed.query):.6f}")
+        return _Turn(text, ids, parsed)
+
+    def _end_step(self, turn: _Turn, reply: ExpertReply | None):
+        episode = self._episode
+        episode.turn += 1
+        self._append(turn.text, turn.token_ids)
+        step_cost, verdict, correct, expert_error, terminated, rew = 0.0, None, False, None, False, 0.0
+        action = turn.action
+        if isinstance(action, CallAction):
+            step_cost, expert_error = self._charge(action.expert, reply)
+            spent = episode.cost_usd
+            if reply.error is None:
+                block = format_response(action.expert, reply.text, spent, episode.threshold_usd)
+            else:
+                block = format_call_failure(action.expert, reply.error, spent, episode.threshold_usd)
+            env_ids = self._append(block)
+        elif isinstance(action, AnswerAction):
+            verdict, correct = self._grade(action.text)
+            rew = self._final_reward(correct, action.text)
+            terminated, env_ids = True, self._append("")
+        else:
+            episode.invalid_turns += 1
+            env_ids = self._append(corrective_message(action, self.expert_names))
+        truncated = not terminated and episode.turn >= self.max_turns
+        episode.done = terminated or truncated
+        error = action.reason if isinstance(action, InvalidAction) else None
+        info = self._info(step_cost, error, expert_error, verdict, correct)
+        if env_ids is not None:
+            info["env_token_ids"] = env_ids
+        return self._observation(), rew, terminated, truncated, info
+
+    def _action_text(self, action: Any) -> tuple[str, list[int] | None]:
+        if isinstance(action, str):
+            return action, (self._encode(action) if self.tokenizer is not None else None)
+        if self.tokenizer is None:
+            return f"{action!r}"[:200], None  # not text: parsed as an invalid turn, shown as its repr
+        try:
+            ids = [int(t) for t in np.asarray(action, dtype=np.int64).reshape(-1)]
+        except (TypeError, ValueError):
+            return f"{action!r}"[:200], None
+        vocab = len(self.tokenizer)
+        ids = [t for t in ids if 0 <= t < vocab]  # out-of-vocabulary ids cannot be decoded or appended
+        return self.tokenizer.decode(ids, skip_special_tokens=False), ids
+
+    def _charge(self, expert: str, reply: ExpertReply) -> tuple[float, str | None]:
+        episode = self._episode
+        cost = max(float(reply.cost_usd), 0.0)
+        episode.cost_usd += cost
+        episode.calls[expert] += 1
+        episode.prompt_tokens += max(int(reply.prompt_tokens), 0)
+        episode.completion_tokens += max(int(reply.completion_tokens), 0)
+        return cost, reply.error
+
+    def _grade(self, answer_text: str) -> tuple[str, bool]:
+        problem = self._episode.problem
+        pred = verify.extract_answer(answer_text) or answer_text
+        verdict = verify.check(pred, problem.answer, timeout=self.verify_timeout)
+        return verdict.name, verdict is verify.Verdict.CORRECT
+
+    def _final_reward(self, correct: bool, answer_text: str) -> float:
+        episode = self._episode
+        value = reward(correct, episode.cost_usd, episode.threshold_usd, self.penalty, **self.penalty_kwargs)
+        if self.format_reward and episode.invalid_turns == 0 and verify.extract_answer(answer_text) is not None:
+            value += self.format_reward
+        return float(value)
+
+    def _append(self, text: str, ids: list[int] | None = None) -> list[int] | None:
+        """Extend the context; returns the ids appended in token mode (encoding `text` unless given)."""
+        episode = self._episode
+        episode.text += text
+        if episode.token_ids is None:
+            return None
+        ids = self._encode(text) if ids is None else ids
+        episode.token_ids.extend(ids)
+        return list(ids)
+
+    def _encode(self, text: str) -> list[int]:
+        if not text:
+            return []
+        # Lone surrogates cannot be encoded to bytes; they become U+FFFD instead of crashing the step.
+        safe = text.encode("utf-8", "replace").decode("utf-8")
+        return list(self.tokenizer.encode(safe, add_special_tokens=False))
+
+    def _observation(self):
+        episode = self._episode
+        if episode.token_ids is None:
+            return episode.text[-MAX_OBSERVATION_CHARS:]
+        return np.asarray(episode.token_ids, dtype=np.int64)
+
+    def _info(self, step_cost: float, action_error, expert_error, verdict, correct: bool) -> dict[str, Any]:
+        episode = self._episode
+        return {
+            "problem_id": episode.problem.id,
+            "budget": episode.mode,
+            "threshold_usd": episode.threshold_usd,
+            "expert_names": list(self.expert_names),
+            "prices": {e.name: (e.price_in, e.price_out) for e in self._roster},
+            "turn": episode.turn,
+            "cost_usd": episode.cost_usd,
+            "step_cost_usd": step_cost,
+            "calls": {name: episode.calls.get(name, 0) for name in self.expert_names},
+            "prompt_tokens": episode.prompt_tokens,
+            "completion_tokens": episode.completion_tokens,
+            "verdict": verdict,
+            "correct": bool(correct),
+            "over_budget": episode.cost_usd > episode.threshold_usd + 1e-12,
+            "action_error": action_error,
+            "expert_error": expert_error,
+        }
+
+    # ----------------------------------------------------------------------------- render and close
+    @property
+    def problem(self) -> Problem | None:
+        """The current episode's problem (None before the first reset)."""
+        return None if self._episode is None else self._episode.problem
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi" or self._episode is None:
+            return None
+        e = self._episode
+        status = f"[turn {e.turn}/{self.max_turns} | {e.mode} ${e.cost_usd:.6f} of ${e.threshold_usd:.6f}]"
+        return f"{e.text}\n{status}\n"
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self.pool.close()
+        super().close()
+
+
+def _safe_call(pool: Pool, expert: str, query: str, problem: Problem) -> ExpertReply:
+    """A backend that raises is reported as a failed call, never as a crashed episode."""
+    try:
+        return pool.experts[expert].call(query, problem)
+    except Exception as exc:  # noqa: BLE001 - any backend failure is an expert error, by design
+        return ExpertReply(text="", error=f"{type(exc).__name__}: {exc}"[:500])

@@ -1,0 +1,61 @@
+import asyncio
+
+import gymnasium as gym
+import numpy as np
+
+import corl_gym  # noqa: F401
+from corl_gym.experts import ExpertReply, Pool, load_pool
+from corl_gym.experts.base import Expert, ExpertSpec
+from corl_gym.envs.vector import CORLMathVectorEnv
+
+
+class SlowExpert(Expert):
+    """Counts how many of its calls are in flight at once."""
+
+    in_flight = 0
+    peak = 0
+
+    async def acall(self, query, problem):
+        SlowExpert.in_flight += 1
+        SlowExpert.peak = max(SlowExpert.peak, SlowExpert.in_flight)
+        await asyncio.sleep(0.05)
+        SlowExpert.in_flight -= 1
+        return ExpertReply(text=f"\\boxed{{{problem.answer}}}", prompt_tokens=10, completion_tokens=10, cost_usd=0.0001)
+
+
+def slow_pool():
+    base = load_pool("sim-paper")
+    spec = ExpertSpec("slow", "test", "slow", price_in=1.0, price_out=1.0, options={"concurrency": 64})
+    return Pool("slow", base.controller, {"slow": SlowExpert(spec)}, dict(base.budgets))
+
+
+def test_batched_step_makes_all_calls_concurrently():
+    SlowExpert.peak = 0
+    envs = CORLMathVectorEnv(8, pool=slow_pool(), budget="high")
+    envs.reset(seed=0)
+    obs, rewards, terminated, truncated, info = envs.step(['<call expert="slow">q</call>'] * 8)
+    assert SlowExpert.peak == 8
+    assert all('<response expert="slow">' in o for o in obs)
+    assert np.all(info["calls"]["slow"] == 1) and np.allclose(info["cost_usd"], 0.0001)
+
+
+def test_make_vec_autoresets_on_the_next_step():
+    envs = gym.make_vec("CORL-Math-v0", num_envs=3, vectorization_mode="vector_entry_point", budget="low")
+    obs, info = envs.reset(seed=7)
+    assert len(obs) == 3 and len(set(info["problem_id"])) >= 2
+    actions = ["<answer>1</answer>", '<call expert="gpt-4.1-nano">q</call>', "no action"]
+    obs, rewards, terminated, truncated, info = envs.step(actions)
+    assert terminated.tolist() == [True, False, False]
+    assert info["action_error"][2] == "no_action" and info["calls"]["gpt-4.1-nano"][1] == 1
+    obs, rewards, terminated, truncated, info = envs.step(actions)
+    assert rewards[0] == 0.0 and info["turn"][0] == 0  # env 0 was reset
+    envs.close()
+
+
+def test_vector_and_single_envs_agree_for_the_same_seed():
+    single = gym.make("CORL-Math-v0", budget="medium")
+    envs = CORLMathVectorEnv(2, budget="medium")
+    obs, info = envs.reset(seed=[11, 12])
+    for i, seed in enumerate([11, 12]):
+        o, inf = single.reset(seed=seed)
+        assert o == obs[i] and inf["problem_id"] == info["problem_id"][i]
