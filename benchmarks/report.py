@@ -20,7 +20,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     summary = []
     for (policy, budget), group in groups.items():
         n = len(group)
-        experts = sorted({e for r in group for e in r["calls"]})
+        experts = list(dict.fromkeys(e for r in group for e in r["calls"]))  # pool order
         summary.append(
             {
                 "policy": policy,
@@ -38,7 +38,7 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summary_markdown(summary: list[dict[str, Any]], title: str = "") -> str:
-    experts = sorted({e for s in summary for e in s["calls_per_episode"]})
+    experts = list(dict.fromkeys(e for s in summary for e in s["calls_per_episode"]))
     head = ["policy", "budget", "n", "accuracy", "reward", "$/query", "expert-call ratio"]
     head += [f"calls {e}" for e in experts] + ["over-budget"]
     lines = [f"### {title}", ""] if title else []

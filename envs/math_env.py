@@ -104,7 +104,7 @@ class CORLMathEnv(gym.Env):
     `dataset`), `expert_seed` (the seed of simulated experts), `verify_timeout` (seconds).
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,

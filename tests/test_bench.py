@@ -1,0 +1,88 @@
+import json
+
+import gymnasium as gym
+import pytest
+
+import corl_gym  # noqa: F401
+from corl_gym.agents.routers import make_router, router_names
+from corl_gym.benchmarks.bench import BenchConfig, run_bench, run_episode
+from corl_gym.cli import main
+
+ROW_KEYS = {"policy", "budget", "dataset", "pool", "problem_id", "correct", "reward", "cost_usd", "calls", "turns"}
+
+
+@pytest.fixture(scope="module")
+def default_bench(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    rows, summary = run_bench(BenchConfig(out=str(out), progress=False))
+    return out, rows, summary
+
+
+def by_policy_and_budget(rows, metric):
+    table = {}
+    for row in rows:
+        table.setdefault((row["policy"], row["budget"]), []).append(row[metric])
+    return {key: sum(values) / len(values) for key, values in table.items()}
+
+
+def test_default_bench_writes_rows_and_summary(default_bench):
+    out, rows, summary = default_bench
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == len(rows) == 8 * 3 * 200
+    assert ROW_KEYS <= set(json.loads(lines[0]))
+    text = (out / "summary.md").read_text()
+    assert text.strip() == summary.strip()
+    assert "| oracle | high | 200 |" in text and "expert-call ratio" in text and "over-budget" in text
+
+
+def test_oracle_is_most_accurate_and_o3_most_expensive_at_every_budget(default_bench):
+    _, rows, _ = default_bench
+    accuracy, cost = by_policy_and_budget(rows, "correct"), by_policy_and_budget(rows, "cost_usd")
+    reward = by_policy_and_budget(rows, "reward")
+    for budget in ("low", "medium", "high"):
+        others = [p for p, b in accuracy if b == budget and p != "oracle"]
+        assert all(accuracy[("oracle", budget)] > accuracy[(p, budget)] for p in others)
+        assert all(reward[("oracle", budget)] >= reward[(p, budget)] for p in others)
+        # highest mean cost; best-affordable ties it at high, where it also picks o3
+        assert all(cost[("always:o3", budget)] >= cost[(p, budget)] for p in others + ["oracle"])
+
+
+def test_budget_aware_baseline_spends_more_as_budget_grows(default_bench):
+    _, rows, _ = default_bench
+    cost = by_policy_and_budget(rows, "cost_usd")
+    assert cost[("best-affordable", "low")] < cost[("best-affordable", "medium")] < cost[("best-affordable", "high")]
+    assert all(r["cost_usd"] == 0.0 for r in rows if r["policy"] == "always-self")
+
+
+def test_random_router_is_seeded():
+    env = gym.make("CORL-Math-v0", budget="medium")
+    router_a, router_b = make_router("random", seed=5), make_router("random", seed=5)
+    runs_a = [run_episode(env, router_a, i, {"problem_index": i})["calls"] for i in range(20)]
+    runs_b = [run_episode(env, router_b, i, {"problem_index": i})["calls"] for i in range(20)]
+    assert runs_a == runs_b and len({json.dumps(c) for c in runs_a}) > 1
+
+
+def test_router_names_and_errors():
+    assert router_names(["a", "b"]) == [
+        "always-self", "always:a", "always:b", "random", "cheapest-affordable", "best-affordable", "oracle",
+    ]
+    with pytest.raises(ValueError, match="always-self, random"):
+        make_router("smart")
+    env = gym.make("CORL-Math-v0")
+    _, info = env.reset(seed=0)
+    with pytest.raises(ValueError, match="gpt-4.1-nano, gpt-4.1, o3"):
+        make_router("always:gpt-5").reset(env, info)
+
+
+def test_cli_bench_list_and_errors(tmp_path, capsys):
+    assert main(["bench", "--policies", "always-self,oracle", "--budgets", "low", "--limit", "5", "--quiet",
+                 "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "| always-self | low | 5 |" in printed and (tmp_path / "summary.md").exists()
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert "CORL-Math-v0" in listed and "sim-paper" in listed and "math500" in listed and "oracle" in listed
+    assert main(["bench", "--dataset", "nope", "--quiet"]) == 2
+    assert "synthetic" in capsys.readouterr().err
+    assert main(["bench", "--budgets", "tiny", "--quiet"]) == 2
+    assert "low, medium, high" in capsys.readouterr().err
