@@ -1,0 +1,193 @@
+"""String-level work for `corl_gym.verify`: answer extraction and normalisation.
+
+Everything here is plain string processing with linear-time regexes and explicit size caps, so it
+is safe to run in the caller's thread on untrusted model output (it cannot hang, recurse deeply or
+allocate much). Nothing here evaluates anything.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Answers longer than this (after extraction) are refused as UNPARSEABLE: no competition answer is
+#: anywhere near this long, and refusing early keeps 100k-character garbage off every slow path.
+MAX_ANSWER_CHARS = 1000
+#: `extract_answer` looks at most at this many characters from the end of a model's text.
+MAX_TEXT_CHARS = 200_000
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
+_GSM8K_MARK = re.compile(r"####\s*([^\n]+)")
+_PHRASE = re.compile(r"(?:final answer|answer is|answer:|answer =)\s*(?:is\s*)?[:=]?\s*([^\n]+)", re.I)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+_PROSE = re.compile(r"(?<!\\)\b[A-Za-z]{2,}\s+[A-Za-z]{2,}\b")
+
+
+def _balanced_group(text: str, start: int) -> tuple[str, int] | None:
+    """The content of the brace group opening at `text[start]` and the index after it."""
+    depth = 0
+    for k in range(start, len(text)):
+        ch = text[k]
+        if ch == "\\":
+            continue
+        if ch == "{" and (k == 0 or text[k - 1] != "\\"):
+            depth += 1
+        elif ch == "}" and (k == 0 or text[k - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : k], k + 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last complete `\boxed{...}` (or `\fbox{...}`, or `\boxed 5`) in `text`."""
+    for match in reversed(list(_BOXED.finditer(text))):
+        end = match.end()
+        if end < len(text) and text[end] == "{":
+            group = _balanced_group(text, end)
+            if group is not None:
+                return group[0].strip()
+        elif match.group(0).endswith(" ") or end < len(text):
+            token = re.match(r"[^\s$]+", text[end:])
+            if token:
+                return token.group(0)
+    return None
+
+
+def _looks_like_bare_answer(text: str) -> bool:
+    """True for short text that is an answer rather than a sentence (no two prose words in a row)."""
+    if len(text) > 200 or "\n" in text.strip():
+        return False
+    without_commands = re.sub(r"\\[A-Za-z]+(\{[^{}]*\})?", " ", text)
+    return _PROSE.search(without_commands) is None
+
+
+def extract_answer(text: str) -> str | None:
+    r"""The final answer in a model's text, or None when there is none.
+
+    Order, first hit wins: the last complete `\boxed{}` (nested braces balanced); else the content of
+    the last `<answer>...</answer>` (itself searched for a box); else the fallback, meant for answers
+    written without a box: a short text that is not prose is the answer itself (`x = 5`,
+    `\frac{1}{2}`); otherwise a GSM8K `#### 42` marker, then an "answer is / final answer:" phrase,
+    then the last `$...$` math span, then the last number. The last-number rule is the usual GSM8K
+    convention; it only runs when the text has no explicit answer marker at all.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = text[-MAX_TEXT_CHARS:]
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return boxed or None
+    tags = _ANSWER_TAG.findall(text)
+    if tags:
+        inner = tags[-1].strip()
+        return (extract_answer(inner) if inner else None) if "<answer>" not in inner else None
+    return _fallback(text)
+
+
+def _fallback(text: str) -> str | None:
+    stripped = text.strip()
+    if _looks_like_bare_answer(stripped):
+        return stripped.rstrip(".") or None
+    for pattern in (_GSM8K_MARK, _PHRASE):
+        hits = pattern.findall(text)
+        if hits:
+            value = hits[-1].strip().rstrip(".").strip()
+            spans = _MATH_SPAN.findall(value)
+            if spans:
+                value = next(part for part in spans[-1] if part)
+            return value.strip("$ ").strip() or None
+    spans = _MATH_SPAN.findall(text)
+    if spans:
+        return next(part for part in spans[-1] if part).strip() or None
+    numbers = _NUMBER.findall(text)
+    return numbers[-1].rstrip(",") if numbers else None
+
+
+# --- normalisation ------------------------------------------------------------------------------
+
+_REPLACEMENTS = [
+    ("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\cfrac", "\\frac"),
+    ("\\dbinom", "\\binom"), ("\\tbinom", "\\binom"),
+    ("\\leqslant", "\\le"), ("\\geqslant", "\\ge"), ("\\leq", "\\le"), ("\\geq", "\\ge"),
+    ("\\neq", "\\ne"), ("\\lt", "<"), ("\\gt", ">"), ("\\displaystyle", ""),
+    ("\\bmatrix", "\\pmatrix"), ("bmatrix}", "pmatrix}"), ("vmatrix}", "pmatrix}"),
+    ("\\mp", "\\pm"), ("\\lbrace", "\\{"), ("\\rbrace", "\\}"), ("\\lbrack", "["), ("\\rbrack", "]"),
+    ("−", "-"), ("–", "-"), ("×", "\\times "), ("·", "\\cdot "), ("÷", "\\div "), ("π", "\\pi "),
+    ("√", "\\sqrt"), ("≤", "\\le "), ("≥", "\\ge "), ("≠", "\\ne "), ("∞", "\\infty "),
+    ("∪", "\\cup "), ("°", ""), ("\\infinity", "\\infty"), ("\\emptyset", "\\{\\}"),
+    ("\\varnothing", "\\{\\}"), ("\\varpi", "\\pi"),
+]
+_SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\\[{}|]|[()\[\].|])?")
+_SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\hspace\{[^{}]*\}")
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\{\\text\{o\}\}")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|mathbf|operatorname|textnormal)\s*\{([^{}]*)\}")
+_UNIT_TEXT = re.compile(r"\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}(\s*\^\s*\{?\d\}?)?")
+_UNIT_WORDS = re.compile(
+    r"(?<=[\d}\s])\s*(?:square |sq\.? |cubic )?(?:units?|cm|mm|km|m|meters?|inches|inch|in|feet|foot|ft|"
+    r"yards?|miles?|mph|degrees?|cents?|dollars?|seconds?|minutes?|hours?|days?|weeks?|years?|"
+    r"pounds?|ounces?|grams?|kg|g|liters?|ml)(?:\s*\^\s*\{?\d\}?)?\s*$"
+)
+_THOUSANDS_INLINE = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))|(?<=\d)\{,\}(?=\d{3}(?!\d))")
+_THOUSANDS_WHOLE = re.compile(r"^-?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$")
+_VAR_IN = re.compile(r"^[A-Za-z]\s*\\in\s*")
+_CHOICE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?(?:\s|$|[.:])")
+
+
+def normalize(answer: str) -> str:
+    """Canonical spelling of one answer: wrappers, spacing, units and separators removed.
+
+    What is dropped is decided here once: `$`/`\\(`/`\\boxed` wrappers, `\\left`/`\\right`, LaTeX
+    spacing, degree marks (`90^\\circ` = `90`), percent signs (`50\\%` = `50`: MATH asks "what
+    percent"), currency signs, trailing unit words and `\\text{ cm}^2`, thousands separators
+    (`10,\\!080`, `1,000`, `1 000`), a leading `x \\in`, trailing full stops.
+    """
+    s = answer.strip()
+    boxed = last_boxed(s)
+    if boxed is not None:
+        s = boxed
+    s = s.strip().strip("$").strip()
+    for opener, closer in (("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(opener) and s.endswith(closer):
+            s = s[2:-2].strip()
+    for old, new in _REPLACEMENTS:
+        s = s.replace(old, new)
+    s = _THOUSANDS_INLINE.sub("", s)
+    s = _SIZING.sub(lambda m: m.group(1) or "", s)
+    s = _SPACES.sub(" ", s)
+    s = _DEGREES.sub("", s)
+    s = s.replace("\\%", "").replace("%", "").replace("\\$", "").replace("$", "")
+    s = re.sub(r"\\text\s*\{\s*or\s*\}|\bor\b", " \\\\cup ", s) if "<" in s or ">" in s or "\\le" in s or "\\ge" in s else s
+    if not is_text_answer(s):
+        s = _UNIT_TEXT.sub("", s) if re.search(r"[\d}]", _UNIT_TEXT.sub("", s)) else s
+        s = _UNIT_WORDS.sub("", s) if re.search(r"\d", s) else s
+    s = _VAR_IN.sub("", s.strip())
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    if _THOUSANDS_WHOLE.match(s):
+        s = s.replace(",", "").replace(" ", "")
+    return s
+
+
+def is_text_answer(s: str) -> bool:
+    r"""A word answer: wholly `\text{...}`, or plain words with a run of three or more letters."""
+    inner = _TEXT_CMD.fullmatch(s.strip())
+    if inner:
+        return bool(re.search(r"[A-Za-z]{2,}", inner.group(1))) and not re.fullmatch(r"\s*\(?[A-Ea-e]\)?\s*", inner.group(1))
+    return bool(re.fullmatch(r"[A-Za-z]*[A-Za-z]{3,}[A-Za-z]*(?: [A-Za-z']+)*", s.strip())) and s.strip() not in _MATH_WORDS
+
+
+_MATH_WORDS = {"pi", "inf", "infty", "sqrt", "frac"}
+
+
+def text_key(s: str) -> str:
+    """Comparison key for word answers: the words, lower-case, without markup or punctuation."""
+    s = _TEXT_CMD.sub(r"\1", s)
+    return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
+
+
+def choice_letter(s: str) -> str | None:
+    r"""The option letter of a multiple-choice answer (`(C)`, `C`, `\text{(C)}`, `\textbf{(C) } 12`)."""
+    s = _TEXT_CMD.sub(r"\1", s).strip()
+    match = _CHOICE.match(s)
+    return match.group(1).upper() if match else None

@@ -1,0 +1,252 @@
+"""Killable verifier workers: the hard deadline of `corl_gym.verify`.
+
+A sympy computation cannot be interrupted from Python (signals only reach the main thread, and a
+thread cannot be killed), so the slow path runs in separate processes. Each worker is a plain
+`python -m corl_gym._verify_worker` child talking one JSON line per job over its pipes; a worker
+that misses its deadline is SIGKILLed, reaped (no zombie) and replaced in the background.
+
+Why a subprocess and not `multiprocessing`: `spawn`/`forkserver` re-import the caller's `__main__`
+(a user script without a main guard would run twice), and `fork` is unsafe once threads exist.
+
+Decisions: the deadline is charged from the moment the job is handed to a ready worker; the one-off
+start-up of a worker (about half a second, sympy import) is not charged to any answer. The pool keeps
+one spare worker, so after a kill the next call does not wait for a fresh start. Waiting is done with
+`select` on the pipes from whatever thread calls: no helper threads, so nothing is left running.
+Workers die with their parent (stdin EOF, or a parent-pid watchdog when stuck in a computation) and
+are killed at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+STARTUP_TIMEOUT = 60.0
+MEMORY_LIMIT_BYTES = int(os.environ.get("CORL_VERIFY_MEMORY_MB", "4096")) * 2**20
+
+
+class _Worker:
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "corl_gym._verify_worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True,
+            start_new_session=True,  # a Ctrl-C in the terminal is the parent's business, not the worker's
+        )
+        self.fd = self.proc.stdout.fileno()
+        self.buffer = b""
+        self.ready = False
+        self.started = time.monotonic()
+
+    def poll_line(self) -> str | None:
+        """Read what is available without blocking; return one complete line if there is one."""
+        if b"\n" not in self.buffer:
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                raise EOFError("worker exited")
+            self.buffer += chunk
+        if b"\n" not in self.buffer:
+            return None
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode()
+
+    def send(self, job: dict) -> None:
+        self.proc.stdin.write((json.dumps(job) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+        except OSError:
+            pass
+        self.proc.wait()  # reap: no zombie
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+
+
+class WorkerPool:
+    """Up to `max_workers` persistent workers shared by all threads of this process."""
+
+    def __init__(self, max_workers: int, spare: int = 1) -> None:
+        self.max_workers, self.spare = max(1, max_workers), spare
+        self.idle: list[_Worker] = []
+        self.total = 0
+        self.cond = threading.Condition()
+        self.owner = os.getpid()
+
+    def _start(self) -> _Worker:
+        worker = _Worker()
+        self.total += 1
+        return worker
+
+    def _take(self, want: int) -> list[_Worker]:
+        """Idle workers (ready ones first) plus new ones, blocking only until at least one exists."""
+        with self.cond:
+            while True:
+                self.idle.sort(key=lambda w: not w.ready)
+                taken = [self.idle.pop(0) for _ in range(min(want, len(self.idle)))]
+                while len(taken) < want and self.total < self.max_workers:
+                    taken.append(self._start())
+                if taken:
+                    while len(self.idle) < self.spare and self.total < self.max_workers:
+                        self.idle.append(self._start())
+                    return taken
+                self.cond.wait(1.0)
+
+    def _give_back(self, worker: _Worker) -> None:
+        with self.cond:
+            self.idle.append(worker)
+            self.cond.notify()
+
+    def _discard(self, worker: _Worker) -> None:
+        worker.kill()
+        with self.cond:
+            self.total -= 1
+            if len(self.idle) < self.spare:
+                self.idle.append(self._start())
+            self.cond.notify()
+
+    def run(self, jobs: list[tuple[str, str]], timeout: float) -> list[str]:
+        """Verdict names for (pred, gold) jobs; each gets `timeout` seconds of worker time."""
+        results: list[str | None] = [None] * len(jobs)
+        pending = list(range(len(jobs)))[::-1]
+        active: dict[int, list] = {}  # fd -> [worker, job index or None, deadline]
+        for worker in self._take(len(jobs)):
+            self._assign(worker, active, pending, jobs, timeout)
+        while active:
+            now = time.monotonic()
+            wait = max(0.0, min(entry[2] for entry in active.values()) - now)
+            readable, _, _ = select.select(list(active), [], [], wait)
+            for fd in readable:
+                self._on_readable(fd, active, pending, jobs, results, timeout)
+            now = time.monotonic()
+            for fd in [fd for fd, entry in active.items() if entry[2] <= now]:
+                worker, index, _ = active.pop(fd)
+                if index is not None:
+                    results[index] = "TIMEOUT"
+                self._discard(worker)
+                if not active and pending:  # every worker we had failed to start or timed out
+                    for worker in self._take(1):
+                        self._assign(worker, active, pending, jobs, timeout)
+        return [r or "TIMEOUT" for r in results]
+
+    def _assign(self, worker: _Worker, active: dict, pending: list, jobs: list, timeout: float) -> None:
+        if not worker.ready:
+            active[worker.fd] = [worker, None, worker.started + STARTUP_TIMEOUT]
+        elif pending:
+            index = pending.pop()
+            try:
+                worker.send({"id": index, "pred": jobs[index][0], "gold": jobs[index][1]})
+            except OSError:
+                pending.append(index)
+                self._discard(worker)
+                return
+            active[worker.fd] = [worker, index, time.monotonic() + timeout]
+        else:
+            self._give_back(worker)
+
+    def _on_readable(self, fd: int, active: dict, pending: list, jobs: list, results: list, timeout: float) -> None:
+        worker, index, _ = active[fd]
+        try:
+            line = worker.poll_line()
+        except (EOFError, OSError):  # crashed, e.g. out of memory: a resource limit was hit
+            del active[fd]
+            if index is not None:
+                results[index] = "TIMEOUT"
+            self._discard(worker)
+            return
+        if line is None:
+            return
+        del active[fd]
+        if index is None:
+            worker.ready = line == "ready"
+        else:
+            results[index] = json.loads(line)["verdict"]
+        self._assign(worker, active, pending, jobs, timeout)
+
+    def warm_up(self, count: int) -> None:
+        with self.cond:
+            while self.total < min(count, self.max_workers):
+                self.idle.append(self._start())
+
+    def close(self) -> None:
+        with self.cond:
+            workers, self.idle = self.idle, []
+            self.total -= len(workers)
+        for worker in workers:
+            worker.kill()
+
+
+_pool: WorkerPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> WorkerPool:
+    """The process-wide pool (a forked child gets its own, never touching the parent's workers)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool.owner != os.getpid():
+            _pool = WorkerPool(max_workers=max(2, os.cpu_count() or 2))
+        return _pool
+
+
+@atexit.register
+def shutdown() -> None:
+    """Kill and reap every idle worker (busy ones are killed by their caller's deadline)."""
+    if _pool is not None and _pool.owner == os.getpid():
+        _pool.close()
+
+
+# --- the worker side ----------------------------------------------------------------------------
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _serve() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, MEMORY_LIMIT_BYTES))
+    except (ImportError, ValueError, OSError):
+        pass
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    from corl_gym._verify_symbolic import symbolic_verdict
+
+    import math_verify  # noqa: F401  (import now, so the first job does not pay for it)
+
+    out = sys.stdout
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        job = json.loads(line)
+        try:
+            verdict = symbolic_verdict(job["pred"], job["gold"])
+        except MemoryError:
+            verdict = "TIMEOUT"
+        except Exception:
+            verdict = "UNPARSEABLE"
+        out.write(json.dumps({"id": job["id"], "verdict": verdict}) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    _serve()

@@ -1,0 +1,158 @@
+r"""Answer verification for the reward: `check`, `is_equivalent`, `extract_answer`, `check_many`.
+
+How a pair is decided (each step only runs when the previous one could not decide):
+
+1. Normalise both strings (`corl_gym._verify_norm.normalize`: wrappers, units, separators, ...).
+   Identical spellings are CORRECT; word answers and multiple-choice letters compare as words.
+2. Fast path, in the calling thread, no sympy: our bounded parser builds a tree and exact rational
+   arithmetic decides (integers, decimals, fractions, complex numbers, tuples, intervals, sets...).
+   Inputs past a safety cap (power towers, `(10^6)!`, 10k nested braces) are UNPARSEABLE at once.
+3. Slow path, in a killable worker process with a hard deadline: sympy objects built from our
+   own tree (radicals, pi, polynomials, equations), and math-verify for syntax our parser does not
+   know. A worker that misses the deadline is killed and the verdict is TIMEOUT.
+
+The rules for "equivalent" are in `corl_gym._verify_compare` (shared by both paths) and
+`corl_gym._verify_symbolic`. Model output never reaches `eval`, `sympify` or `parse_expr`.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from typing import Iterable
+
+from . import _verify_norm as norm
+from ._verify_compare import NeedSlow
+from ._verify_norm import extract_answer
+from ._verify_parse import LimitExceeded, ParseError, parse
+
+__all__ = ["Verdict", "check", "is_equivalent", "extract_answer", "check_many", "fast_path", "warm_up"]
+
+#: Raw inputs longer than this are refused before any processing.
+MAX_INPUT_CHARS = 200_000
+
+
+class Verdict(enum.Enum):
+    """Outcome of one check. Only CORRECT means the answer earns reward."""
+
+    CORRECT = "CORRECT"
+    WRONG = "WRONG"
+    UNPARSEABLE = "UNPARSEABLE"
+    TIMEOUT = "TIMEOUT"
+
+
+class _Slow(Exception):
+    """Carries the normalised pair to the worker."""
+
+    def __init__(self, pred: str, gold: str) -> None:
+        super().__init__(pred, gold)
+        self.job = (pred, gold)
+
+
+def _decide_fast(pred: str, gold: str) -> Verdict:
+    """The verdict of steps 1-2, or raise `_Slow` with the job for the worker."""
+    if not isinstance(pred, str) or not isinstance(gold, str):
+        return Verdict.UNPARSEABLE
+    if len(pred) > MAX_INPUT_CHARS or len(gold) > MAX_INPUT_CHARS:
+        return Verdict.UNPARSEABLE
+    p, g = norm.normalize(pred), norm.normalize(gold)
+    if not p or not g or len(p) > norm.MAX_ANSWER_CHARS or len(g) > norm.MAX_ANSWER_CHARS:
+        return Verdict.UNPARSEABLE
+    if p == g:
+        return Verdict.CORRECT
+    letter = norm.choice_letter(g) if _is_choice(g) else None
+    if letter is not None:
+        return Verdict.CORRECT if norm.choice_letter(p) == letter else Verdict.WRONG
+    if norm.is_text_answer(g) or norm.is_text_answer(p):
+        return Verdict.CORRECT if norm.text_key(p) == norm.text_key(g) else Verdict.WRONG
+    try:
+        gold_tree, pred_tree = parse(g), parse(p)
+        from ._verify_fast import fast_equivalent
+
+        return Verdict.CORRECT if fast_equivalent(gold_tree, pred_tree) else Verdict.WRONG
+    except LimitExceeded:
+        return Verdict.UNPARSEABLE
+    except (NeedSlow, ParseError, ZeroDivisionError):
+        raise _Slow(p, g) from None
+
+
+def _is_choice(gold: str) -> bool:
+    import re
+
+    return re.fullmatch(r"(\\text(bf)?\{)?\s*\(?[A-E]\)?\s*\}?", gold.strip()) is not None and "(" in gold or (
+        gold.startswith("\\text") and norm.choice_letter(gold) is not None
+    )
+
+
+def fast_path(pred: str, gold: str) -> Verdict | None:
+    """The verdict the fast path reaches without a worker, or None when the worker is needed."""
+    try:
+        return _decide_fast(pred, gold)
+    except _Slow:
+        return None
+    except Exception:  # never raise on model output
+        return Verdict.UNPARSEABLE
+
+
+def check(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
+    """Whether `pred` is the same answer as `gold`; never raises, decided within `timeout` seconds.
+
+    `timeout` bounds the whole call except the one-off start of the first worker process (see
+    `warm_up`). A pathological input comes back UNPARSEABLE at once or TIMEOUT at the deadline.
+    """
+    start = time.monotonic()
+    try:
+        return _decide_fast(pred, gold)
+    except _Slow as slow:
+        remaining = timeout - (time.monotonic() - start)
+        if remaining <= 0:
+            return Verdict.TIMEOUT
+        try:
+            from ._verify_worker import get_pool
+
+            return Verdict(get_pool().run([slow.job], remaining)[0])
+        except Exception:
+            return Verdict.TIMEOUT
+    except Exception:
+        return Verdict.UNPARSEABLE
+
+
+def is_equivalent(pred: str, gold: str) -> bool:
+    """True exactly when `check(pred, gold)` is CORRECT."""
+    return check(pred, gold) is Verdict.CORRECT
+
+
+def check_many(pairs: Iterable[tuple[str, str]], timeout: float = 2.0) -> list[Verdict]:
+    """`check` for many (pred, gold) pairs: fast path here, the rest across the worker pool.
+
+    Each pair gets its own `timeout` of worker time; results come back in input order.
+    """
+    pairs = list(pairs)
+    verdicts: list[Verdict | None] = [None] * len(pairs)
+    slow_index, slow_jobs = [], []
+    for k, pair in enumerate(pairs):
+        try:
+            pred, gold = pair
+            verdicts[k] = _decide_fast(pred, gold)
+        except _Slow as slow:
+            slow_index.append(k)
+            slow_jobs.append(slow.job)
+        except Exception:
+            verdicts[k] = Verdict.UNPARSEABLE
+    if slow_jobs:
+        from ._verify_worker import get_pool
+
+        try:
+            names = get_pool().run(slow_jobs, timeout)
+        except Exception:
+            names = ["TIMEOUT"] * len(slow_jobs)
+        for k, name in zip(slow_index, names):
+            verdicts[k] = Verdict(name)
+    return verdicts  # type: ignore[return-value]
+
+
+def warm_up(workers: int = 2) -> None:
+    """Start worker processes now (about half a second each, in the background)."""
+    from ._verify_worker import get_pool
+
+    get_pool().warm_up(workers)
