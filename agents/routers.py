@@ -19,17 +19,15 @@ plugged in. Routers read the text observation, so they run in text mode.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
 
 from corl_gym import verify
 from corl_gym.experts import Expert
+from corl_gym.protocol import stated_answer
 
 SELF = "self"
-_RESPONSE = re.compile(r'<response expert="[^"]*">\n(.*?)\n</response>', re.DOTALL)
-_FAILED = "[the call failed:"
 
 
 class Router:
@@ -43,7 +41,7 @@ class Router:
 
     def act(self, observation: str, info: dict[str, Any]) -> str:
         if self.called:
-            return self._answer_from_response(observation)
+            return self._answer_from_reply()
         choice = self.choose(info)
         if choice == SELF:
             return answer_action(self.own_answer())
@@ -56,14 +54,13 @@ class Router:
 
     def own_answer(self) -> str:
         problem = self.env.problem
-        return _boxed_value(self.env.pool.controller.call(problem.problem, problem).text)
+        return stated_answer(self.env.pool.controller.call(problem.problem, problem).text)
 
-    def _answer_from_response(self, observation: str) -> str:
-        blocks = _RESPONSE.findall(observation)
-        reply = blocks[-1] if blocks else ""
-        if not reply or reply.startswith(_FAILED):
+    def _answer_from_reply(self) -> str:
+        reply = self.env.last_reply
+        if reply is None or reply.error is not None:
             return answer_action(self.own_answer())
-        return answer_action(_boxed_value(reply))
+        return answer_action(stated_answer(reply.text))
 
     def experts(self) -> dict[str, Expert]:
         return self.env.pool.experts
@@ -131,7 +128,7 @@ class Oracle(Router):
         correct = {}
         for name, expert in self.experts().items():
             reply = expert.call(problem.problem, problem)
-            if reply.error is None and self._correct(_boxed_value(reply.text)):
+            if reply.error is None and self._correct(stated_answer(reply.text)):
                 correct[name] = reply.cost_usd
         within = {n: c for n, c in correct.items() if c <= info["threshold_usd"]}
         pick_from = within or correct
@@ -173,6 +170,3 @@ def call_action(expert: str, query: str) -> str:
     return f'<call expert="{expert}">{query}</call>'
 
 
-def _boxed_value(text: str) -> str:
-    """The answer a reply states: its last `\\boxed{}` value, else the whole reply."""
-    return verify.extract_answer(text) or text.strip()

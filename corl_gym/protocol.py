@@ -133,6 +133,13 @@ def _parse_call(visible: str, end: int, expert_names: Iterable[str] | None) -> A
     return CallAction(expert, query)
 
 
+def stated_answer(text: str) -> str:
+    """The answer a reply or turn states: its last `\\boxed{}` value, else the whole text stripped."""
+    from corl_gym.verify import extract_answer
+
+    return extract_answer(text) or text.strip()
+
+
 def corrective_message(action: InvalidAction, expert_names: Iterable[str]) -> str:
     """The fixed text the env appends after an invalid turn: what went wrong and the grammar again."""
     names = ", ".join(expert_names)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-ENV_IDS: tuple[str, ...] = ("CORL-Math-v0",)
+ENV_IDS: tuple[str, ...] = ("CORL-Math-v0", "CORL-Routing-v0")
 
 
 def register_envs() -> None:
@@ -16,3 +16,5 @@ def register_envs() -> None:
             vector_entry_point="corl_gym.envs.vector:CORLMathVectorEnv",
             disable_env_checker=False,
         )
+    if "CORL-Routing-v0" not in gym.registry:
+        gym.register(id="CORL-Routing-v0", entry_point="corl_gym.envs.routing_env:CORLRoutingEnv")

@@ -152,6 +152,7 @@ class CORLMathEnv(gym.Env):
             self.observation_space = token_space(len(tokenizer))
             self.action_space = token_space(len(tokenizer))
         self._episode: _Episode | None = None
+        self.last_reply: ExpertReply | None = None  # the latest expert reply, for wrappers and routers
 
     # ----------------------------------------------------------------------------------------- reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -214,6 +215,7 @@ class CORLMathEnv(gym.Env):
         self._append(turn.text, turn.token_ids)
         step_cost, verdict, correct, expert_error, terminated, rew = 0.0, None, False, None, False, 0.0
         action = turn.action
+        self.last_reply = reply
         if isinstance(action, CallAction):
             step_cost, expert_error = self._charge(action.expert, reply)
             spent = episode.cost_usd

@@ -1,0 +1,68 @@
+"""Numeric problem features for routers: what a router may know about a problem before asking anyone.
+
+`problem_features(problem)` is the default feature function of `CORL-Routing-v0` and of the learned
+baseline routers. Any callable `Problem -> 1-D float array` of fixed length can replace it (an embedding
+model, say); `FeatureFunction.size` tells the env the length.
+
+Default features (all in [0, 1]):
+- length of the statement (characters / 2000, clipped) and its share of digits;
+- level one-hot (1-5, unknown);
+- subject: one of 16 buckets by a stable hash of the subject name, or "unknown" (no fixed subject list,
+  so MATH subjects and the synthetic families both work);
+- keyword flags: terms that mark problem types of different difficulty.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Protocol
+
+import numpy as np
+
+from corl_gym.data import Problem
+
+KEYWORDS: tuple[str, ...] = (
+    "how many", "probability", "prove", "integer", "triangle", "circle", "polynomial", "remainder",
+    "sum", "\\frac", "\\sqrt", "sequence", "matrix", "complex", "maximum", "minimum",
+)
+SUBJECT_BUCKETS = 16
+LEVELS = 5
+
+
+class FeatureFunction(Protocol):
+    size: int
+
+    def __call__(self, problem: Problem) -> np.ndarray: ...
+
+
+def _subject_bucket(subject: str) -> int:
+    return int(hashlib.md5(subject.strip().lower().encode("utf-8")).hexdigest(), 16) % SUBJECT_BUCKETS
+
+
+def _problem_features(problem: Problem) -> np.ndarray:
+    text = problem.problem
+    lower = text.lower()
+    length = min(len(text) / 2000.0, 1.0)
+    digits = sum(c.isdigit() for c in text) / max(len(text), 1)
+    level = np.zeros(LEVELS + 1, dtype=np.float32)
+    level[(problem.level - 1) if problem.level in range(1, LEVELS + 1) else LEVELS] = 1.0
+    subject = np.zeros(SUBJECT_BUCKETS + 1, dtype=np.float32)
+    subject[_subject_bucket(problem.subject) if problem.subject else SUBJECT_BUCKETS] = 1.0
+    keywords = np.array([k in lower for k in KEYWORDS], dtype=np.float32)
+    return np.concatenate([np.array([length, digits], dtype=np.float32), level, subject, keywords])
+
+
+def _with_size(function: Callable[[Problem], np.ndarray], size: int) -> FeatureFunction:
+    function.size = size  # type: ignore[attr-defined]
+    return function  # type: ignore[return-value]
+
+
+problem_features: FeatureFunction = _with_size(_problem_features, 2 + LEVELS + 1 + SUBJECT_BUCKETS + 1 + len(KEYWORDS))
+
+
+def feature_size(function: Callable[[Problem], np.ndarray]) -> int:
+    """The length of a feature function's output (its `size` attribute, else measured once)."""
+    size = getattr(function, "size", None)
+    if size is None:
+        size = int(np.asarray(function(Problem("probe", "What is 1 + 1?", "2"))).reshape(-1).shape[0])
+    return int(size)

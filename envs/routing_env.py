@@ -1,0 +1,171 @@
+"""`CORL-Routing-v0`: the routing view of `CORL-Math-v0`, with discrete actions and numeric observations."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+
+from corl_gym import verify
+from corl_gym.data import Problem
+from corl_gym.envs.features import feature_size, problem_features
+from corl_gym.envs.math_env import CORLMathEnv
+from corl_gym.experts import Pool
+from corl_gym.protocol import stated_answer
+
+BUDGET_SLOTS = ("low", "medium", "high", "custom")
+
+
+class CORLRoutingEnv(gym.Env):
+    """Route one math problem per episode: answer with the controller's own answer, or pay experts first.
+
+    The same problems, pools, costs, budgets and reward as `CORL-Math-v0`: this env drives a
+    `CORLMathEnv` underneath with scripted turns, so the reward code is the text env's own.
+
+    **Action** `Discrete(K + 1)` for a pool of K experts (pool order). `0` submits the current candidate
+    answer and ends the episode; `k >= 1` sends the whole problem to expert k, whose boxed answer becomes
+    the candidate. Before any call the candidate is the controller's own answer (the pool's `controller`
+    entry, free). `action_masks()` is False for experts whose expected cost exceeds the remaining budget
+    and, on the last allowed step, for every expert (only submitting can earn reward); masks are advice
+    for maskable learners: an unmasked learner may still call, and pays.
+
+    **Observation** `Box(-1, 1, (D,), float32)`, in order: budget mode one-hot (low, medium, high,
+    custom; 4); threshold `(log10(USD) + 6) / 8` clipped (1); remaining budget / threshold clipped to
+    [-1, 1] (1); each expert's expected cost / threshold / 10, clipped (K); calls so far per expert /
+    `max_steps` (K); candidate source one-hot (self, expert 1..K; K + 1); whether the candidate agrees
+    with the controller's own answer (1); distinct answers seen / (K + 1) (1); step / `max_steps` (1);
+    then the problem features (`features(problem)`, default `corl_gym.envs.features.problem_features`).
+
+    **Reward** the text env's: on submission `correct * penalty(cost, threshold)`; 0 otherwise.
+    **Episode end**: terminated on submission; truncated after `max_steps` steps (default K + 1) without
+    one, reward 0.
+
+    **Info**: the text env's info (`cost_usd`, `calls`, `correct`, `over_budget`, ...), plus `candidate`
+    (the current answer string) and `action_mask`.
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}
+
+    def __init__(
+        self,
+        dataset: str | None = None,
+        pool: str | Pool = "sim-paper",
+        budget: str | float = "mixed",
+        penalty: str = "hard",
+        penalty_kwargs: dict[str, float] | None = None,
+        max_steps: int | None = None,
+        features: Callable[[Problem], np.ndarray] = problem_features,
+        limit: int | None = None,
+        problems: Sequence[Problem] | None = None,
+        expert_seed: int = 0,
+        verify_timeout: float = 2.0,
+        render_mode: str | None = None,
+    ):
+        self.text_env = CORLMathEnv(
+            dataset=dataset, pool=pool, budget=budget, penalty=penalty, penalty_kwargs=penalty_kwargs,
+            max_turns=max_steps or 1, limit=limit, problems=problems, expert_seed=expert_seed,
+            verify_timeout=verify_timeout, render_mode=render_mode,
+        )
+        self.pool = self.text_env.pool
+        self.expert_names = self.pool.expert_names()
+        self.K = len(self.expert_names)
+        self.max_steps = max_steps or self.K + 1
+        self.text_env.max_turns = self.max_steps
+        self.features = features
+        self.render_mode = render_mode
+        size = 4 + 1 + 1 + self.K + self.K + (self.K + 1) + 3 + feature_size(features)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
+        self.action_space = gym.spaces.Discrete(self.K + 1)
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.text_env.problems
+
+    @property
+    def problem(self) -> Problem | None:
+        return self.text_env.problem
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        _, info = self.text_env.reset(seed=seed, options=options)
+        problem = self.text_env.problem
+        self._info = info
+        self._own = stated_answer(self.pool.controller.call(problem.problem, problem).text)
+        self._candidate, self._source, self._answers = self._own, 0, [self._own]
+        self._problem_features = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)
+        self._expected = np.array(
+            [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names], dtype=np.float64
+        )
+        return self._observation(), self._full_info(info)
+
+    def step(self, action: int):
+        action = int(action)
+        if not 0 <= action <= self.K:
+            raise ValueError(f"action must be in 0..{self.K}, got {action}")
+        problem = self.text_env.problem
+        if action == 0:
+            text = f"<answer>\\boxed{{{self._candidate}}}</answer>"
+        else:
+            text = f'<call expert="{self.expert_names[action - 1]}">{problem.problem}</call>'
+        _, reward, terminated, truncated, info = self.text_env.step(text)
+        reply = self.text_env.last_reply
+        if action > 0 and reply is not None and reply.error is None:
+            answer = verify.extract_answer(reply.text)
+            if answer is not None:
+                self._candidate, self._source = answer, action
+                self._answers.append(answer)
+        self._info = info
+        return self._observation(), reward, terminated, truncated, self._full_info(info)
+
+    def action_masks(self) -> np.ndarray:
+        """True where an action is allowed: submitting always; an expert while affordable and steps remain."""
+        info = self._info
+        remaining = info["threshold_usd"] - info["cost_usd"]
+        mask = np.ones(self.K + 1, dtype=bool)
+        last_step = info["turn"] >= self.max_steps - 1
+        mask[1:] = (self._expected <= remaining + 1e-12) & (not last_step)
+        return mask
+
+    def _observation(self) -> np.ndarray:
+        info, K = self._info, self.K
+        threshold = info["threshold_usd"]
+        scale = threshold if threshold > 0 else 1e-9
+        budget = np.array([info["budget"] == slot for slot in BUDGET_SLOTS], dtype=np.float32)
+        if not budget.any():
+            budget[-1] = 1.0
+        source = np.zeros(K + 1, dtype=np.float32)
+        source[self._source] = 1.0
+        calls = np.array([info["calls"][n] for n in self.expert_names], dtype=np.float32) / self.max_steps
+        agrees = float(self._source == 0 or verify.is_equivalent(self._candidate, self._own))
+        distinct = len(_distinct(self._answers)) / (K + 1)
+        parts = [
+            budget,
+            [(np.log10(max(threshold, 1e-6)) + 6.0) / 8.0],
+            [(threshold - info["cost_usd"]) / scale],
+            self._expected / scale / 10.0,
+            calls,
+            source,
+            [agrees, distinct, info["turn"] / self.max_steps],
+            self._problem_features,
+        ]
+        return np.clip(np.concatenate([np.asarray(p, dtype=np.float32) for p in parts]), -1.0, 1.0)
+
+    def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        return {**info, "candidate": self._candidate, "action_mask": self.action_masks()}
+
+    def render(self) -> str | None:
+        return self.text_env.render()
+
+    def close(self) -> None:
+        self.text_env.close()
+        super().close()
+
+
+def _distinct(answers: list[str]) -> list[str]:
+    """Answers up to equivalence (few answers per episode, so pairwise checks are cheap)."""
+    kept: list[str] = []
+    for answer in answers:
+        if not any(verify.is_equivalent(answer, other) for other in kept):
+            kept.append(answer)
+    return kept
