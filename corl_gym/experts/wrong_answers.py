@@ -3,7 +3,7 @@
 A simulated expert that is wrong must still write a final answer a verifier parses, and that answer must
 not be equivalent to the gold one; otherwise a controller could "win" by echoing a wrong reply. The
 perturbations mimic real slips: off by one or two, a sign error, a swapped or changed digit, a doubled
-value, a changed numerator or exponent. Answers without digits (multiple-choice letters, words,
+value, a changed leading number inside an expression. Answers without digits (multiple-choice letters, words,
 symbolic expressions) get a clearly different answer of the same kind.
 
 `wrong_answer(gold, *keys)` is deterministic in its keys, so a replayed or simulated wrong reply is the
@@ -52,14 +52,16 @@ def _wrong_decimal(text: str, rand) -> str:
 
 
 def _wrong_symbolic(text: str, rand) -> str:
-    """Change one number inside a larger expression (fraction, root, tuple, power)."""
-    numbers = list(_NUMBER.finditer(text))
-    target = rand.choice(numbers)
+    """Change the leading number of a larger expression (fraction, root, tuple, power, value with units).
+
+    The leading number is the value itself in "15 cm^2" (a verifier ignores units, so changing the
+    exponent would not do) and the numerator of a fraction (changing both parts could keep the ratio).
+    For "0.56 = 56%" a verifier may read either side, so only the last side is kept and changed."""
+    if "=" in text:
+        return wrong_answer(text.rsplit("=", 1)[1], rand.random())
+    target = _NUMBER.search(text)
     token = target.group(0)
-    if "." in token:
-        replacement = _wrong_decimal(token, rand)
-    else:
-        replacement = str(int(token) + rand.choice((1, 2)))
+    replacement = _wrong_decimal(token, rand) if "." in token else str(int(token) + rand.choice((1, 2)))
     return text[: target.start()] + replacement + text[target.end():]
 
 
