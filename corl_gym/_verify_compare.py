@@ -4,8 +4,9 @@
 single values to a `scalar_eq` callback (exact rational arithmetic in the fast path, sympy in the
 worker), so both paths apply exactly the same rules:
 
-- `x = 5` is the value 5 (a single-letter left side names the answer); other equations compare as
-  equations (`equation_eq`: same solution set, e.g. proportional sides).
+- `x = 5` against a bare value is the value 5 (a single-letter side names the answer); two
+  equations naming the same letter compare their values, other equations compare as equations
+  (`equation_eq`: same variables and proportional sides, so `y = 2x+3` = `2x - y + 3 = 0`).
 - A bare comma list (`1, -2`), a set `\\{...\\}` and `a \\pm b` are unordered collections: order does
   not matter, multiplicity and every element do (missing or extra roots fail).
 - Brackets are significant: `(3,4]` is not `(3,4)`, a tuple `(1,2)` is ordered. A bare list matches a
@@ -63,11 +64,8 @@ def _relation(node: tuple) -> tuple:
     ops, exprs = node[1], node[2]
     if ops == ("=",):
         left, right = exprs
-        if left[0] == "sym":
-            return canon(right)
-        if right[0] == "sym":
-            return canon(left)
-        return ("eq", left, right)
+        named = right if left[0] == "sym" else left if right[0] == "sym" else None
+        return ("eq", left, right, named)
     interval = _interval(ops, exprs)
     return interval if interval is not None else ("rel", ops, exprs)
 
@@ -102,6 +100,8 @@ def _unwrap(shape: tuple) -> tuple:
 def equivalent(gold: tuple, pred: tuple, scalar_eq: ScalarEq, equation_eq: ScalarEq) -> bool:
     """Whether two canonical shapes are the same answer (see the module docstring)."""
     gold, pred = _unwrap(gold), _unwrap(pred)
+    if (gold[0] == "eq") != (pred[0] == "eq"):  # `x = 5` against a bare value: compare the value
+        gold, pred = _named_value(gold), _named_value(pred)
     same = lambda a, b: equivalent(a, b, scalar_eq, equation_eq)  # noqa: E731
     kinds = (gold[0], pred[0])
     if kinds == ("scalar", "scalar"):
@@ -121,10 +121,21 @@ def equivalent(gold: tuple, pred: tuple, scalar_eq: ScalarEq, equation_eq: Scala
         shape_ok = len(rows_g) == len(rows_p) and len(rows_g[0]) == len(rows_p[0])
         return shape_ok and all(_scalar(a, b, scalar_eq) for rg, rp in zip(rows_g, rows_p) for a, b in zip(rg, rp))
     if kinds == ("eq", "eq"):
+        if gold[3] is not None and pred[3] is not None and _same_name(gold, pred):
+            return _scalar(gold[3], pred[3], scalar_eq)
         return equation_eq(gold, pred)
     if kinds == ("rel", "rel"):
         return gold[1] == pred[1] and all(_scalar(a, b, scalar_eq) for a, b in zip(gold[2], pred[2]))
     return False
+
+
+def _named_value(shape: tuple) -> tuple:
+    return _unwrap(canon(shape[3])) if shape[0] == "eq" and shape[3] is not None else shape
+
+
+def _same_name(gold: tuple, pred: tuple) -> bool:
+    name = lambda eq: eq[1] if eq[2] is eq[3] else eq[2]  # noqa: E731
+    return name(gold) == name(pred)
 
 
 def _scalar(gold: tuple, pred: tuple, scalar_eq: ScalarEq) -> bool:

@@ -19,7 +19,7 @@ import re
 from fractions import Fraction
 
 MAX_TOKENS = 400
-MAX_DEPTH = 60
+MAX_DEPTH = 120
 MAX_DIGITS = 200
 
 
