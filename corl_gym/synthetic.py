@@ -56,17 +56,19 @@ def decimal_or_fraction(value: sp.Rational) -> str:
     return text if sp.Rational(text) == value else tex(value)
 
 
+def join_terms(terms: list[str]) -> str:
+    """`["3", "-\\sqrt{2}", "x"]` -> `3 - \\sqrt{2} + x`."""
+    return terms[0] + "".join(f" - {t[1:]}" if t.startswith("-") else f" + {t}" for t in terms[1:])
+
+
 def poly_tex(coeffs: list[Number], var: str = "x") -> str:
     """`[2, -3, 0, 1]` -> `2x^3 - 3x^2 + 1` (highest degree first)."""
-    out, degree = "", len(coeffs) - 1
-    for i, c in enumerate(coeffs):
-        if c == 0:
-            continue
-        k = degree - i
-        mono = "" if k == 0 else var if k == 1 else f"{var}^{{{k}}}" if k > 9 else f"{var}^{k}"
-        body = ("" if abs(c) == 1 and mono else tex(abs(c))) + mono
-        out += ("-" if c < 0 else "") + body if not out else (" - " if c < 0 else " + ") + body
-    return out or "0"
+    terms = []
+    for k, c in zip(range(len(coeffs) - 1, -1, -1), coeffs):
+        mono = "" if k == 0 else var if k == 1 else f"{var}^{k}"
+        if c != 0:
+            terms.append(("-" if c < 0 else "") + ("" if abs(c) == 1 and mono else tex(abs(c))) + mono)
+    return join_terms(terms) if terms else "0"
 
 
 def paren(n: Number) -> str:
@@ -94,19 +96,15 @@ SYMBOL = {"+": "+", "-": "-", "*": "\\times", "/": "\\div"}
 # ---- families: each maps (rng, level 1-5) to (problem text, answer) -----------------------------------
 
 def arithmetic(r: random.Random, L: int) -> tuple[str, str]:
-    hi = 10 * L * L
-    values, shown = [], []
-    for j in range(L + 2):
-        n = r.randint(-hi, hi) if L >= 3 else r.randint(1, hi)
-        if L >= 4 and j == 1:  # one power term: one more step
-            e = r.choice([2, 3]) if abs(n) <= 12 else 2
-            n = max(abs(n) % 15, 2) * (1 if n > 0 else -1)
-            values.append(sp.Integer(n) ** e)
-            shown.append(f"{paren(n)}^{e}")
-        else:
-            values.append(sp.Integer(n))
-            shown.append(paren(n))
     ops = [r.choice("+-*" if L >= 2 else "+-") for _ in range(L + 1)]
+    values, shown = [], []
+    for j in range(L + 2):  # factors of a product stay small so answers stay readable
+        hi = 3 + 3 * L if "*" in (ops[j - 1] if j else "", ops[j] if j <= L else "") else 10 * L * L
+        n = r.randint(-hi, hi) if L >= 3 else r.randint(1, hi)
+        e = 1 if L < 4 or j != 1 else r.choice([2, 3])  # one power: one more step
+        n = n if e == 1 else r.randint(2, 15 if e == 2 else 6) * r.choice([1, -1])
+        values.append(sp.Integer(n) ** e)
+        shown.append(paren(n) + (f"^{e}" if e > 1 else ""))
     expr = shown[0] + "".join(f" {SYMBOL[o]} {s}" for o, s in zip(ops, shown[1:]))
     return f"Compute ${expr}$.", tex(evaluate(values, ops))
 
@@ -122,13 +120,12 @@ def fractions(r: random.Random, L: int) -> tuple[str, str]:
 
 def percentages(r: random.Random, L: int) -> tuple[str, str]:
     p = r.randrange(5, 100, 5) if L <= 2 else r.randint(1, 99)
-    n = r.randint(2, 40) * (10 if L <= 2 else r.choice([1, 4, 8]))
+    n = r.randint(1, 40) * 20 if L <= 2 else r.randint(2, 90) * r.choice([1, 4, 8])
     kind = r.choice(["of", "change"] if L >= 3 else ["of", "what"])
     if kind == "of":
         text, value = f"What is ${p}\\%$ of ${n}$?", sp.Rational(p, 100) * n
     elif kind == "what":
-        m = n * r.randrange(5, 100, 5) // 100 or 1
-        text, value = f"What percent of ${n}$ is ${m}$?", sp.Rational(100 * m, n)
+        text, value = f"What percent of ${n}$ is ${n * p // 100}$?", sp.Rational(100 * (n * p // 100), n)
     else:
         steps = [(r.choice(["increased", "decreased"]), r.randrange(5, 60, 5)) for _ in range(L - 1)]
         value = sp.Integer(n)
@@ -141,63 +138,62 @@ def percentages(r: random.Random, L: int) -> tuple[str, str]:
 
 def linear_equations(r: random.Random, L: int) -> tuple[str, str]:
     x = sp.Integer(r.randint(-5 * L, 5 * L)) if L <= 3 else sp.Rational(r.randint(-30, 30), r.randint(2, 9))
-    a, c = nonzero(r, -3 * L, 3 * L), 0
-    if L >= 3:
-        c = r.choice([n for n in range(-3 * L, 3 * L + 1) if n != a])
-    if L == 5:  # fractional coefficients: x/p + x/q = rhs
-        p, q = r.sample(range(2, 10), 2)
-        rhs = x / p + x / q
-        return f"Solve for $x$: $\\frac{{x}}{{{p}}} + \\frac{{x}}{{{q}}} = {tex(rhs)}$.", tex(x)
-    b = r.randint(-10 * L, 10 * L) if L >= 2 else r.randint(1, 20)
-    d = (a - c) * x + b
-    if L == 4:  # a(x + k) = cx + d' with the same root
+    a, b = nonzero(r, -3 * L, 3 * L), r.randint(-10 * L, 10 * L) if L >= 2 else r.randint(1, 20)
+    c = r.choice([n for n in range(-3 * L, 3 * L + 1) if n != a]) if L >= 3 else 0
+    if L == 4:  # a(x + k) = cx + d, more steps
         k = nonzero(r, -9, 9)
-        d2 = a * (x + k) - c * x
-        return f"Solve for $x$: ${a}(x {'+' if k > 0 else '-'} {abs(k)}) = {poly_tex([c, d2])}$.", tex(x)
-    return f"Solve for $x$: ${poly_tex([a, b])} = {poly_tex([c, d])}$.", tex(x)
+        return f"Solve for $x$: ${a}({poly_tex([1, k])}) = {poly_tex([c, a * (x + k) - c * x])}$.", tex(x)
+    if L == 5:  # fractional coefficients
+        p, q = r.sample(range(2, 10), 2)
+        return (f"Solve for $x$: $\\frac{{x}}{{{p}}} {'+' if a > 0 else '-'} \\frac{{x}}{{{q}}} = "
+                f"{tex(x / p + sp.sign(a) * x / q)}$.", tex(x))
+    return f"Solve for $x$: ${poly_tex([a, b])} = {poly_tex([c, (a - c) * x + b])}$.", tex(x)
+
+
+def surd_roots(a: int, b: int, c: int) -> list[str]:
+    """Roots of ax^2 + bx + c (a > 0, irrational) as MATH writes them: `\\frac{-3 - \\sqrt{5}}{2}`."""
+    k, surd = sp.sqrt(b * b - 4 * a * c).as_coeff_Mul()  # k * sqrt(m), m squarefree
+    g = sp.igcd(b, int(k), 2 * a)
+    head, k, den = -b // g, int(k) // g, 2 * a // g
+    s = ("" if k == 1 else str(k)) + tex(surd)
+    if head == 0:
+        return [tex(-k * surd / den), tex(k * surd / den)]
+    return [f"{head} - {s}" if den == 1 else f"\\frac{{{head} - {s}}}{{{den}}}",
+            f"{head} + {s}" if den == 1 else f"\\frac{{{head} + {s}}}{{{den}}}"]
 
 
 def quadratic_equations(r: random.Random, L: int) -> tuple[str, str]:
     a = 1 if L in (1, 4) else r.randint(2, 2 + L)
-    if L <= 3:
-        r1, r2 = r.sample([n for n in range(-4 * L - 5, 4 * L + 6)], 2)
-        roots = [sp.Integer(r1), sp.Integer(r2)]
-        if L == 3:  # rational roots
-            roots = [sp.Rational(r1, r.randint(1, 5)), sp.Rational(r2, r.randint(1, 5))]
-        poly = sp.Poly(a * (sp.Symbol("x") - roots[0]) * (sp.Symbol("x") - roots[1]), sp.Symbol("x"))
-        coeffs = poly.all_coeffs()
-        den = sp.ilcm(*[c.q for c in coeffs])
-        coeffs = [c * den for c in coeffs]
-    else:
-        while True:  # irrational roots: discriminant positive and not a square
+    tail = " Enter the solutions separated by commas."
+    if L >= 4:
+        while True:  # irrational roots: positive non-square discriminant
             b, c = r.randint(-6 * L, 6 * L), r.randint(-8 * L, 8 * L)
-            disc = b * b - 4 * a * c
-            if disc > 0 and sp.sqrt(disc).is_irrational:
-                break
-        coeffs = [a, b, c]
-        roots = [(-b - sp.sqrt(disc)) / (2 * a), (-b + sp.sqrt(disc)) / (2 * a)]
-    answer = ", ".join(tex(v) for v in sorted(set(roots), key=float))
-    return (f"Find all solutions to ${poly_tex(coeffs)} = 0$. Enter the solutions separated by commas.",
-            answer)
+            if b * b - 4 * a * c > 0 and sp.sqrt(b * b - 4 * a * c).is_irrational:
+                return (f"Find all solutions to ${poly_tex([a, b, c])} = 0$." + tail,
+                        ", ".join(surd_roots(a, b, c)))
+    numerators = r.sample(range(-4 * L - 5, 4 * L + 6), 2)
+    r1, r2 = (sp.Rational(n, r.randint(1, 5) if L == 3 else 1) for n in numerators)  # rational at level 3
+    coeffs = [a, -a * (r1 + r2), a * r1 * r2]  # Vieta, then clear denominators
+    den = sp.ilcm(*[sp.Rational(v).q for v in coeffs])
+    answer = ", ".join(tex(v) for v in sorted({r1, r2}))
+    return f"Find all solutions to ${poly_tex([v * den for v in coeffs])} = 0$." + tail, answer
 
 
 def linear_systems(r: random.Random, L: int) -> tuple[str, str]:
-    x = sp.Integer(r.randint(-3 * L, 3 * L)) if L <= 4 else sp.Rational(r.randint(-20, 20), r.randint(2, 5))
-    y = sp.Integer(r.randint(-3 * L, 3 * L))
-    while True:
-        a, b, c, d = (nonzero(r, -2 * L - 1, 2 * L + 1) for _ in range(4))
-        if L == 1:
-            a, b, c, d = 1, 1, 1, -1
-        if a * d - b * c != 0:
-            break
-    e, f = a * x + b * y, c * x + d * y
-    det = a * d - b * c  # Cramer's rule, exact
-    sx, sy = (e * d - b * f) / det, (a * f - e * c) / det
+    x, y = (sp.Integer(r.randint(-3 * L - 6, 3 * L + 6)) for _ in range(2))
+    x = x if L <= 4 else sp.Rational(r.randint(-20, 20), r.randint(2, 5))
+    coef = [nonzero(r, -2 * L - 1, 2 * L + 1) for _ in range(4)] if L > 1 else [1, 1, 1, -1]
+    while coef[0] * coef[3] == coef[1] * coef[2]:  # singular: redraw the second equation
+        coef[2:] = nonzero(r, -2 * L - 1, 2 * L + 1), nonzero(r, -2 * L - 1, 2 * L + 1)
+    a, b, c, d = coef
+    e, f, det = a * x + b * y, c * x + d * y, a * d - b * c
+    sx, sy = (e * d - b * f) / det, (a * f - e * c) / det  # Cramer's rule, exact
     eqs = f"${poly_tex([a, b, 0], 'X')} = {tex(e)}$ and ${poly_tex([c, d, 0], 'X')} = {tex(f)}$"
     eqs = eqs.replace("X^2", "x").replace("X", "y")
     if r.random() < 0.3:
         return f"If {eqs}, what is the value of $xy$?", tex(sx * sy)
-    return f"Solve the system {eqs}. Enter your answer as an ordered pair $(x, y)$.", f"({tex(sx)}, {tex(sy)})"
+    return (f"Solve the system {eqs}. Enter your answer as an ordered pair $(x, y)$.",
+            f"({tex(sx)}, {tex(sy)})")
 
 
 def modular_arithmetic(r: random.Random, L: int) -> tuple[str, str]:
@@ -214,82 +210,84 @@ def modular_arithmetic(r: random.Random, L: int) -> tuple[str, str]:
             return f"What is the units digit of ${a}^{{{k}}}$?", str(sp.Integer(a) ** k % 10)
         return f"What is the remainder when ${a}^{{{k}}}$ is divided by ${m}$?", str(pow(a, k, m))
     p = sp.prime(r.randint(4, 10 + 2 * L))
-    a = r.randint(2, p - 1)
+    a, b = r.randint(2, p - 1), r.randint(1, p - 1)
     if L == 4:
         return (f"Find the modular inverse of ${a}$ modulo ${p}$, as a residue between $0$ and ${p - 1}$.",
                 str(sp.mod_inverse(a, p)))
-    b = r.randint(1, p - 1)
-    x = sp.mod_inverse(a, p) * b % p
     return (f"Find the smallest positive integer $x$ such that ${a}x \\equiv {b} \\pmod{{{p}}}$.",
-            str(x or p))
+            str(sp.mod_inverse(a, p) * b % p))
 
 
 def gcd_lcm(r: random.Random, L: int) -> tuple[str, str]:
-    count = 2 if L <= 2 else 3
-    base = r.randint(2, 6 * L)
-    nums = sorted({base * r.randint(1, 6 * L + 4) for _ in range(count)})
-    while len(nums) < count:
-        nums.append(nums[-1] + base)
-    listed = ", ".join(f"${n}$" for n in nums[:-1]) + f" and ${nums[-1]}$"
-    if L == 5 and r.random() < 0.5:
-        n = r.randint(6, 16)
+    if L == 5 and r.random() < 0.2:
+        n = r.randint(6, 20)
         return (f"What is the smallest positive integer divisible by each of the integers $1$ through ${n}$?",
                 str(sp.ilcm(*range(1, n + 1))))
+    base, count = r.randint(2, 6 * L), 2 if L <= 2 else 3
+    nums = sorted(r.sample(range(1, 6 * L + 6), count))
+    nums = [base * n for n in nums]
+    listed = ", ".join(f"${n}$" for n in nums[:-1]) + f" and ${nums[-1]}$"
     if L == 5:
-        return f"What is the sum of the greatest common divisor and the least common multiple of {listed}?", \
-            str(sp.igcd(*nums) + sp.ilcm(*nums))
+        return (f"What is the sum of the greatest common divisor and the least common multiple of {listed}?",
+                str(sp.igcd(*nums) + sp.ilcm(*nums)))
     if L % 2:
         return f"What is the greatest common divisor of {listed}?", str(sp.igcd(*nums))
     return f"What is the least common multiple of {listed}?", str(sp.ilcm(*nums))
 
 
 def counting(r: random.Random, L: int) -> tuple[str, str]:
-    if L == 1:
-        n, k = r.randint(4, 14), r.randint(2, 3)
-        return f"In how many ways can a committee of ${k}$ be chosen from ${n}$ people?", str(sp.binomial(n, k))
-    if L == 2:
-        n, k = r.randint(5, 16), r.randint(2, 4)
-        return (f"In how many ways can ${k}$ different prizes be given to ${k}$ of ${n}$ students, "
-                "at most one prize per student?", str(sp.ff(n, k)))
+    if L <= 2:
+        n, k = r.randint(5, 12 + 8 * L), r.randint(2, 4)
+        things = r.choice([("people", "committee"), ("students", "study group"), ("players", "team")])
+        if L == 1:
+            return (f"How many different {k}-member {things[1]}s can be chosen from ${n}$ {things[0]}?",
+                    str(sp.binomial(n, k)))
+        return (f"In how many ways can ${k}$ different prizes be given to ${k}$ of ${n}$ {things[0]}, "
+                "at most one prize each?", str(sp.ff(n, k)))
     if L == 3:
         counts = [r.randint(1, 4) for _ in range(r.randint(2, 4))]
-        word = "".join(letter * c for letter, c in zip("ABCD", counts))
-        word = "".join(r.sample(word, len(word)))
+        word = "".join(r.sample("".join(ch * c for ch, c in zip("ABCD", counts)), sum(counts)))
         value = sp.factorial(len(word)) / sp.prod([sp.factorial(c) for c in counts])
         return f"How many distinct arrangements of the letters in ${word}$ are there?", str(value)
     if L == 4:
-        men, women, k = r.randint(4, 9), r.randint(4, 9), r.randint(3, 5)
+        men, women, k = r.randint(4, 12), r.randint(4, 12), r.randint(3, 5)
         value = sp.binomial(men + women, k) - sp.binomial(men, k) - sp.binomial(women, k)
         return (f"A committee of ${k}$ is chosen from ${men}$ men and ${women}$ women. How many committees "
                 "include at least one man and at least one woman?", str(value))
-    n, k = r.randint(8, 30), r.randint(3, 6)
-    return (f"How many ordered ${k}$-tuples of positive integers $(x_1, \\ldots, x_{k})$ satisfy "
-            f"$x_1 + \\cdots + x_{k} = {n}$?", str(sp.binomial(n - 1, k - 1)))
+    n, k, low = r.randint(8, 30), r.randint(3, 6), r.choice(["positive", "nonnegative"])
+    value = sp.binomial(n - 1, k - 1) if low == "positive" else sp.binomial(n + k - 1, k - 1)
+    return (f"How many ordered ${k}$-tuples of {low} integers $(x_1, \\ldots, x_{k})$ satisfy "
+            f"$x_1 + \\cdots + x_{k} = {n}$?", str(value))
 
 
 def probability(r: random.Random, L: int) -> tuple[str, str]:
     tail = " Express your answer as a common fraction."
     if L == 1:
-        s, k = r.choice([6, 8, 10, 12, 20]), r.randint(1, 5)
-        return f"A fair ${s}$-sided die is rolled. What is the probability of rolling a number greater than ${k}$?" \
-            + tail, tex(sp.Rational(s - k, s))
+        s, k = r.choice([6, 8, 10, 12, 20]), r.randint(2, 5)
+        word, test = r.choice([("greater than", k.__lt__), ("less than", k.__gt__), ("divisible by", None)])
+        hits = sum(1 for v in range(1, s + 1) if (test(v) if test else v % k == 0))
+        return (f"A fair ${s}$-sided die is rolled. What is the probability of rolling a number {word} ${k}$?"
+                + tail, tex(sp.Rational(hits, s)))
     red, blue = r.randint(2, 4 * L + 2), r.randint(2, 4 * L + 2)
     if L == 2:
         return (f"A bag has ${red}$ red and ${blue}$ blue marbles. One marble is drawn at random. What is the "
                 "probability that it is red?" + tail, tex(sp.Rational(red, red + blue)))
     if L == 3:
-        total = r.randint(3, 11)
-        ways = sum(1 for i in range(1, 7) for j in range(1, 7) if i + j == total)
-        return (f"Two fair six-sided dice are rolled. What is the probability that the sum is ${total}$?"
-                + tail, tex(sp.Rational(ways, 36)))
+        s = r.choice([4, 6, 8, 10, 12])
+        total, word = r.randint(3, 2 * s - 1), r.choice(["equal to", "at least", "at most"])
+        ok = {"equal to": total.__eq__, "at least": total.__le__, "at most": total.__ge__}[word]
+        ways = sum(1 for i in range(1, s + 1) for j in range(1, s + 1) if ok(i + j))
+        return (f"Two fair ${s}$-sided dice, numbered $1$ to ${s}$, are rolled. What is the probability that "
+                f"the sum is {word} ${total}$?" + tail, tex(sp.Rational(ways, s * s)))
     if L == 4:
         value = sp.binomial(red, 2) / sp.binomial(red + blue, 2)
         return (f"A bag has ${red}$ red and ${blue}$ blue marbles. Two marbles are drawn without replacement. "
                 "What is the probability that both are red?" + tail, tex(value))
     n = r.randint(5, 12)
-    k = r.randint(1, n - 1)
-    value = sum(sp.binomial(n, j) for j in range(k, n + 1)) / sp.Integer(2) ** n
-    return (f"A fair coin is flipped ${n}$ times. What is the probability of getting at least ${k}$ heads?"
+    k, word = r.randint(1, n - 1), r.choice(["at least", "at most", "exactly"])
+    span = {"at least": range(k, n + 1), "at most": range(0, k + 1), "exactly": [k]}[word]
+    value = sum(sp.binomial(n, j) for j in span) / sp.Integer(2) ** n
+    return (f"A fair coin is flipped ${n}$ times. What is the probability of getting {word} ${k}$ heads?"
             + tail, tex(value))
 
 
@@ -304,38 +302,35 @@ def polynomials(r: random.Random, L: int) -> tuple[str, str]:
         k = r.randint(1, n - 1)
         coeff = sp.Poly((a * x + b) ** n, x).coeff_monomial(x**k)
         return f"What is the coefficient of $x^{k}$ in the expansion of $({poly_tex([a, b])})^{n}$?", str(coeff)
-    coeffs = [nonzero(r, 1, 6)] + [r.randint(-12, 12) for _ in range(3)]
     if L == 4:
+        coeffs = [nonzero(r, 1, 6)] + [r.randint(-12, 12) for _ in range(3)]
         which = r.choice(["sum", "product"])
         value = sp.Rational(-coeffs[1] if which == "sum" else -coeffs[3], coeffs[0])  # Vieta
         return f"What is the {which} of the roots of ${poly_tex(coeffs)} = 0$?", tex(value)
     coeffs = [nonzero(r, -4, 4)] + [r.randint(-9, 9) for _ in range(r.randint(3, 5))]
     a = nonzero(r, -3, 3)
-    divisor = poly_tex([1, -a])
     remainder = sp.rem(sp.Poly(coeffs, x), sp.Poly([1, -a], x)).as_expr()
-    return f"What is the remainder when ${poly_tex(coeffs)}$ is divided by ${divisor}$?", tex(remainder)
+    return (f"What is the remainder when ${poly_tex(coeffs)}$ is divided by ${poly_tex([1, -a])}$?",
+            tex(remainder))
 
 
 def sequences(r: random.Random, L: int) -> tuple[str, str]:
     a, d = r.randint(-10 * L, 10 * L), nonzero(r, -2 - 2 * L, 2 + 2 * L)
-    n = r.randint(8, 10 + 10 * L)
+    n, first = r.randint(8, 10 + 10 * L), f"{a}, {a + d}, {a + 2 * d}, \\ldots"
     if L == 1:
-        return f"What is the ${n}$th term of the arithmetic sequence ${a}, {a + d}, {a + 2 * d}, \\ldots$?", \
-            str(a + (n - 1) * d)
+        return f"What is the ${n}$th term of the arithmetic sequence ${first}$?", str(a + (n - 1) * d)
     if L == 2:
-        value = sp.Integer(n) * (2 * a + (n - 1) * d) / 2
-        return f"What is the sum of the first ${n}$ terms of the arithmetic sequence ${a}, {a + d}, " \
-            f"{a + 2 * d}, \\ldots$?", str(value)
+        return (f"What is the sum of the first ${n}$ terms of the arithmetic sequence ${first}$?",
+                str(sp.Integer(n) * (2 * a + (n - 1) * d) / 2))
     if L == 3:
-        g, q, k = r.randint(1, 5), r.choice([-3, -2, 2, 3]), r.randint(5, 9)
-        return f"What is the ${k}$th term of the geometric sequence ${g}, {g * q}, {g * q * q}, \\ldots$?", \
-            str(sp.Integer(g) * sp.Integer(q) ** (k - 1))
+        g, q, k = r.randint(1, 9), r.choice([-3, -2, 2, 3]), r.randint(5, 9)
+        return (f"What is the ${k}$th term of the geometric sequence ${g}, {g * q}, {g * q * q}, \\ldots$?",
+                str(sp.Integer(g) * sp.Integer(q) ** (k - 1)))
     if L == 4:
         g = r.randint(1, 12)
         q = sp.Rational(r.randint(1, 5), r.randint(6, 9)) * r.choice([1, -1])
-        terms = ", ".join(tex(g * q**i) for i in range(3))
-        return f"Find the sum of the infinite geometric series ${terms.replace(', ', ' + ')} + \\cdots$.", \
-            tex(g / (1 - q))
+        series = join_terms([tex(g * q**i) for i in range(3)])
+        return f"Find the sum of the infinite geometric series ${series} + \\cdots$.", tex(g / (1 - q))
     p, c, start, k = r.randint(2, 3), r.randint(-5, 5), r.randint(-3, 5), r.randint(4, 8)
     value = sp.Integer(start)
     for _ in range(k - 1):
@@ -345,32 +340,29 @@ def sequences(r: random.Random, L: int) -> tuple[str, str]:
 
 
 def geometry(r: random.Random, L: int) -> tuple[str, str]:
+    pi_tail = " Express your answer in terms of $\\pi$."
     if L == 1:
         b, h = r.randint(2, 30), r.randint(2, 30)
         return f"A triangle has base ${b}$ and height ${h}$. What is its area?", tex(sp.Rational(b * h, 2))
     if L == 2:
-        rad = r.randint(2, 25)
-        if r.random() < 0.5:
-            return f"What is the area of a circle of radius ${rad}$? Express your answer in terms of $\\pi$.", \
-                tex(sp.pi * rad**2)
-        return f"What is the circumference of a circle of diameter ${rad}$? Express your answer in terms of " \
-            "$\\pi$.", tex(sp.pi * rad)
+        size, given = r.randint(2, 60), r.choice(["radius", "diameter"])
+        asked = r.choice(["area", "circumference"])
+        rad = sp.Rational(size, 1 if given == "radius" else 2)
+        value = sp.pi * rad**2 if asked == "area" else 2 * sp.pi * rad
+        return f"What is the {asked} of a circle of {given} ${size}$?" + pi_tail, tex(value)
     if L == 3:
         p, q = (r.randint(-9, 9), r.randint(-9, 9)), (r.randint(-9, 9), r.randint(-9, 9))
-        if p == q:
-            q = (q[0] + 1, q[1] + 3)
+        q = (q[0] + 1, q[1] + 3) if p == q else q
         return (f"What is the distance between the points $({p[0]}, {p[1]})$ and $({q[0]}, {q[1]})$? "
-                "Express your answer in simplest radical form.", tex(sp.sqrt((p[0] - q[0])**2 + (p[1] - q[1])**2)))
+                "Express your answer in simplest radical form.",
+                tex(sp.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)))
     if L == 4:
         rad, h = r.randint(1, 12), r.randint(1, 15)
-        shape, value = r.choice([("cylinder", sp.pi * rad**2 * h), ("cone", sp.pi * rad**2 * h / 3)])
         if r.random() < 0.3:
-            return f"What is the volume of a sphere of radius ${rad}$? Express your answer in terms of $\\pi$.", \
-                tex(sp.Rational(4, 3) * sp.pi * rad**3)
-        return f"What is the volume of a {shape} with radius ${rad}$ and height ${h}$? Express your answer in " \
-            "terms of $\\pi$.", tex(value)
-    pts = [(r.randint(-10, 10), r.randint(-10, 10)) for _ in range(3)]
-    (x1, y1), (x2, y2), (x3, y3) = pts
+            return f"What is the volume of a sphere of radius ${rad}$?" + pi_tail, tex(sp.pi * rad**3 * 4 / 3)
+        shape, value = r.choice([("cylinder", sp.pi * rad**2 * h), ("cone", sp.pi * rad**2 * h / 3)])
+        return f"What is the volume of a {shape} with radius ${rad}$ and height ${h}$?" + pi_tail, tex(value)
+    (x1, y1), (x2, y2), (x3, y3) = pts = [(r.randint(-10, 10), r.randint(-10, 10)) for _ in range(3)]
     area = abs(sp.Rational(x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2), 2))  # shoelace
     if area == 0:
         n = r.randint(5, 40)
@@ -380,25 +372,23 @@ def geometry(r: random.Random, L: int) -> tuple[str, str]:
 
 
 def exponents_logs(r: random.Random, L: int) -> tuple[str, str]:
-    b = r.choice([2, 3, 5, 7, 10])
     if L == 1:
-        a, k = r.randint(2, 12), r.randint(2, 4)
-        return f"Compute ${a}^{k}$.", str(sp.Integer(a) ** k)
+        a, k = r.randint(2, 30) * r.choice([1, -1]), r.randint(2, 3)
+        return f"Compute ${paren(a)}^{k}$.", str(sp.Integer(a) ** k)
     if L == 2:
-        m, n, k = r.randint(2, 20), r.randint(2, 20), r.randint(1, 20)
+        b, (m, n, k) = r.choice([2, 3, 5, 7, 10]), (r.randint(2, 20) for _ in range(3))
         return f"If ${b}^{{{m}}} \\cdot {b}^{{{n}}} \\div {b}^{{{k}}} = {b}^n$, what is $n$?", str(m + n - k)
+    c = r.choice([2, 3, 5])
     if L == 3:
-        c, p, q = r.choice([2, 3, 5]), r.randint(1, 3), r.randint(-4, 8)
-        value = sp.log(sp.Integer(c) ** q, c) / p  # log_{c^p} c^q, exact in sympy
-        return f"Evaluate $\\log_{{{c ** p}}} {tex(sp.Integer(c) ** q)}$.", tex(sp.nsimplify(value))
+        p, q = r.randint(1, 3), r.randint(-4, 8)
+        value = sp.log(sp.Integer(c) ** abs(q), c) * sp.sign(q) / p  # log_{c^p} c^q, exact in sympy
+        return f"Evaluate $\\log_{{{c ** p}}} {tex(sp.Integer(c) ** q)}$.", tex(value)
     if L == 4:
-        c = r.choice([2, 3])
-        p, q = r.sample([2, 3, 4], 2)
-        s, t = nonzero(r, -6, 6), nonzero(r, -6, 6)
-        root = sp.Rational(q * t - p * s, p - q)  # p(x + s) = q(x + t): equal exponents of c
-        return (f"Solve for $x$: ${c ** p}^{{{poly_tex([1, s])}}} = {c ** q}^{{{poly_tex([1, t])}}}$.",
-                tex(root))
-    a, b = r.sample(range(1, 6), 2)
+        (p, q), s, t = r.sample([2, 3, 4], 2), nonzero(r, -6, 6), nonzero(r, -6, 6)
+        root = sp.Rational(q * t - p * s, p - q)  # c^{p(x+s)} = c^{q(x+t)}: equal exponents
+        equation = f"{c ** p}^{{{poly_tex([1, s])}}} = {c ** q}^{{{poly_tex([1, t])}}}"
+        return f"Solve for $x$: ${equation}$.", tex(root)
+    a, b = r.sample(range(1, 7), 2)
     p = r.choice([2, 3, 4])
     base, e = sp.Rational(a, b) ** p, sp.Rational(r.choice([-3, -2, -1, 1, 2, 3]), p)
     return f"Compute $\\left({tex(base)}\\right)^{{{tex(e)}}}$.", tex(base**e)
@@ -406,28 +396,26 @@ def exponents_logs(r: random.Random, L: int) -> tuple[str, str]:
 
 def radicals(r: random.Random, L: int) -> tuple[str, str]:
     if L == 1:
-        n = r.randint(2, 40)
-        return f"Compute $\\sqrt{{{n * n}}}$.", str(n)
+        n, k = r.randint(2, 60), r.choice([2, 2, 3])
+        shown = f"\\sqrt{{{n * n}}}" if k == 2 else f"\\sqrt[3]{{{n ** 3}}}"
+        return f"Compute ${shown}$.", str(sp.root(sp.Integer(n) ** k, k))
     if L == 2:
-        n = r.randint(2, 15) ** 2 * r.choice([2, 3, 5, 6, 7, 10, 11])
+        n = r.randint(2, 20) ** 2 * r.choice([2, 3, 5, 6, 7, 10, 11, 13])
         return f"Simplify $\\sqrt{{{n}}}$.", tex(sp.sqrt(n))
     if L == 3:
-        a, b = r.randint(2, 30), r.randint(2, 30)
+        a, b = r.randint(2, 40), r.randint(2, 40)
         return f"Simplify $\\sqrt{{{a}}} \\cdot \\sqrt{{{b}}}$.", tex(sp.sqrt(a) * sp.sqrt(b))
     if L == 4:
-        a, b = r.randint(1, 20), r.choice([2, 3, 5, 6, 7, 8, 12, 18])
+        a, b = r.randint(1, 30), r.choice([2, 3, 5, 6, 7, 8, 12, 18, 20, 27])
         return (f"Rationalize the denominator: $\\frac{{{a}}}{{\\sqrt{{{b}}}}}$.",
                 tex(sp.radsimp(a / sp.sqrt(b))))
-    m = r.choice([2, 3, 5, 6, 7])
-    ks = [r.randint(1, 9) for _ in range(3)]
-    signs = [r.choice("+-") for _ in range(2)]
-    value = sp.sqrt(ks[0] ** 2 * m) + sum((1 if s == "+" else -1) * sp.sqrt(k * k * m) for s, k in zip(signs, ks[1:]))
-    expr = f"\\sqrt{{{ks[0] ** 2 * m}}}" + "".join(f" {s} \\sqrt{{{k * k * m}}}" for s, k in zip(signs, ks[1:]))
-    return f"Simplify ${expr}$.", tex(value)
+    m, ks, signs = r.choice([2, 3, 5, 6, 7]), [r.randint(1, 9) for _ in range(3)], [1, r.choice([1, -1]), -1]
+    terms = [f"{'-' if sg < 0 else ''}\\sqrt{{{k * k * m}}}" for sg, k in zip(signs, ks)]
+    return f"Simplify ${join_terms(terms)}$.", tex(sum(sg * sp.sqrt(k * k * m) for sg, k in zip(signs, ks)))
 
 
 def number_theory(r: random.Random, L: int) -> tuple[str, str]:
-    n = r.randint(12, 50 * L * L)
+    n = r.randint(12, 150 * L * L)
     if L == 1:
         return f"How many positive divisors does ${n}$ have?", str(sp.divisor_count(n))
     if L == 2:
@@ -436,22 +424,20 @@ def number_theory(r: random.Random, L: int) -> tuple[str, str]:
         n = r.randint(100, 20000)
         return f"What is the largest prime factor of ${n}$?", str(max(sp.factorint(n)))
     if L == 4:
-        n = r.randint(10, 250)
-        digits = str(sp.factorial(n))
-        return f"How many zeros are at the end of ${n}!$?", str(len(digits) - len(digits.rstrip("0")))
+        digits = str(sp.factorial(n % 240 + 10))
+        return (f"How many zeros are at the end of ${n % 240 + 10}!$?",
+                str(len(digits) - len(digits.rstrip("0"))))
     return f"How many positive integers less than or equal to ${n}$ are relatively prime to ${n}$?", \
         str(sp.totient(n))
 
 
 def statistics(r: random.Random, L: int) -> tuple[str, str]:
-    size = 3 + L + (L % 2 == 1 and L == 3)
-    data = [r.randint(-5 * L if L > 2 else 1, 10 * L + 10) for _ in range(size)]
+    data = [r.randint(-5 * L if L > 2 else 1, 10 * L + 10) for _ in range(L + 3)]
     shown = ", ".join(map(str, data))
     if L in (1, 4):
         return f"What is the arithmetic mean of ${shown}$?", tex(sp.Rational(sum(data), len(data)))
-    if L in (2, 3):
-        s = sorted(data)
-        mid = len(s) // 2
+    if L in (2, 3):  # odd count at level 2, even at level 3 (mean of the middle two)
+        s, mid = sorted(data), len(data) // 2
         median = s[mid] if len(s) % 2 else sp.Rational(s[mid - 1] + s[mid], 2)
         return f"What is the median of ${shown}$?", tex(median)
     mean = sp.Rational(sum(data), len(data))
