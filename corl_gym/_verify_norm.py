@@ -42,7 +42,8 @@ def _balanced_group(text: str, start: int) -> tuple[str, int] | None:
 
 def last_boxed(text: str) -> str | None:
     r"""Content of the last complete `\boxed{...}` (or `\fbox{...}`, or `\boxed 5`) in `text`."""
-    for match in reversed(list(_BOXED.finditer(text))):
+    # Only the last few boxes are tried: each try scans to the end, and garbage may hold thousands.
+    for match in list(_BOXED.finditer(text))[-3:][::-1]:
         end = match.end()
         if end < len(text) and text[end] == "{":
             group = _balanced_group(text, end)
@@ -67,7 +68,8 @@ def extract_answer(text: str) -> str | None:
     r"""The final answer in a model's text, or None when there is none.
 
     Order, first hit wins: the last complete `\boxed{}` (nested braces balanced); else the content of
-    the last `<answer>...</answer>` (itself searched for a box); else the fallback, meant for answers
+    the last `<answer>...</answer>` (itself searched for a box); else None if a box was opened but
+    never closed (truncated output); else the fallback, meant for answers
     written without a box: a short text that is not prose is the answer itself (`x = 5`,
     `\frac{1}{2}`); otherwise a GSM8K `#### 42` marker, then an "answer is / final answer:" phrase,
     then the last `$...$` math span, then the last number. The last-number rule is the usual GSM8K
@@ -83,6 +85,8 @@ def extract_answer(text: str) -> str | None:
     if tags:
         inner = tags[-1].strip()
         return (extract_answer(inner) if inner else None) if "<answer>" not in inner else None
+    if _BOXED.search(text):  # a box was opened but never closed: truncated output, no answer
+        return None
     return _fallback(text)
 
 

@@ -1,0 +1,150 @@
+"""The hard deadline of corl_gym.verify: pathological inputs in every calling context, no leaks.
+
+Times are asserted only as generous bounds (1.5 x deadline + 0.5 s) so a noisy 2-core CI machine
+does not flake; benchmarks/verify_bench.py reports the real figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import string
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from corl_gym import _verify_worker
+from corl_gym.verify import Verdict, check, check_many, warm_up
+
+DEADLINE = 1.0
+BOUND = 1.5 * DEADLINE + 0.5
+_rng = random.Random(0)
+PATHOLOGICAL = {
+    "power tower": "2^{2^{2^{2^{2}}}}",
+    "10^{10^{10}}": "10^{10^{10}}",
+    "(10^6)!": "(10^6)!",
+    "24!^2": "24!^2",
+    "radicals nested 50 deep": "\\sqrt{" * 50 + "2" + "}" * 50,
+    "100k garbage": "".join(_rng.choice(string.printable) for _ in range(100_000)),
+    "10k nested braces": "{" * 10_000 + "1" + "}" * 10_000,
+    "unbalanced latex": "\\frac{1}{2 + \\left( 3",
+    "sympy blow-up": "(x+1)^{5000}",  # against (x+2)^{5000}: expansion never finishes in time
+}
+GOLDS = {"sympy blow-up": "(x+2)^{5000}"}
+ALLOWED = {Verdict.TIMEOUT, Verdict.UNPARSEABLE, Verdict.WRONG}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm() -> None:
+    warm_up(2)
+    assert check("\\sqrt{8}", "2\\sqrt{2}") is Verdict.CORRECT  # waits for a ready worker
+
+
+def _timed(fn) -> tuple[Verdict, float]:
+    start = time.monotonic()
+    verdict = fn()
+    return verdict, time.monotonic() - start
+
+
+def _in_main(pred: str, gold: str) -> tuple[Verdict, float]:
+    return _timed(lambda: check(pred, gold, timeout=DEADLINE))
+
+
+def _in_thread(pred: str, gold: str) -> tuple[Verdict, float]:
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(_in_main, pred, gold).result()
+
+
+def _in_asyncio(pred: str, gold: str) -> tuple[Verdict, float]:
+    async def main() -> tuple[Verdict, float]:
+        return _in_main(pred, gold)
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("context", [_in_main, _in_thread, _in_asyncio], ids=["main", "thread", "asyncio"])
+@pytest.mark.parametrize("name", list(PATHOLOGICAL))
+def test_pathological_input_is_decided_in_time(name: str, context) -> None:
+    verdict, elapsed = context(PATHOLOGICAL[name], GOLDS.get(name, "5"))
+    assert verdict in ALLOWED
+    assert elapsed < BOUND
+
+
+def test_pathological_gold_side_too() -> None:
+    verdict, elapsed = _in_main("5", PATHOLOGICAL["100k garbage"])
+    assert verdict is Verdict.UNPARSEABLE and elapsed < BOUND
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_hung_worker_is_killed_reaped_and_replaced() -> None:
+    pool = _verify_worker.get_pool()
+    before = {w.proc.pid for w in pool.idle}
+    verdict, elapsed = _in_main(PATHOLOGICAL["sympy blow-up"], GOLDS["sympy blow-up"])
+    assert verdict is Verdict.TIMEOUT and elapsed < BOUND
+    assert pool.total <= pool.max_workers
+    assert check("\\sqrt{8}", "2\\sqrt{2}") is Verdict.CORRECT  # service continues
+    killed = before - {w.proc.pid for w in pool.idle}
+    assert killed, "the hung worker should have been replaced"
+    assert not [pid for pid in killed if _alive_or_zombie(pid)]
+
+
+def _alive_or_zombie(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")  # still in the process table (running or zombie)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_no_zombies_and_no_threads_left() -> None:
+    threads = threading.active_count()
+    for _ in range(2):
+        assert check(PATHOLOGICAL["sympy blow-up"], GOLDS["sympy blow-up"], timeout=0.3) is Verdict.TIMEOUT
+    assert threading.active_count() == threads
+    zombies = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] == "Z" and int(fields[1]) == os.getpid():
+                zombies.append(entry)
+    assert zombies == []
+
+
+def test_check_from_many_threads_at_once() -> None:
+    pairs = [("\\sqrt{8}", "2\\sqrt{2}"), ("\\pi", "3.14"), ("12", "12"), ("(x+1)^2", "x^2+2x+1")] * 4
+    expected = [Verdict.CORRECT, Verdict.WRONG, Verdict.CORRECT, Verdict.CORRECT] * 4
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda pair: check(*pair), pairs)) == expected
+
+
+def test_check_many_keeps_per_pair_deadlines() -> None:
+    pairs = [("\\sqrt{8}", "2\\sqrt{2}"), (PATHOLOGICAL["sympy blow-up"], GOLDS["sympy blow-up"]), ("1", "1")]
+    start = time.monotonic()
+    assert check_many(pairs, timeout=DEADLINE) == [Verdict.CORRECT, Verdict.TIMEOUT, Verdict.CORRECT]
+    assert time.monotonic() - start < BOUND
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_workers_die_with_the_interpreter() -> None:
+    code = (
+        "from corl_gym.verify import check\nfrom corl_gym import _verify_worker as w\n"
+        "assert check('\\\\sqrt{8}', '2\\\\sqrt{2}').name == 'CORRECT'\n"
+        "print(' '.join(str(x.proc.pid) for x in w.get_pool().idle))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    pids = [int(p) for p in out.stdout.split()]
+    assert pids
+    time.sleep(0.2)
+    assert not [pid for pid in pids if _alive_or_zombie(pid)]
+
+
+def test_import_corl_gym_stays_light() -> None:
+    code = "import sys, corl_gym, corl_gym.verify; print(sorted(m for m in ('torch', 'sympy', 'math_verify') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
