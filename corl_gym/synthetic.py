@@ -9,6 +9,9 @@ Decisions:
 - Answers are computed with sympy objects (exact rationals, surds, pi) and written in the MATH style:
   integers plain, `-\\frac{3}{4}`, `2\\sqrt{3}`, `\\frac{32\\pi}{3}`, root lists ascending as `-2, 5`,
   ordered pairs `(3, -2)`, terminating percentages as decimals (`7.5`).
+- 17 families (`FAMILIES`, the `subject` of each problem): arithmetic, fractions, percentages, linear and
+  quadratic equations, linear systems, modular arithmetic, gcd/lcm, counting, probability, polynomials,
+  sequences, geometry, exponents and logs, radicals, number theory, statistics.
 - sympy is imported here, and `corl_gym.data` imports this module only when `synthetic` is asked for.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import random
 import re
+from decimal import Decimal
 from functools import lru_cache
 from typing import Callable
 
@@ -45,15 +49,10 @@ def tex(value: Number | sp.Expr) -> str:
 
 def decimal_or_fraction(value: sp.Rational) -> str:
     """Terminating values as decimals (`7.5`), others as fractions: how percentages are usually answered."""
-    q = int(value.q)
-    while q % 2 == 0:
-        q //= 2
-    while q % 5 == 0:
-        q //= 5
-    if q != 1:
+    if not set(sp.factorint(int(value.q))) <= {2, 5}:
         return tex(value)
-    text = f"{float(value):.10f}".rstrip("0").rstrip(".")
-    return text if sp.Rational(text) == value else tex(value)
+    text = f"{Decimal(int(value.p)) / Decimal(int(value.q)):f}"  # exact: the expansion terminates
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def join_terms(terms: list[str]) -> str:
