@@ -11,6 +11,8 @@ plugged in. Routers read the text observation, so they run in text mode.
   itself when none fits.
 - `best-affordable`: call the most expensive expert (price as a proxy for quality) whose expected cost
   fits the threshold; answer itself when none fits.
+- `cascade`: answer itself, then escalate through the experts by price while the answers disagree.
+- `best-fixed`, `threshold`, `knn`: fitted on training problems (`agents.learned_routers`).
 - `oracle`: reads the gold answer and peeks at every choice: the cheapest correct choice within budget,
   else the cheapest correct one, else answering itself for free. It maximises both reward and accuracy
   over single-call policies: an upper bound for benchmarks only. Peeking calls each expert once more, so
@@ -118,6 +120,35 @@ class BestAffordable(Router):
         return max(affordable, key=affordable.get) if affordable else SELF
 
 
+class Cascade(Router):
+    """Answer itself, then ask experts from the cheapest up while the answers so far disagree: stop at
+    the first answer that agrees with an earlier one (self-consistency), or when the next expert is not
+    affordable or turns run out; then answer with the latest answer."""
+
+    name = "cascade"
+
+    def reset(self, env: Any, info: dict[str, Any]) -> None:
+        super().reset(env, info)
+        costs = self.expected_costs()
+        self.queue = sorted(costs, key=costs.get)
+        self.answers = [self.own_answer()]
+
+    def act(self, observation: str, info: dict[str, Any]) -> str:
+        reply = self.env.last_reply
+        if reply is not None and reply.error is None:
+            self.answers.append(stated_answer(reply.text))
+        latest = self.answers[-1]
+        if len(self.answers) > 1 and any(verify.is_equivalent(latest, a) for a in self.answers[:-1]):
+            return answer_action(latest)
+        remaining = info["threshold_usd"] - info["cost_usd"]
+        costs = self.expected_costs()
+        while self.queue and costs[self.queue[0]] > remaining:
+            self.queue.pop(0)
+        if not self.queue or info["turn"] >= self.env.max_turns - 1:
+            return answer_action(latest)
+        return call_action(self.queue.pop(0), self.env.problem.problem)
+
+
 class Oracle(Router):
     name = "oracle"
 
@@ -138,11 +169,17 @@ class Oracle(Router):
         return verify.check(answer, self.env.problem.answer) is verify.Verdict.CORRECT
 
 
-BASELINES = ("always-self", "random", "cheapest-affordable", "best-affordable", "oracle")
+BASELINES = (
+    "always-self", "random", "cheapest-affordable", "best-affordable", "cascade", "best-fixed", "threshold", "knn",
+    "oracle",
+)
 
 
 def make_router(name: str, seed: int = 0) -> Router:
-    """A router by name: one of `BASELINES` or `always:<expert>`."""
+    """A router by name: one of `BASELINES` or `always:<expert>`. Learned ones (`best-fixed`,
+    `threshold`, `knn`) must be fitted (`router.fit(pool, train_problems)`) before use."""
+    from corl_gym.agents.learned_routers import LEARNED
+
     if name.startswith("always:"):
         return AlwaysExpert(name.split(":", 1)[1])
     table = {
@@ -150,7 +187,9 @@ def make_router(name: str, seed: int = 0) -> Router:
         "random": lambda: RandomRouter(seed),
         "cheapest-affordable": CheapestAffordable,
         "best-affordable": BestAffordable,
+        "cascade": Cascade,
         "oracle": Oracle,
+        **LEARNED,
     }
     if name not in table:
         raise ValueError(f"unknown policy {name!r}: use one of {', '.join(BASELINES)} or always:<expert>")

@@ -1,110 +1,211 @@
-"""The routing benchmark: policies x budgets on one dataset and pool -> episode rows and a summary.
+"""The routing benchmark: policies x budgets x datasets x pools x seeds -> episode rows and a report.
 
-Every (policy, budget, problem) is one episode of `CORL-Math-v0` with the problem pinned through
-`reset(options=...)` and the env seeded from `seed`, so a run is reproducible row for row with simulated
-or replayed experts. Rows go to `results.jsonl` as they are produced; `summary.md` is written at the end.
+Every (policy, budget, problem) is one episode with the problem and budget pinned through
+`reset(options=...)`, so a run is reproducible row for row with simulated or replayed experts.
+Scripted and fitted routers act in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in `CORL-Routing-v0`,
+which shares the pool, problems and reward code.
+
+Problems are split by a stable hash of their id into train and test parts (`test_fraction`); every
+policy is evaluated on the same test problems (`limit` caps them) and learned routers are fitted on the
+train part (`train_limit` caps it). Rows are appended to `results.jsonl` as they finish; a rerun with
+the same `out` skips the rows it already has (resume). `summary.md` and `pareto.png` are written at the
+end from every row of the run's configuration.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from tqdm import tqdm
 
-from corl_gym.agents.routers import Router, make_router, router_names
-from corl_gym.benchmarks.report import summarize, summary_markdown
+from corl_gym.agents.labels import label_choices
+from corl_gym.agents.routers import make_router, router_names
+from corl_gym.benchmarks.episodes import run_episode, run_routing_episode
+from corl_gym.benchmarks.metrics import oracle_frontier
+from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
 from corl_gym.budget import BUDGET_MODES
-from corl_gym.data import load_problems
+from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
-from corl_gym.experts import load_pool
+from corl_gym.envs.routing_env import CORLRoutingEnv
+from corl_gym.experts import Pool, load_pool
+from corl_gym.splits import split_problems
+
+KEY_FIELDS = ("pool", "dataset", "seed", "policy", "budget", "problem_id")
 
 
 @dataclass
 class BenchConfig:
     policies: list[str] | None = None  # None: every baseline of the pool
     budgets: list[str] = field(default_factory=lambda: list(BUDGET_MODES))
-    dataset: str | None = None  # None: the pool's own dataset, else `synthetic`
-    pool: str = "sim-paper"
-    limit: int | None = 200
-    seed: int = 0
+    datasets: list[str] | None = None  # None: the pool's own dataset, else `synthetic`
+    pools: list[str] = field(default_factory=lambda: ["sim-paper"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    limit: int | None = 200  # test problems per dataset
+    train_limit: int | None = 1000  # training problems for learned routers
+    test_fraction: float = 0.5
     max_turns: int = 4
+    at_cost: float | None = None  # accuracy at this USD per query (default: the pool's low threshold)
+    target_accuracy: float | None = None  # cost to reach it (default: the best single expert's accuracy)
     out: str | None = None
     progress: bool = True
 
 
-def run_bench(config: BenchConfig) -> tuple[list[dict[str, Any]], str]:
-    """Run the benchmark; return the rows and the Markdown summary (also written under `config.out`)."""
-    pool = load_pool(config.pool, seed=config.seed)
+@dataclass
+class BenchResult:
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+    curves: list[dict[str, Any]]
+    markdown: str
+    plot: Path | None = None
+
+
+@dataclass
+class _Block:
+    """One (pool, seed, dataset) of the run, with its problems and policies."""
+
+    pool_name: str
+    seed: int
+    pool: Pool
+    dataset: str
+    train: list[Problem]
+    test: list[Problem]
+    policies: list[str]
+
+    def __post_init__(self) -> None:
+        self.test_ids = {p.id for p in self.test}
+
+
+def run_bench(config: BenchConfig) -> BenchResult:
+    """Run (or resume) the benchmark and write `results.jsonl`, `summary.md`, `pareto.png` under `out`."""
+    out = Path(config.out) if config.out else None
+    previous = _read_rows(out / "results.jsonl") if out else []
+    done = {_key(row) for row in previous}
+    blocks = list(_plan(config))
     try:
-        dataset = config.dataset or pool.dataset or "synthetic"
-        problems = load_problems(dataset, limit=config.limit)
-        policies = config.policies or router_names(pool.expert_names())
-        for budget in config.budgets:
-            if budget not in pool.budgets:
-                raise ValueError(f"unknown budget {budget!r}: this pool has {', '.join(pool.budgets)}")
-        routers = {name: make_router(name, seed=config.seed) for name in policies}
-        env = CORLMathEnv(pool=pool, problems=problems, max_turns=config.max_turns)
-        out = Path(config.out) if config.out else None
+        total = sum(len(b.policies) * len(config.budgets) * len(b.test) for b in blocks)
+        rows = [row for row in previous if _in_config(row, blocks, config)]
+        with tqdm(total=total, desc="bench", unit="ep", disable=not config.progress, file=sys.stderr) as bar:
+            bar.update(len(rows))
+            with _RowSink(out) as sink:
+                for row in (r for block in blocks for r in _run_block(block, config, done)):
+                    rows.append(row)
+                    sink.write(row)
+                    bar.update()
+    finally:
+        for block in blocks:
+            block.pool.close()
+    return _report(rows, blocks, config, out)
+
+
+def _plan(config: BenchConfig) -> Iterator[_Block]:
+    for budget in config.budgets:
+        if budget not in BUDGET_MODES:
+            raise ValueError(f"unknown budget {budget!r}: use some of {', '.join(BUDGET_MODES)}")
+    for pool_name in config.pools:
+        for seed in config.seeds:
+            pool = load_pool(pool_name, seed=seed)
+            for dataset in config.datasets or [pool.dataset or "synthetic"]:
+                train, test = split_problems(load_problems(dataset), config.test_fraction)
+                train, test = train[: config.train_limit], test[: config.limit]
+                policies = config.policies or router_names(pool.expert_names())
+                for name in policies:
+                    if not name.startswith("sb3:"):
+                        make_router(name)  # unknown names fail now, before any episode runs
+                yield _Block(pool_name, seed, pool, dataset, train, test, policies)
+
+
+def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator[dict[str, Any]]:
+    base = {"pool": block.pool_name, "dataset": block.dataset, "seed": block.seed}
+    for policy in block.policies:
+        todo = [
+            (budget, index, problem)
+            for budget in config.budgets
+            for index, problem in enumerate(block.test)
+            if _key({**base, "policy": policy, "budget": budget, "problem_id": problem.id}) not in done
+        ]
+        if not todo:
+            continue
+        if policy.startswith("sb3:"):
+            from corl_gym.agents.sb3 import load_policy
+
+            agent = load_policy(policy.split(":", 1)[1])
+            env = CORLRoutingEnv(pool=block.pool, problems=block.test)
+            run = lambda b, i: run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
+        else:
+            router = make_router(policy, seed=block.seed)
+            if hasattr(router, "fit"):
+                router.fit(block.pool, block.train)
+            env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns)
+            run = lambda b, i: run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
+        for budget, index, _ in todo:
+            yield {**base, "policy": policy, "budget": budget, **run(budget, index)}
+
+
+def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfig, out: Path | None) -> BenchResult:
+    summary = summarize(rows)
+    budgets = {(b.pool_name, b.dataset): b.pool.budgets for b in blocks}
+    frontiers = {(b.pool_name, b.dataset): _frontier(b) for b in blocks if b.seed == blocks[0].seed}
+    curves = curve_metrics(summary, budgets, config.at_cost, config.target_accuracy)
+    markdown = report_markdown(summary, curves)
+    plot = None
+    if out is not None:
+        (out / "summary.md").write_text(markdown + "\n", encoding="utf-8")
+        from corl_gym.benchmarks.plot import pareto_plot
+
+        plot = pareto_plot(summary, out / "pareto.png", frontiers)
+    return BenchResult(rows, summary, curves, markdown, plot)
+
+
+def _frontier(block: _Block) -> list[tuple[float, float]]:
+    """The oracle frontier of a block's test problems (labels cost one call per choice and problem)."""
+    labels = label_choices(block.pool, block.test)
+    return oracle_frontier(labels.correct, labels.cost)
+
+
+class _RowSink:
+    """Appends rows to `results.jsonl` (flushed per row, so an interrupted run keeps what it did)."""
+
+    def __init__(self, out: Path | None):
+        self.file = None
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-        rows = []
-        with open(out / "results.jsonl", "w", encoding="utf-8") if out else _NoFile() as results:
-            for row in _episodes(env, routers, config, dataset, problems):
-                rows.append(row)
-                results.write(json.dumps(row) + "\n")
-    finally:
-        pool.close()
-    summary = summary_markdown(summarize(rows), title=f"{dataset} | pool {config.pool} | seed {config.seed}")
-    if out is not None:
-        (out / "summary.md").write_text(summary + "\n", encoding="utf-8")
-    return rows, summary
+            self.file = open(out / "results.jsonl", "a", encoding="utf-8")
 
+    def write(self, row: dict[str, Any]) -> None:
+        if self.file is not None:
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
 
-def _episodes(env: CORLMathEnv, routers: dict[str, Router], config: BenchConfig, dataset: str, problems) -> Iterator[dict]:
-    total = len(routers) * len(config.budgets) * len(problems)
-    with tqdm(total=total, desc="bench", unit="ep", disable=not config.progress, file=sys.stderr) as bar:
-        for policy, router in routers.items():
-            for budget in config.budgets:
-                for index, problem in enumerate(problems):
-                    row = run_episode(env, router, config.seed + index, {"problem_index": index, "budget": budget})
-                    yield {"policy": policy, "budget": budget, "dataset": dataset, "pool": config.pool, **row}
-                    bar.update()
-
-
-def run_episode(env: CORLMathEnv, router: Router, seed: int, options: dict[str, Any]) -> dict[str, Any]:
-    """One episode of `router` in `env`; returns the row's episode fields."""
-    observation, info = env.reset(seed=seed, options=options)
-    router.reset(env, info)
-    reward, done, action_errors = 0.0, False, 0
-    while not done:
-        observation, reward, terminated, truncated, info = env.step(router.act(observation, info))
-        action_errors += info["action_error"] is not None
-        done = terminated or truncated
-    return {
-        "problem_id": info["problem_id"],
-        "seed": seed,
-        "correct": info["correct"],
-        "verdict": info["verdict"],
-        "reward": float(reward),
-        "cost_usd": info["cost_usd"],
-        "threshold_usd": info["threshold_usd"],
-        "over_budget": info["over_budget"],
-        "calls": info["calls"],
-        "turns": info["turn"],
-        "action_errors": action_errors,
-    }
-
-
-class _NoFile(contextlib.nullcontext):
-    """Stands in for `results.jsonl` when no `--out` is given."""
-
-    def __enter__(self):
+    def __enter__(self) -> "_RowSink":
         return self
 
-    def write(self, text: str) -> None:
-        pass
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by an interrupted run: that episode simply runs again
+    return [row for row in rows if all(k in row for k in KEY_FIELDS)]
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return tuple(row[k] for k in KEY_FIELDS)
+
+
+def _in_config(row: dict[str, Any], blocks: list[_Block], config: BenchConfig) -> bool:
+    for b in blocks:
+        if (row["pool"], row["dataset"], row["seed"]) == (b.pool_name, b.dataset, b.seed):
+            return row["policy"] in b.policies and row["budget"] in config.budgets and row["problem_id"] in b.test_ids
+    return False

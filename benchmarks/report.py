@@ -1,34 +1,63 @@
-"""Per-(policy, budget) metrics of benchmark rows and their Markdown table.
+"""Per-(policy, budget) metrics of benchmark rows, curve metrics per policy, and the Markdown report.
 
-- accuracy: share of episodes answered correctly, whatever they cost;
-- reward: mean final reward (correct and within budget under the default hard gate);
-- $/query: mean dollars spent on expert calls per episode;
+Per (pool, dataset, policy, budget), over all seeds:
+- accuracy: share answered correctly, whatever it cost (95% Wilson interval);
+- reward: mean final reward (correct and within budget under the hard gate), 95% normal interval;
+- $/query: mean dollars spent on expert calls per episode, 95% normal interval;
 - expert-call ratio: share of episodes with at least one expert call; per expert: calls per episode;
 - over-budget: share of episodes whose cost passed the threshold.
+
+Per (pool, dataset, policy), from its (mean cost, accuracy) points across budgets (`metrics`): AIQ,
+APGR, CPT(50%), CPT(80%), accuracy at a cost, cost at a target accuracy.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
+
+from corl_gym.benchmarks import metrics
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: float, n: int) -> tuple[float, float]:
+    if n == 0:
+        return (0.0, 0.0)
+    p = successes / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return (centre - half, centre + half)
+
+
+def mean_interval(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return (mean, mean)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return (mean - Z95 * sd / math.sqrt(n), mean + Z95 * sd / math.sqrt(n))
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        groups[(row["policy"], row["budget"])].append(row)
+        groups[(row["pool"], row["dataset"], row["policy"], row["budget"])].append(row)
     summary = []
-    for (policy, budget), group in groups.items():
+    for (pool, dataset, policy, budget), group in groups.items():
         n = len(group)
         experts = list(dict.fromkeys(e for r in group for e in r["calls"]))  # pool order
+        correct = sum(r["correct"] for r in group)
         summary.append(
             {
-                "policy": policy,
-                "budget": budget,
-                "n": n,
-                "accuracy": sum(r["correct"] for r in group) / n,
+                "pool": pool, "dataset": dataset, "policy": policy, "budget": budget, "n": n,
+                "accuracy": correct / n,
+                "accuracy_ci": wilson(correct, n),
                 "mean_reward": sum(r["reward"] for r in group) / n,
+                "reward_ci": mean_interval([r["reward"] for r in group]),
                 "mean_cost_usd": sum(r["cost_usd"] for r in group) / n,
+                "cost_ci": mean_interval([r["cost_usd"] for r in group]),
                 "expert_call_ratio": sum(any(r["calls"].values()) for r in group) / n,
                 "calls_per_episode": {e: sum(r["calls"].get(e, 0) for r in group) / n for e in experts},
                 "over_budget_rate": sum(r["over_budget"] for r in group) / n,
@@ -37,16 +66,95 @@ def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-def summary_markdown(summary: list[dict[str, Any]], title: str = "") -> str:
-    experts = list(dict.fromkeys(e for s in summary for e in s["calls_per_episode"]))
-    head = ["policy", "budget", "n", "accuracy", "reward", "$/query", "expert-call ratio"]
-    head += [f"calls {e}" for e in experts] + ["over-budget"]
-    lines = [f"### {title}", ""] if title else []
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for s in summary:
-        cells = [s["policy"], s["budget"], str(s["n"]), f"{s['accuracy']:.3f}", f"{s['mean_reward']:.3f}"]
-        cells += [f"{s['mean_cost_usd']:.6f}", f"{s['expert_call_ratio']:.3f}"]
-        cells += [f"{s['calls_per_episode'].get(e, 0.0):.3f}" for e in experts]
-        cells += [f"{s['over_budget_rate']:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def curve_metrics(
+    summary: list[dict[str, Any]],
+    budgets: Mapping[tuple[str, str], Mapping[str, float]],
+    at_cost: float | None = None,
+    target_accuracy: float | None = None,
+) -> list[dict[str, Any]]:
+    """Curve metrics per (pool, dataset, policy). Needs `always-self` (weak end) and at least one
+    `always:<expert>` (strong end) in the same (pool, dataset); without them that block is skipped."""
+    curves = []
+    for (pool, dataset), entries in _by_block(summary).items():
+        weak = [e["accuracy"] for e in entries if e["policy"] == "always-self"]
+        singles = [e for e in entries if e["policy"].startswith("always:")]
+        if not weak or not singles:
+            continue
+        weak_acc = max(weak)
+        strong = max(singles, key=lambda e: (e["accuracy"], -e["mean_cost_usd"]))
+        c_max = max(e["mean_cost_usd"] for e in entries)
+        cost_point = at_cost if at_cost is not None else min(budgets.get((pool, dataset), {"low": 0.0}).values())
+        goal = target_accuracy if target_accuracy is not None else strong["accuracy"]
+        for policy, points in _points(entries).items():
+            anchor = (0.0, weak_acc)
+            curves.append(
+                {
+                    "pool": pool, "dataset": dataset, "policy": policy,
+                    "aiq": metrics.aiq(points, c_max, anchor=anchor),
+                    "apgr": metrics.apgr(points, weak_acc, strong["accuracy"], strong["mean_cost_usd"]),
+                    "cpt50": metrics.cpt(points, weak_acc, strong["accuracy"], 0.5),
+                    "cpt80": metrics.cpt(points, weak_acc, strong["accuracy"], 0.8),
+                    "at_cost": cost_point,
+                    "accuracy_at_cost": metrics.accuracy_at_cost(points, cost_point, anchor=anchor),
+                    "target_accuracy": goal,
+                    "cost_at_target": metrics.cost_at_accuracy(points, goal, anchor=anchor),
+                    "strong": strong["policy"],
+                }
+            )
+    return curves
+
+
+def _by_block(summary: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    blocks: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for entry in summary:
+        blocks[(entry["pool"], entry["dataset"])].append(entry)
+    return blocks
+
+
+def _points(entries: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for e in entries:
+        points[e["policy"]].append((e["mean_cost_usd"], e["accuracy"]))
+    return points
+
+
+def _usd(value: float | None) -> str:
+    return "never" if value is None else f"{value:.6f}"
+
+
+def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]]) -> str:
+    lines: list[str] = []
+    curves_by_block = defaultdict(list)
+    for c in curves:
+        curves_by_block[(c["pool"], c["dataset"])].append(c)
+    for (pool, dataset), entries in _by_block(summary).items():
+        experts = list(dict.fromkeys(e for s in entries for e in s["calls_per_episode"]))
+        head = ["policy", "budget", "n", "accuracy (95% CI)", "reward (95% CI)", "$/query (95% CI)", "expert-call ratio"]
+        head += [f"calls {e}" for e in experts] + ["over-budget"]
+        lines += [f"### {dataset} | pool {pool}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for s in entries:
+            cells = [s["policy"], s["budget"], str(s["n"])]
+            cells += [f"{s['accuracy']:.3f} ({s['accuracy_ci'][0]:.3f}-{s['accuracy_ci'][1]:.3f})"]
+            cells += [f"{s['mean_reward']:.3f} ({s['reward_ci'][0]:.3f}-{s['reward_ci'][1]:.3f})"]
+            cells += [f"{s['mean_cost_usd']:.6f} ({max(s['cost_ci'][0], 0):.6f}-{s['cost_ci'][1]:.6f})"]
+            cells += [f"{s['expert_call_ratio']:.3f}"]
+            cells += [f"{s['calls_per_episode'].get(e, 0.0):.3f}" for e in experts]
+            cells += [f"{s['over_budget_rate']:.3f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        block_curves = curves_by_block.get((pool, dataset), [])
+        if block_curves:
+            c0 = block_curves[0]
+            lines += [
+                "",
+                f"Curve metrics (accuracy vs $/query; weak end always-self at $0, strong end {c0['strong']}):",
+                "",
+                f"| policy | AIQ | APGR | CPT(50%) $ | CPT(80%) $ | accuracy at ${c0['at_cost']:g} | $ to reach {c0['target_accuracy']:.3f} |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for c in block_curves:
+                lines.append(
+                    f"| {c['policy']} | {c['aiq']:.4f} | {c['apgr']:.3f} | {_usd(c['cpt50'])} | {_usd(c['cpt80'])} "
+                    f"| {c['accuracy_at_cost']:.3f} | {_usd(c['cost_at_target'])} |"
+                )
+        lines.append("")
+    return "\n".join(lines).rstrip()

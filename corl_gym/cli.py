@@ -1,11 +1,13 @@
 """The `corl-gym` command line.
 
-    corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH] [--pool NAME|YAML]
-                   [--limit N] [--seed S] [--out DIR]
+    corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
+                   [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
+    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
     corl-gym list
 
-`bench` with no flags runs every baseline router x 3 budgets on 200 built-in synthetic problems with the
-simulated paper pool (`sim-paper`): no network, no GPU, no data files.
+`bench` with no flags runs every baseline router x 3 budgets on 200 built-in synthetic test problems
+with the simulated paper pool (`sim-paper`): no network, no GPU, no data files. Comma lists multiply:
+every policy x budget x dataset x pool x seed.
 """
 
 from __future__ import annotations
@@ -25,12 +27,26 @@ def _parser() -> argparse.ArgumentParser:
     bench = verbs.add_parser("bench", help="benchmark routing policies: accuracy and dollars per budget")
     bench.add_argument("--policies", type=_comma_list, default=None, help="comma list (default: every baseline)")
     bench.add_argument("--budgets", type=_comma_list, default=["low", "medium", "high"], help="comma list of budget modes")
-    bench.add_argument("--dataset", default=None, help="a dataset name or a JSONL path (default: the pool's, else synthetic)")
-    bench.add_argument("--pool", default="sim-paper", help="an expert pool name or a YAML path")
-    bench.add_argument("--limit", type=int, default=200, help="first N problems (0: all)")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--out", default=None, help="folder for results.jsonl and summary.md")
+    bench.add_argument("--dataset", type=_comma_list, default=None, help="dataset names or JSONL paths (default: the pool's, else synthetic)")
+    bench.add_argument("--pool", type=_comma_list, default=["sim-paper"], help="expert pool names or YAML paths")
+    bench.add_argument("--seeds", "--seed", type=lambda t: [int(x) for x in _comma_list(t)], default=[0], help="comma list of seeds")
+    bench.add_argument("--limit", type=int, default=200, help="test problems per dataset (0: all)")
+    bench.add_argument("--train-limit", type=int, default=1000, help="training problems for learned routers (0: all)")
+    bench.add_argument("--test-fraction", type=float, default=0.5, help="share of each dataset held out for testing")
+    bench.add_argument("--at-cost", type=float, default=None, help="report accuracy at this $/query (default: the low threshold)")
+    bench.add_argument("--target-accuracy", type=float, default=None, help="report $/query to reach it (default: the best expert's)")
+    bench.add_argument("--out", default=None, help="folder for results.jsonl, summary.md and pareto.png (reruns resume)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    train = verbs.add_parser("train", help="train a router")
+    train.add_argument("--learner", required=True, help="sb3-maskable-ppo, sb3-ppo or sb3-dqn")
+    train.add_argument("--pool", default="sim-paper", help="an expert pool name or a YAML path")
+    train.add_argument("--dataset", default=None, help="a dataset name or JSONL path (default: the pool's, else synthetic)")
+    train.add_argument("--budget", default="mixed", help="budget mode(s) to train on (default: mixed)")
+    train.add_argument("--timesteps", type=int, default=None, help="environment steps (default: the learner's)")
+    train.add_argument("--train-limit", type=int, default=None, help="training problems (default: all of the train split)")
+    train.add_argument("--test-fraction", type=float, default=0.5, help="held-out share, as in bench")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", default="runs/router", help="folder for the trained model")
     verbs.add_parser("list", help="list env ids, datasets, expert pools and policies")
     return parser
 
@@ -40,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verb == "bench":
             return _bench(args)
+        if args.verb == "train":
+            return _train(args)
         return _list()
     except (ValueError, FileNotFoundError) as exc:
         print(f"corl-gym {args.verb}: error: {exc}", file=sys.stderr)
@@ -52,17 +70,37 @@ def _bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         policies=args.policies,
         budgets=args.budgets,
-        dataset=args.dataset,
-        pool=args.pool,
+        datasets=args.dataset,
+        pools=args.pool,
+        seeds=args.seeds,
         limit=args.limit or None,
-        seed=args.seed,
+        train_limit=args.train_limit or None,
+        test_fraction=args.test_fraction,
+        at_cost=args.at_cost,
+        target_accuracy=args.target_accuracy,
         out=args.out,
         progress=not args.quiet,
     )
-    _, summary = run_bench(config)
-    print(summary)
+    result = run_bench(config)
+    print(result.markdown)
     if args.out:
-        print(f"\nwrote {args.out}/results.jsonl and {args.out}/summary.md")
+        plot = f", {result.plot}" if result.plot else ""
+        print(f"\nwrote {args.out}/results.jsonl, {args.out}/summary.md{plot}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    if not args.learner.startswith("sb3-"):
+        raise ValueError(f"unknown learner {args.learner!r}: use sb3-maskable-ppo, sb3-ppo or sb3-dqn")
+    from corl_gym.agents.sb3 import SB3Config, train
+
+    config = SB3Config(
+        learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed,
+        train_limit=args.train_limit, test_fraction=args.test_fraction, out=args.out,
+        **({"timesteps": args.timesteps} if args.timesteps else {}),
+    )
+    path = train(config)
+    print(f"saved {path}; benchmark it with: corl-gym bench --pool {args.pool} --policies sb3:{path},best-fixed,oracle")
     return 0
 
 
@@ -75,7 +113,8 @@ def _list() -> int:
     print("env ids:  " + ", ".join(ENV_IDS))
     print("datasets: " + ", ".join(DATASET_NAMES) + " (or a JSONL path)")
     print("pools:    " + ", ".join(POOL_NAMES) + " (or a YAML path)")
-    print("policies: " + ", ".join(BASELINES) + ", always:<expert>")
+    print("policies: " + ", ".join(BASELINES) + ", always:<expert>, sb3:<model.zip>")
+    print("learners: sb3-maskable-ppo, sb3-ppo, sb3-dqn")
     return 0
 
 

@@ -5,7 +5,8 @@ import pytest
 
 import corl_gym  # noqa: F401
 from corl_gym.agents.routers import make_router, router_names
-from corl_gym.benchmarks.bench import BenchConfig, run_bench, run_episode
+from corl_gym.benchmarks.bench import BenchConfig, run_bench
+from corl_gym.benchmarks.episodes import run_episode
 from corl_gym.cli import main
 
 ROW_KEYS = {"policy", "budget", "dataset", "pool", "problem_id", "correct", "reward", "cost_usd", "calls", "turns"}
@@ -14,8 +15,8 @@ ROW_KEYS = {"policy", "budget", "dataset", "pool", "problem_id", "correct", "rew
 @pytest.fixture(scope="module")
 def default_bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    rows, summary = run_bench(BenchConfig(out=str(out), progress=False))
-    return out, rows, summary
+    result = run_bench(BenchConfig(out=str(out), progress=False))
+    return out, result.rows, result.markdown
 
 
 def by_policy_and_budget(rows, metric):
@@ -28,11 +29,12 @@ def by_policy_and_budget(rows, metric):
 def test_default_bench_writes_rows_and_summary(default_bench):
     out, rows, summary = default_bench
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(rows) == 8 * 3 * 200
+    assert len(lines) == len(rows) == 12 * 3 * 200
     assert ROW_KEYS <= set(json.loads(lines[0]))
     text = (out / "summary.md").read_text()
     assert text.strip() == summary.strip()
     assert "| oracle | high | 200 |" in text and "expert-call ratio" in text and "over-budget" in text
+    assert "APGR" in text and (out / "pareto.png").stat().st_size > 10_000
 
 
 def test_oracle_is_most_accurate_and_o3_most_expensive_at_every_budget(default_bench):
@@ -64,9 +66,10 @@ def test_random_router_is_seeded():
 
 def test_router_names_and_errors():
     assert router_names(["a", "b"]) == [
-        "always-self", "always:a", "always:b", "random", "cheapest-affordable", "best-affordable", "oracle",
+        "always-self", "always:a", "always:b", "random", "cheapest-affordable", "best-affordable", "cascade",
+        "best-fixed", "threshold", "knn", "oracle",
     ]
-    with pytest.raises(ValueError, match="always-self, random"):
+    with pytest.raises(ValueError, match="always-self, random, cheapest-affordable"):
         make_router("smart")
     env = gym.make("CORL-Math-v0")
     _, info = env.reset(seed=0)
