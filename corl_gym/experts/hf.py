@@ -40,8 +40,12 @@ class HFExpert(Expert):
         dtype = opts.get("dtype", "auto")
         trust = bool(opts.get("trust_remote_code", False))
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(spec.model, trust_remote_code=trust)
+        dtype = dtype if dtype == "auto" else getattr(torch, str(dtype))
+        # transformers renamed `torch_dtype` to `dtype` in 4.56; the `train` extra allows older releases
+        version = tuple(int(part) for part in transformers.__version__.split(".")[:2] if part.isdigit())
+        dtype_kwarg = {"dtype" if version >= (4, 56) else "torch_dtype": dtype}
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            spec.model, dtype=dtype if dtype == "auto" else getattr(torch, str(dtype)), trust_remote_code=trust
+            spec.model, trust_remote_code=trust, **dtype_kwarg
         ).to(self.device)
         self.model.eval()
         self.max_new_tokens = int(opts.get("max_tokens", 512))
