@@ -8,6 +8,8 @@ from corl_gym.agents.routers import make_router, router_names
 from corl_gym.benchmarks.bench import BenchConfig, run_bench
 from corl_gym.benchmarks.episodes import run_episode
 from corl_gym.cli import main
+from corl_gym.data import load_problems
+from corl_gym.splits import split_problems
 
 ROW_KEYS = {"policy", "budget", "dataset", "pool", "problem_id", "correct", "reward", "cost_usd", "calls", "turns"}
 
@@ -89,3 +91,31 @@ def test_cli_bench_list_and_errors(tmp_path, capsys):
     assert "synthetic" in capsys.readouterr().err
     assert main(["bench", "--budgets", "tiny", "--quiet"]) == 2
     assert "low, medium, high" in capsys.readouterr().err
+
+
+def test_rerun_resumes_from_results_jsonl(tmp_path):
+    config = BenchConfig(policies=["always-self", "cascade"], budgets=["low", "high"], limit=10, out=str(tmp_path), progress=False)
+    first = run_bench(config)
+    path = tmp_path / "results.jsonl"
+    lines = path.read_text().splitlines()
+    assert len(lines) == len(first.rows) == 2 * 2 * 10
+    path.write_text("\n".join(lines[:-5]) + "\n" + lines[-5][:20])  # an interrupted run: a cut line at the end
+    second = run_bench(config)
+    assert len(second.rows) == 40
+    assert sorted(json.dumps(r, sort_keys=True) for r in second.rows) == sorted(json.dumps(r, sort_keys=True) for r in first.rows)
+    third = run_bench(config)
+    assert len(path.read_text().splitlines()) == 41  # nothing appended: 35 + the cut line + 5 redone
+    assert third.markdown == second.markdown
+
+
+def test_several_pools_datasets_and_seeds(data_dir, tmp_path):
+    config = BenchConfig(
+        policies=["always-self", "always:gpt-4.1-nano", "best-fixed", "oracle"], pools=["sim-paper"],
+        datasets=["synthetic", "math500"], seeds=[0, 1], limit=15, train_limit=100, out=str(tmp_path), progress=False,
+    )
+    result = run_bench(config)
+    assert {(r["dataset"], r["seed"]) for r in result.rows} == {(d, s) for d in ("synthetic", "math500") for s in (0, 1)}
+    assert {e["n"] for e in result.summary} == {30}  # 15 test problems x 2 seeds
+    assert "### math500 | pool sim-paper" in result.markdown and "### synthetic | pool sim-paper" in result.markdown
+    train_ids = {p.id for p in split_problems(load_problems("math500"), 0.5)[0]}
+    assert not train_ids & {r["problem_id"] for r in result.rows}  # evaluated on the test split only
