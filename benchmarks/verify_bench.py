@@ -143,13 +143,18 @@ def _timed_check(pred: str, gold: str, deadline: float) -> tuple[Verdict, float]
     return verdict, time.perf_counter() - start
 
 
+def _in_thread(fn, *args):
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def pathological_section(deadline: float) -> None:
     async def in_asyncio(pred, gold):
         return _timed_check(pred, gold, deadline)
 
     contexts = {
         "main thread": lambda p, g: _timed_check(p, g, deadline),
-        "worker thread": lambda p, g: ThreadPoolExecutor(1).submit(_timed_check, p, g, deadline).result(),
+        "worker thread": lambda p, g: _in_thread(_timed_check, p, g, deadline),
         "asyncio": lambda p, g: asyncio.run(in_asyncio(p, g)),
     }
     print(f"## Pathological inputs (deadline {deadline} s; target: decided within {1.1 * deadline:.1f} s)\n")

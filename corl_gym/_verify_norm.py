@@ -184,9 +184,15 @@ def is_text_answer(s: str) -> bool:
 _MATH_WORDS = {"pi", "inf", "infty", "sqrt", "frac"}
 
 
-def text_key(s: str) -> str:
-    """Comparison key for word answers: the words, lower-case, without markup or punctuation."""
-    s = _TEXT_CMD.sub(r"\1", s)
+def text_key(s: str) -> str | None:
+    """Comparison key for word answers (the words, lower-case), or None when `s` is not just words.
+
+    Only a `\\text{}` wrapper and word characters are allowed, so `-(\\text{even})` is not `even`.
+    """
+    inner = _TEXT_CMD.fullmatch(s.strip())
+    s = inner.group(1) if inner else s
+    if not re.fullmatch(r"[A-Za-z0-9 '.\-]+", s.strip()):
+        return None
     return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
 
 

@@ -125,6 +125,10 @@ class WorkerPool:
         for worker in self._take(len(jobs)):
             self._assign(worker, active, pending, jobs, timeout)
         while active:
+            if not pending and all(entry[1] is None for entry in active.values()):
+                for worker, _, _ in active.values():  # still starting and no job left: keep for later
+                    self._give_back(worker)
+                break
             now = time.monotonic()
             wait = max(0.0, min(entry[2] for entry in active.values()) - now)
             readable, _, _ = select.select(list(active), [], [], wait)
@@ -229,9 +233,11 @@ def _serve() -> None:
     except (ImportError, ValueError, OSError):
         pass
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    from corl_gym._verify_symbolic import symbolic_verdict
+    from corl_gym._verify_symbolic import _math_verify, symbolic_verdict
 
-    import math_verify  # noqa: F401  (import now, so the first job does not pay for it)
+    # Pay sympy's and math-verify's lazy imports and caches now, not in the first job's deadline.
+    symbolic_verdict("2\\sqrt{2}", "\\sqrt{8}")
+    _math_verify("\\frac{\\pi}{2}", "\\frac{\\pi}{2}")
 
     out = sys.stdout
     out.write("ready\n")

@@ -64,7 +64,8 @@ def _decide_fast(pred: str, gold: str) -> Verdict:
     if letter is not None:
         return Verdict.CORRECT if norm.choice_letter(p) == letter else Verdict.WRONG
     if norm.is_text_answer(g) or norm.is_text_answer(p):
-        return Verdict.CORRECT if norm.text_key(p) == norm.text_key(g) else Verdict.WRONG
+        key = norm.text_key(g)
+        return Verdict.CORRECT if key is not None and norm.text_key(p) == key else Verdict.WRONG
     try:
         gold_tree, pred_tree = parse(g), parse(p)
         from ._verify_fast import fast_equivalent

@@ -49,7 +49,7 @@ def test_equivalent_forms(pred: str, gold: str) -> None:
 @pytest.mark.parametrize(("pred", "gold"), [
     ("-6", "6"), ("0.333", "\\frac{1}{3}"), ("(3,4)", "(3,4]"), ("2\\sqrt{3}", "\\sqrt{6}"), ("1", "1,-2"),
     ("1,-2,3", "1,-2"), ("24", "24!^2"), ("(2,1)", "(1,2)"), ("1.414", "\\sqrt{2}"), ("42", "52_8"),
-    ("3.14", "\\pi"), ("\\text{west}", "\\text{east}"), ("D", "\\text{(C)}"), ("x^2+1", "(x-1)(x+1)"),
+    ("3.14", "\\pi"), ("\\text{west}", "\\text{east}"), ("-(\\text{even})", "\\text{even}"), ("D", "\\text{(C)}"), ("x^2+1", "(x-1)(x+1)"),
 ])
 def test_near_misses_fail(pred: str, gold: str) -> None:
     assert check(pred, gold) is Verdict.WRONG

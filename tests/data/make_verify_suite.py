@@ -187,6 +187,7 @@ HAND_WRITTEN = [
     ("\\begin{pmatrix} 1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", False, "matrix"),
     ("\\begin{pmatrix} -\\frac{1}{3} \\\\ \\frac{2}{3} \\\\ \\frac{5}{3} \\end{pmatrix}", "\\begin{pmatrix} -1/3 \\\\ 2/3 \\\\ 5/3 \\end{pmatrix}", True, "matrix"),
     ("52_8", "52_{8}", True, "base-n"), ("52", "52_8", True, "base-n-digits"), ("53_8", "52_8", False, "base-n"),
+    ("-(\\text{even})", "\\text{even}", False, "text-in-math"), ("\\text{even number}", "\\text{even}", False, "text"),
     ("Evelyn", "\\text{Evelyn}", True, "text"), ("\\text{east}", "\\text{East}", True, "text"), ("\\text{west}", "\\text{east}", False, "text"),
     ("C", "\\text{(C)}", True, "choice"), ("\\textbf{(C)}", "\\text{(C)}", True, "choice"), ("(D)", "\\text{(C)}", False, "choice"),
     ("24!^2", "24!^2", True, "factorial"), ("24", "24!^2", False, "factorial-power"), ("120", "5!", True, "factorial"),
