@@ -25,16 +25,23 @@ from corl_gym.benchmarks.bench import BenchConfig, run_bench
 
 
 class _Stopwatch:
+    """Sums the time spent inside wrapped functions; nested calls (a check inside an equivalence test)
+    count once."""
+
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.depth = 0
 
     def wrap(self, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
+            self.depth += 1
             start = time.perf_counter()
             try:
                 return function(*args, **kwargs)
             finally:
-                self.seconds += time.perf_counter() - start
+                self.depth -= 1
+                if self.depth == 0:
+                    self.seconds += time.perf_counter() - start
 
         return timed
 
