@@ -3,6 +3,9 @@
     corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
     corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
+    corl-gym train --learner ppo|sft [the learner's own flags]
+    corl-gym eval --checkpoint DIR [...]
+    corl-gym record --pool POOL --dataset NAME [...]
     corl-gym list
 
 `bench` with no flags runs every baseline router x 3 budgets on 200 built-in synthetic test problems
@@ -13,8 +16,14 @@ every policy x budget x dataset x pool x seed.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Sequence
+
+SB3_LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
+# Learners and verbs that own their flags: the rest of the command line goes to `module:main(argv)`.
+FORWARDED_LEARNERS = {"ppo": "corl_gym.agents.ppo.train:main", "sft": "corl_gym.agents.sft:main"}
+FORWARDED_VERBS = {"eval": "corl_gym.agents.evaluate:main", "record": "corl_gym.experts.record:main"}
 
 
 def _comma_list(text: str) -> list[str]:
@@ -38,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="folder for results.jsonl, summary.md and pareto.png (reruns resume)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     train = verbs.add_parser("train", help="train a router")
-    train.add_argument("--learner", required=True, help="sb3-maskable-ppo, sb3-ppo or sb3-dqn")
+    learners = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
+    train.add_argument("--learner", required=True, help=f"one of {learners}; ppo and sft take their own flags")
     train.add_argument("--pool", default="sim-paper", help="an expert pool name or a YAML path")
     train.add_argument("--dataset", default=None, help="a dataset name or JSONL path (default: the pool's, else synthetic)")
     train.add_argument("--budget", default="mixed", help="budget mode(s) to train on (default: mixed)")
@@ -47,12 +57,21 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--test-fraction", type=float, default=0.5, help="held-out share, as in bench")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="runs/router", help="folder for the trained model")
+    verbs.add_parser("eval", help="evaluate a trained controller checkpoint across budgets and datasets", add_help=False)
+    verbs.add_parser("record", help="run live experts over a dataset and write a replay file", add_help=False)
     verbs.add_parser("list", help="list env ids, datasets, expert pools and policies")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in FORWARDED_VERBS:
+        return _forward(FORWARDED_VERBS[argv[0]], argv[1:], f"corl-gym {argv[0]}")
+    args, rest = _parser().parse_known_args(argv)
+    if args.verb == "train" and args.learner in FORWARDED_LEARNERS:
+        return _forward(FORWARDED_LEARNERS[args.learner], rest, f"corl-gym train --learner {args.learner}")
+    if rest:
+        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         if args.verb == "bench":
             return _bench(args)
@@ -89,9 +108,20 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forward(target: str, argv: list[str], prog: str) -> int:
+    module, function = target.split(":")
+    try:
+        entry = getattr(importlib.import_module(module), function)
+    except ImportError as exc:
+        print(f"{prog}: unavailable: {exc}. Install the extras it needs, e.g. pip install 'corl-gym[train]'", file=sys.stderr)
+        return 2
+    return int(entry(argv, prog=prog) or 0)
+
+
 def _train(args: argparse.Namespace) -> int:
-    if not args.learner.startswith("sb3-"):
-        raise ValueError(f"unknown learner {args.learner!r}: use sb3-maskable-ppo, sb3-ppo or sb3-dqn")
+    if args.learner not in SB3_LEARNERS:
+        valid = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
+        raise ValueError(f"unknown learner {args.learner!r}: use one of {valid}")
     from corl_gym.agents.sb3 import SB3Config, train
 
     config = SB3Config(
@@ -114,7 +144,7 @@ def _list() -> int:
     print("datasets: " + ", ".join(DATASET_NAMES) + " (or a JSONL path)")
     print("pools:    " + ", ".join(POOL_NAMES) + " (or a YAML path)")
     print("policies: " + ", ".join(BASELINES) + ", always:<expert>, sb3:<model.zip>")
-    print("learners: sb3-maskable-ppo, sb3-ppo, sb3-dqn")
+    print("learners: " + ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS]))
     return 0
 
 
