@@ -66,6 +66,9 @@ def _relation(node: tuple) -> tuple:
         left, right = exprs
         named = right if left[0] == "sym" else left if right[0] == "sym" else None
         return ("eq", left, right, named)
+    if ops == ("!=",) and exprs[0][0] == "sym":  # `x \\ne 2` is everything but 2
+        point = ("scalar", exprs[1])
+        return ("union", (("seq", "(", ")", (("scalar", NEG_INF), point)), ("seq", "(", ")", (point, ("scalar", INF)))))
     interval = _interval(ops, exprs)
     return interval if interval is not None else ("rel", ops, exprs)
 

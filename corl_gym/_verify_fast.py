@@ -126,7 +126,7 @@ def _integer_function(node: tuple) -> Fraction:
     if kind == "fact":
         return Fraction(math.factorial(_natural(node[1], MAX_FACTORIAL)))
     if kind == "binom":
-        return Fraction(math.comb(_natural(node[1], 10**6), _natural(node[2], 10**6)))
+        return Fraction(math.comb(_natural(node[1], MAX_FACTORIAL), _natural(node[2], MAX_FACTORIAL)))
     if kind == "abs":
         return abs(_real(node[1]))
     if node[2] is not None and _real(node[2]) != 2:

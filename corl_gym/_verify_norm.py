@@ -124,19 +124,29 @@ _REPLACEMENTS = [
     ("\\varnothing", "\\{\\}"), ("\\varpi", "\\pi"),
 ]
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\\[{}|]|[()\[\].|])?")
+_PHANTOM = re.compile(r"\\[hv]?phantom\s*(?:\{[^{}]*\}|\S)")  # invisible: not part of the value
 _SPACES = re.compile(r"(?<!\\)\\[,;:! ]|\\quad|\\qquad|~|\\hspace\{[^{}]*\}")
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|\\circ|\\degree|\^\{\\text\{o\}\}")
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mbox|mathbf|operatorname|textnormal)\s*\{([^{}]*)\}")
 _UNIT_TEXT = re.compile(r"\\(?:text|mbox|mathrm)\s*\{\s*[A-Za-z][A-Za-z .]*\}(\s*\^\s*\{?\d\}?)?")
 _UNIT_WORDS = re.compile(
-    r"(?<=[\d}\s])\s*(?:square |sq\.? |cubic )?(?:units?|cm|mm|km|m|meters?|inches|inch|in|feet|foot|ft|"
+    # Needs a space before the unit and no single letters: `2m` is 2 times m, not 2 metres.
+    r"(?<=[\d}])\s+(?:square |sq\.? |cubic )?(?:units?|cm|mm|km|meters?|metres?|inches|inch|feet|foot|ft|"
     r"yards?|miles?|mph|degrees?|cents?|dollars?|seconds?|minutes?|hours?|days?|weeks?|years?|"
-    r"pounds?|ounces?|grams?|kg|g|liters?|ml)(?:\s*\^\s*\{?\d\}?)?\s*$"
+    r"pounds?|ounces?|grams?|kg|liters?|litres?|ml)(?:\s*\^\s*\{?\d\}?)?\s*$"
 )
 _THOUSANDS_INLINE = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))|(?<=\d)\{,\}(?=\d{3}(?!\d))")
 _THOUSANDS_WHOLE = re.compile(r"^-?\d{1,3}(?:(,)\d{3}|( )\d{3})+(?:\.\d+)?$")
 _VAR_IN = re.compile(r"^[A-Za-z]\s*\\in\s*")
 _CHOICE = re.compile(r"^\(?\s*([A-Ea-e])\s*\)?(?:\s|$|[.:])")
+
+
+_CONNECTIVE = re.compile(r"\\(?:text|mbox|mathrm)\s*\{\s*,?\s*(?:or|and)\s*\}|\b(?:or|and)\b")
+
+
+def _connective(s: str) -> str:
+    """`or`/`and` between answers: a union between inequalities, else a list separator."""
+    return " \\cup " if re.search(r"<|>|\\le|\\ge", s) else ", "
 
 
 def normalize(answer: str) -> str:
@@ -152,6 +162,8 @@ def normalize(answer: str) -> str:
     if boxed is not None:
         s = boxed
     s = s.strip().strip("$").strip()
+    if len(s) > MAX_ANSWER_CHARS:  # refused by the caller; skip the regex work on huge input
+        return s
     for opener, closer in (("\\(", "\\)"), ("\\[", "\\]")):
         if s.startswith(opener) and s.endswith(closer):
             s = s[2:-2].strip()
@@ -159,15 +171,18 @@ def normalize(answer: str) -> str:
         s = s.replace(old, new)
     s = _THOUSANDS_INLINE.sub("", s)
     s = _SIZING.sub(lambda m: m.group(1) or "", s)
+    s = _PHANTOM.sub("", s)
     s = _SPACES.sub(" ", s)
     s = _DEGREES.sub("", s)
     s = s.replace("\\%", "").replace("%", "").replace("\\$", "").replace("$", "")
-    s = re.sub(r"\\text\s*\{\s*or\s*\}|\bor\b", " \\\\cup ", s) if "<" in s or ">" in s or "\\le" in s or "\\ge" in s else s
     if not is_text_answer(s):
+        connective = _connective(s)
+        s = _CONNECTIVE.sub(lambda _: connective, s)
         s = _UNIT_TEXT.sub("", s) if re.search(r"[\d}]", _UNIT_TEXT.sub("", s)) else s
         s = _UNIT_WORDS.sub("", s) if re.search(r"\d", s) else s
     s = _VAR_IN.sub("", s.strip())
-    s = re.sub(r"\s+", " ", s).strip().rstrip(".").strip()
+    s = re.sub(r",\s*(?=,)", "", s)  # `2, 3, and 4` left an empty item
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".,;").strip()
     if _THOUSANDS_WHOLE.match(s):
         s = s.replace(",", "").replace(" ", "")
     return s

@@ -8,7 +8,7 @@ runs safely in the caller's thread. Node kinds (first element of each tuple):
     sqrt x n  fact x  binom a b  abs x  func name x  pm a b  basen digits base
     seq open close items  set items  list items  mat rows  rel ops exprs  union items
 
-Decisions: juxtaposition multiplies, except an integer written directly before `\frac{int}{int}`,
+Decisions: juxtaposition multiplies (two number literals side by side are refused), except an integer written directly before `\frac{int}{int}`,
 which is a mixed number (`1\frac{4}{5}` = 9/5). `e` and `i` are Euler's number and the imaginary
 unit. `!` binds tighter than `^` (`24!^2` = (24!)^2). `\frac43` and `\sqrt2` take one character.
 """
@@ -40,7 +40,12 @@ _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin"
           "sinh", "cosh", "tanh"}
 _RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=",
            "\\le": "<=", "\\ge": ">=", "\\ne": "!="}
-_IMPLICIT_CMDS = {"\\frac", "\\sqrt", "\\pi", "\\binom", "\\infty"} | {"\\" + f for f in _FUNCS}
+_GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
+          "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega"}
+#: Wrappers that only change the font: their content is parsed as if they were not there.
+_TRANSPARENT = {"\\text", "\\textbf", "\\mathbf", "\\mathrm", "\\textnormal", "\\mbox", "\\boldsymbol"}
+_IMPLICIT_CMDS = ({"\\frac", "\\sqrt", "\\pi", "\\binom", "\\infty"} | {"\\" + f for f in _FUNCS}
+                  | {"\\" + g for g in _GREEK} | _TRANSPARENT)
 
 
 def tokenize(text: str) -> list[tuple[str, str]]:
@@ -127,11 +132,22 @@ class _Parser:
         return items[0] if len(items) == 1 else ("union", tuple(items))
 
     def relation(self) -> tuple:
-        exprs, ops = [self.expr()], []
+        exprs, ops = [self.ratio()], []
         while self.peek()[1] in _RELOPS and self.peek()[0] in ("op", "cmd"):
             ops.append(_RELOPS[self.take()[1]])
-            exprs.append(self.expr())
+            exprs.append(self.ratio())
         return ("rel", tuple(ops), tuple(exprs)) if ops else exprs[0]
+
+    def ratio(self) -> tuple:
+        """`a:b` is the quotient a/b (`1:4` = `2:8` = `1/4`); longer chains (clock times) are refused."""
+        left = self.expr()
+        if not self.at(":"):
+            return left
+        self.take()
+        right = self.expr()
+        if self.at(":"):
+            raise ParseError("ratio of more than two parts")
+        return ("div", left, right)
 
     def expr(self) -> tuple:
         terms: list[tuple] = []
@@ -172,6 +188,9 @@ class _Parser:
                 self.take()
                 left = factors[0] if len(factors) == 1 else ("mul", tuple(factors))
                 factors = [("div", left, self.power())]
+            elif self.peek()[0] == "num" and self.tokens[self.pos - 1][0] == "num":
+                # `2 3` renders as 23 but reads as 2*3: ambiguous, so refused rather than guessed.
+                raise LimitExceeded("two numbers side by side")
             elif self._starts_factor():
                 mixed = first_is_int and len(factors) == 1 and self.at("\\frac")
                 factor = self.power()
@@ -226,6 +245,10 @@ class _Parser:
         if self.at("\\overline"):
             self.take()
             repeating = self._raw_digits()
+        elif "." in raw and self.at("(") and self.peek(1)[1].isdigit() and self.peek(2)[1] == ")":
+            self.take()  # `0.(3)`: the other common way to write a repeating decimal
+            repeating = self.take()[1]
+            self.take()
         node = number(raw, repeating)
         if self.at("_") and raw.isdigit():
             self.take()
@@ -315,6 +338,10 @@ class _Parser:
             return ("const", "inf")
         if name == "\\begin":
             return self._matrix()
+        if name[1:] in _GREEK:
+            return ("sym", name[1:])
+        if name in _TRANSPARENT:
+            return self._argument()
         if name[1:] in _FUNCS:
             return self._function(name[1:])
         raise ParseError(f"unknown command {name}")

@@ -58,7 +58,7 @@ def to_sympy(node: tuple) -> sympy.Expr:
     if kind == "fact":
         return sympy.factorial(_bounded(to_sympy(node[1]), MAX_FACTORIAL))
     if kind == "binom":
-        return sympy.binomial(_bounded(to_sympy(node[1]), 10**6), to_sympy(node[2]))
+        return sympy.binomial(_bounded(to_sympy(node[1]), MAX_FACTORIAL), to_sympy(node[2]))
     if kind == "abs":
         return sympy.Abs(to_sympy(node[1]))
     if kind == "func":
