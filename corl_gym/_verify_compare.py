@@ -15,6 +15,7 @@ worker), so both paths apply exactly the same rules:
   unions compare as unordered collections of intervals.
 - A plain integer against a base-n gold is read in that base (`52` = `52_8`, `42` is not).
 - Matrices compare by shape and entry.
+- `a \\approx b` stands for its exact left side.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def _expand(node: tuple) -> list[tuple]:
 
 def _relation(node: tuple) -> tuple:
     ops, exprs = node[1], node[2]
+    if ops and ops[0] == "~":  # `\\frac23 \\approx 0.67`: the exact value comes first
+        return canon(exprs[0])
     if ops == ("=",):
         left, right = exprs
         named = right if left[0] == "sym" else left if right[0] == "sym" else None

@@ -206,7 +206,7 @@ def text_key(s: str) -> str | None:
     """
     inner = _TEXT_CMD.fullmatch(s.strip())
     s = inner.group(1) if inner else s
-    if not re.fullmatch(r"[A-Za-z0-9 '.\-]+", s.strip()):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9 '.\-]*", s.strip()):
         return None
     return re.sub(r"[^a-z0-9]+", " ", s.lower()).strip()
 

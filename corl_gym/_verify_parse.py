@@ -39,7 +39,7 @@ _TOKEN = re.compile(
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan",
           "sinh", "cosh", "tanh"}
 _RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=",
-           "\\le": "<=", "\\ge": ">=", "\\ne": "!="}
+           "\\le": "<=", "\\ge": ">=", "\\ne": "!=", "\\approx": "~"}
 _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta", "vartheta",
           "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau", "phi", "varphi", "chi", "psi", "omega"}
 #: Wrappers that only change the font: their content is parsed as if they were not there.

@@ -9,7 +9,8 @@ Sympy objects are built node by node from our own parse tree (`to_sympy`): no st
 - with variables: the same variables on both sides, and the difference vanishes after `expand` or,
   failing that, numerically at three fixed points (a standard identity test for expressions of this
   size; it accepts `\\cot x` = `\\cos x/\\sin x` and factored = expanded polynomials).
-- equations: same variables and proportional sides (`5x-7y+11z+4=0` = `-5x+7y-11z-4=0`).
+- equations: same variables and proportional sides (`5x-7y+11z+4=0` = `-5x+7y-11z-4=0`); an
+  equation without variables (`0.56 = 56\\%`) compares side by side.
 
 Only when our parser does not know the syntax do we ask math-verify (LaTeX extraction only: its
 plain-expression extractor calls `parse_expr`, which we never allow on model output).
@@ -91,6 +92,8 @@ def _vanishes(expr: sympy.Expr, scale: sympy.Expr) -> bool:
 
 def scalar_eq(gold: tuple, pred: tuple) -> bool:
     a, b = to_sympy(gold), to_sympy(pred)
+    if a.has(sympy.zoo, sympy.nan) or b.has(sympy.zoo, sympy.nan):
+        return False  # a division by zero is no answer, even when both sides have one
     if a == b:
         return True
     if a.has(sympy.oo) or b.has(sympy.oo):
@@ -121,6 +124,8 @@ def _zero_at_points(diff: sympy.Expr, symbols: list, scale: sympy.Expr) -> bool:
 def equation_eq(gold: tuple, pred: tuple) -> bool:
     lhs = to_sympy(gold[1]) - to_sympy(gold[2])
     rhs = to_sympy(pred[1]) - to_sympy(pred[2])
+    if not lhs.free_symbols:  # `0.56 = 56%` is a statement, not an equation: compare side by side
+        return scalar_eq(gold[1], pred[1]) and scalar_eq(gold[2], pred[2])
     if lhs.free_symbols != rhs.free_symbols or rhs == 0:
         return False
     ratio = sympy.cancel(lhs / rhs)

@@ -11,7 +11,7 @@ Why a subprocess and not `multiprocessing`: `spawn`/`forkserver` re-import the c
 Decisions: the deadline is charged from the moment the job is handed to a ready worker; the one-off
 start-up of a worker (about half a second, sympy import) is not charged to any answer. The pool keeps
 one spare worker, so after a kill the next call does not wait for a fresh start. Waiting is done with
-`select` on the pipes from whatever thread calls: no helper threads, so nothing is left running.
+`poll` on the pipes from whatever thread calls: no helper threads, so nothing is left running.
 Workers die with their parent (stdin EOF, or a parent-pid watchdog when stuck in a computation) and
 are killed at interpreter exit.
 """
@@ -131,7 +131,7 @@ class WorkerPool:
                 break
             now = time.monotonic()
             wait = max(0.0, min(entry[2] for entry in active.values()) - now)
-            readable, _, _ = select.select(list(active), [], [], wait)
+            readable = _wait_readable(list(active), wait)
             for fd in readable:
                 self._on_readable(fd, active, pending, jobs, results, timeout)
             now = time.monotonic()
@@ -190,6 +190,16 @@ class WorkerPool:
             self.total -= len(workers)
         for worker in workers:
             worker.kill()
+
+
+def _wait_readable(fds: list[int], timeout: float) -> list[int]:
+    """File descriptors ready to read; `poll` because `select` fails on descriptors above 1023."""
+    if not hasattr(select, "poll"):
+        return select.select(fds, [], [], timeout)[0]
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+    return [fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)]
 
 
 _pool: WorkerPool | None = None

@@ -40,6 +40,8 @@ def test_check_many_matches_check_on_a_sample() -> None:
     ("ab+2a+5b+10", "(a+5)(b+2)"), ("\\begin{bmatrix}1\\\\2\\end{bmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
     ("52", "52_8"), ("Evelyn", "\\text{Evelyn}"), ("C", "\\text{(C)}"), ("\\frac{\\pi}{2}", "\\pi/2"),
     ("y = 2x + 3", "2x - y + 3 = 0"), ("\\frac{\\cos x}{\\sin x}", "\\cot x"), ("e^{2}", "e^2"),
+    ("2:8", "1:4"), ("\\frac23", "\\dfrac23 \\approx 0.67"), ("C, B", "\\text{B, C}"), ("0.(3)", "\\frac13"),
+    ("x = 1 \\text{ or } x = -2", "1,-2"), ("x \\ne 2", "(-\\infty,2)\\cup(2,\\infty)"), ("\\mathbf{2340}", "2340"),
 ])
 def test_equivalent_forms(pred: str, gold: str) -> None:
     assert check(pred, gold) is Verdict.CORRECT
@@ -49,7 +51,8 @@ def test_equivalent_forms(pred: str, gold: str) -> None:
 @pytest.mark.parametrize(("pred", "gold"), [
     ("-6", "6"), ("0.333", "\\frac{1}{3}"), ("(3,4)", "(3,4]"), ("2\\sqrt{3}", "\\sqrt{6}"), ("1", "1,-2"),
     ("1,-2,3", "1,-2"), ("24", "24!^2"), ("(2,1)", "(1,2)"), ("1.414", "\\sqrt{2}"), ("42", "52_8"),
-    ("3.14", "\\pi"), ("\\text{west}", "\\text{east}"), ("-(\\text{even})", "\\text{even}"), ("D", "\\text{(C)}"), ("x^2+1", "(x-1)(x+1)"),
+    ("3.14", "\\pi"), ("\\text{west}", "\\text{east}"), ("-(\\text{even})", "\\text{even}"), ("-None", "None"),
+    ("2m", "2"), ("0.67", "\\frac23 \\approx 0.67"), ("0.56 = 57\\%", "0.56 = 56\\%"), ("6:0", "5:0"), ("D", "\\text{(C)}"), ("x^2+1", "(x-1)(x+1)"),
 ])
 def test_near_misses_fail(pred: str, gold: str) -> None:
     assert check(pred, gold) is Verdict.WRONG
@@ -62,7 +65,7 @@ def test_common_cases_take_the_fast_path(pred: str, gold: str) -> None:
 
 @pytest.mark.parametrize(("pred", "gold", "verdict"), [
     ("", "5", Verdict.UNPARSEABLE), ("5", "", Verdict.UNPARSEABLE), (None, "5", Verdict.UNPARSEABLE),
-    ("\\frac{1}{2", "5", Verdict.UNPARSEABLE), ("hello world", "5", Verdict.WRONG),
+    ("\\frac{1}{2", "5", Verdict.UNPARSEABLE), ("hello world", "5", Verdict.WRONG), ("2 3", "6", Verdict.UNPARSEABLE),
 ])
 def test_bad_input_never_raises(pred, gold, verdict: Verdict) -> None:
     assert check(pred, gold) is verdict
