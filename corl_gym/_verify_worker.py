@@ -13,7 +13,8 @@ start-up of a worker (about half a second, sympy import) is not charged to any a
 one spare worker, so after a kill the next call does not wait for a fresh start. Waiting is done with
 `poll` on the pipes from whatever thread calls: no helper threads, so nothing is left running.
 Workers die with their parent (stdin EOF, or a parent-pid watchdog when stuck in a computation) and
-are killed at interpreter exit.
+are killed at interpreter exit. Each worker's address space is capped (CORL_VERIFY_MEMORY_MB,
+default 4096): a computation that runs out of memory dies and its pair is a TIMEOUT. POSIX only.
 """
 
 from __future__ import annotations

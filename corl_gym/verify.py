@@ -98,8 +98,10 @@ def fast_path(pred: str, gold: str) -> Verdict | None:
 def check(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
     """Whether `pred` is the same answer as `gold`; never raises, decided within `timeout` seconds.
 
-    `timeout` bounds the whole call except the one-off start of the first worker process (see
-    `warm_up`). A pathological input comes back UNPARSEABLE at once or TIMEOUT at the deadline.
+    `timeout` bounds the whole call except two waits that are no fault of the answer: the start of
+    a worker process when none is ready (once per process, see `warm_up`), and queueing for a free
+    worker when more threads than CPUs check at once. A pathological input comes back
+    UNPARSEABLE at once or TIMEOUT at the deadline.
     """
     start = time.monotonic()
     try:
