@@ -120,65 +120,13 @@ class WorkerPool:
 
     def run(self, jobs: list[tuple[str, str]], timeout: float) -> list[str]:
         """Verdict names for (pred, gold) jobs; each gets `timeout` seconds of worker time."""
-        results: list[str | None] = [None] * len(jobs)
-        pending = list(range(len(jobs)))[::-1]
-        active: dict[int, list] = {}  # fd -> [worker, job index or None, deadline]
-        for worker in self._take(len(jobs)):
-            self._assign(worker, active, pending, jobs, timeout)
-        while active:
-            if not pending and all(entry[1] is None for entry in active.values()):
-                for worker, _, _ in active.values():  # still starting and no job left: keep for later
-                    self._give_back(worker)
-                break
-            now = time.monotonic()
-            wait = max(0.0, min(entry[2] for entry in active.values()) - now)
-            readable = _wait_readable(list(active), wait)
-            for fd in readable:
-                self._on_readable(fd, active, pending, jobs, results, timeout)
-            now = time.monotonic()
-            for fd in [fd for fd, entry in active.items() if entry[2] <= now]:
-                worker, index, _ = active.pop(fd)
-                if index is not None:
-                    results[index] = "TIMEOUT"
-                self._discard(worker)
-                if not active and pending:  # every worker we had failed to start or timed out
-                    for worker in self._take(1):
-                        self._assign(worker, active, pending, jobs, timeout)
-        return [r or "TIMEOUT" for r in results]
-
-    def _assign(self, worker: _Worker, active: dict, pending: list, jobs: list, timeout: float) -> None:
-        if not worker.ready:
-            active[worker.fd] = [worker, None, worker.started + STARTUP_TIMEOUT]
-        elif pending:
-            index = pending.pop()
-            try:
-                worker.send({"id": index, "pred": jobs[index][0], "gold": jobs[index][1]})
-            except OSError:
-                pending.append(index)
-                self._discard(worker)
-                return
-            active[worker.fd] = [worker, index, time.monotonic() + timeout]
-        else:
-            self._give_back(worker)
-
-    def _on_readable(self, fd: int, active: dict, pending: list, jobs: list, results: list, timeout: float) -> None:
-        worker, index, _ = active[fd]
+        batch = _Batch(self, jobs, timeout)
         try:
-            line = worker.poll_line()
-        except (EOFError, OSError):  # crashed, e.g. out of memory: a resource limit was hit
-            del active[fd]
-            if index is not None:
-                results[index] = "TIMEOUT"
-            self._discard(worker)
-            return
-        if line is None:
-            return
-        del active[fd]
-        if index is None:
-            worker.ready = line == "ready"
-        else:
-            results[index] = json.loads(line)["verdict"]
-        self._assign(worker, active, pending, jobs, timeout)
+            batch.run()
+        finally:
+            for worker, _, _ in batch.active.values():  # only left over if something raised
+                self._discard(worker)
+        return [r or "TIMEOUT" for r in batch.results]
 
     def warm_up(self, count: int) -> None:
         with self.cond:
@@ -195,12 +143,86 @@ class WorkerPool:
 
 def _wait_readable(fds: list[int], timeout: float) -> list[int]:
     """File descriptors ready to read; `poll` because `select` fails on descriptors above 1023."""
+    timeout = max(0.0, timeout)
     if not hasattr(select, "poll"):
         return select.select(fds, [], [], timeout)[0]
     poller = select.poll()
     for fd in fds:
         poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-    return [fd for fd, _ in poller.poll(max(0.0, timeout) * 1000)]
+    return [fd for fd, _ in poller.poll(timeout * 1000)]
+
+
+class _Batch:
+    """One `run` call: jobs handed to workers as they become free, each with its own deadline."""
+
+    MAX_START_FAILURES = 3
+
+    def __init__(self, pool: WorkerPool, jobs: list[tuple[str, str]], timeout: float) -> None:
+        self.pool, self.jobs, self.timeout = pool, jobs, timeout
+        self.results: list[str | None] = [None] * len(jobs)
+        self.pending = list(range(len(jobs)))[::-1]
+        self.active: dict[int, list] = {}  # fd -> [worker, job index or None while starting, deadline]
+        self.start_failures = 0
+
+    def run(self) -> None:
+        for worker in self.pool._take(len(self.jobs)):
+            self._assign(worker)
+        while self.pending or any(entry[1] is not None for entry in self.active.values()):
+            if not self.active:  # every worker we had timed out or died: get another
+                if self.start_failures >= self.MAX_START_FAILURES:
+                    return  # workers cannot start here; the rest stay TIMEOUT
+                for worker in self.pool._take(1):
+                    self._assign(worker)
+                continue
+            wait = min(entry[2] for entry in self.active.values()) - time.monotonic()
+            for fd in _wait_readable(list(self.active), wait):
+                self._on_readable(fd)
+            now = time.monotonic()
+            for fd in [fd for fd, entry in self.active.items() if entry[2] <= now]:
+                self._fail(fd)
+        for worker, _, _ in self.active.values():  # still starting and no job left: keep for later
+            self.pool._give_back(worker)
+        self.active.clear()
+
+    def _assign(self, worker: _Worker) -> None:
+        if not worker.ready:
+            self.active[worker.fd] = [worker, None, worker.started + STARTUP_TIMEOUT]
+        elif self.pending:
+            index = self.pending.pop()
+            pred, gold = self.jobs[index]
+            self.active[worker.fd] = [worker, index, time.monotonic() + self.timeout]
+            try:
+                worker.send({"id": index, "pred": pred, "gold": gold})
+            except OSError:
+                self._fail(worker.fd)
+        else:
+            self.pool._give_back(worker)
+
+    def _fail(self, fd: int) -> None:
+        """A worker missed its deadline, died or spoke nonsense: its job is a TIMEOUT, it is replaced."""
+        worker, index, _ = self.active.pop(fd)
+        if index is None:
+            self.start_failures += 1
+        else:
+            self.results[index] = "TIMEOUT"
+        self.pool._discard(worker)
+
+    def _on_readable(self, fd: int) -> None:
+        worker, index, _ = self.active[fd]
+        try:
+            line = worker.poll_line()
+            if line is None:
+                return
+            verdict = None if index is None else json.loads(line)["verdict"]
+        except (EOFError, OSError, ValueError, KeyError, TypeError):  # crashed, e.g. out of memory
+            self._fail(fd)
+            return
+        del self.active[fd]
+        if index is None:
+            worker.ready = line == "ready"
+        else:
+            self.results[index] = verdict
+        self._assign(worker)
 
 
 _pool: WorkerPool | None = None
@@ -236,6 +258,11 @@ def _watch_parent(parent: int) -> None:
 def _serve() -> None:
     import signal
 
+    # Answers go out on a private copy of stdout; anything a library prints lands in stderr instead
+    # of corrupting the protocol.
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         import resource
@@ -250,7 +277,6 @@ def _serve() -> None:
     symbolic_verdict("2\\sqrt{2}", "\\sqrt{8}")
     _math_verify("\\frac{\\pi}{2}", "\\frac{\\pi}{2}")
 
-    out = sys.stdout
     out.write("ready\n")
     out.flush()
     for line in sys.stdin:

@@ -18,6 +18,7 @@ The rules for "equivalent" are in `corl_gym._verify_compare` (shared by both pat
 from __future__ import annotations
 
 import enum
+import re
 import time
 from typing import Iterable
 
@@ -30,6 +31,7 @@ __all__ = ["Verdict", "check", "is_equivalent", "extract_answer", "check_many", 
 
 #: Raw inputs longer than this are refused before any processing.
 MAX_INPUT_CHARS = 200_000
+_CHOICE_GOLD = re.compile(r"(?:\\text(?:bf)?\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?")
 
 
 class Verdict(enum.Enum):
@@ -78,11 +80,10 @@ def _decide_fast(pred: str, gold: str) -> Verdict:
 
 
 def _is_choice(gold: str) -> bool:
-    import re
-
-    return re.fullmatch(r"(\\text(bf)?\{)?\s*\(?[A-E]\)?\s*\}?", gold.strip()) is not None and "(" in gold or (
-        gold.startswith("\\text") and norm.choice_letter(gold) is not None
-    )
+    r"""A multiple-choice gold: `(C)`, `\text{(C)}` or `\text{C}` (a bare `C` stays a symbol)."""
+    if _CHOICE_GOLD.fullmatch(gold.strip()) is None:
+        return False
+    return "(" in gold or gold.startswith("\\text")
 
 
 def fast_path(pred: str, gold: str) -> Verdict | None:

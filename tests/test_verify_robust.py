@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import signal
 import string
 import subprocess
 import sys
@@ -95,6 +96,38 @@ def test_hung_worker_is_killed_reaped_and_replaced() -> None:
     killed = before - {w.proc.pid for w in pool.idle}
     assert killed, "the hung worker should have been replaced"
     assert not [pid for pid in killed if _alive_or_zombie(pid)]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_worker_that_dies_mid_job_is_a_timeout_and_replaced() -> None:
+    check("\\sqrt{8}", "2\\sqrt{2}")
+    pool = _verify_worker.get_pool()
+
+    def kill_the_busy_worker() -> None:
+        time.sleep(0.3)
+        idle = {w.proc.pid for w in pool.idle}
+        for pid in _children() - idle:
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_the_busy_worker)
+    killer.start()
+    verdict, elapsed = _timed(lambda: check(PATHOLOGICAL["sympy blow-up"], GOLDS["sympy blow-up"], timeout=10))
+    killer.join()
+    assert verdict is Verdict.TIMEOUT and elapsed < 5
+    assert check("\\sqrt{8}", "2\\sqrt{2}") is Verdict.CORRECT
+
+
+def _children() -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                found.add(int(entry))
+    return found
 
 
 def _alive_or_zombie(pid: int) -> bool:
