@@ -35,7 +35,9 @@ class CORLRoutingEnv(gym.Env):
     [-1, 1] (1); each expert's expected cost / threshold / 10, clipped (K); calls so far per expert /
     `max_steps` (K); candidate source one-hot (self, expert 1..K; K + 1); whether the candidate agrees
     with the controller's own answer (1); distinct answers seen / (K + 1) (1); step / `max_steps` (1);
-    then the problem features (`features(problem)`, default `corl_gym.envs.features.problem_features`).
+    whether each answerer's answer agrees with the candidate (self, expert 1..K; K + 1: 1 agrees, -1
+    differs, 0 not asked yet; the candidate's own source counts as agreeing); then the problem features
+    (`features(problem)`, default `corl_gym.envs.features.problem_features`).
 
     **Reward** the text env's: on submission `correct * penalty(cost, threshold)`; 0 otherwise.
     **Episode end**: terminated on submission; truncated after `max_steps` steps (default K + 1) without
@@ -74,7 +76,7 @@ class CORLRoutingEnv(gym.Env):
         self.text_env.max_turns = self.max_steps
         self.features = features
         self.render_mode = render_mode
-        size = 4 + 1 + 1 + self.K + self.K + (self.K + 1) + 3 + feature_size(features)
+        size = 4 + 1 + 1 + self.K + self.K + (self.K + 1) + 3 + (self.K + 1) + feature_size(features)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.K + 1)
 
@@ -93,6 +95,7 @@ class CORLRoutingEnv(gym.Env):
         self._info = info
         self._own = stated_answer(self.pool.controller.call(problem.problem, problem).text)
         self._candidate, self._source, self._answers = self._own, 0, [self._own]
+        self._latest: dict[int, str] = {0: self._own}  # answerer (0 = self, k = expert k) -> its answer
         self._problem_features = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)
         self._expected = np.array(
             [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names], dtype=np.float64
@@ -115,6 +118,7 @@ class CORLRoutingEnv(gym.Env):
             if answer is not None:
                 self._candidate, self._source = answer, action
                 self._answers.append(answer)
+                self._latest[action] = answer
         self._info = info
         return self._observation(), reward, terminated, truncated, self._full_info(info)
 
@@ -147,9 +151,19 @@ class CORLRoutingEnv(gym.Env):
             calls,
             source,
             [agrees, distinct, info["turn"] / self.max_steps],
+            self._agreement(),
             self._problem_features,
         ]
         return np.clip(np.concatenate([np.asarray(p, dtype=np.float32) for p in parts]), -1.0, 1.0)
+
+    def _agreement(self) -> np.ndarray:
+        """Per answerer: 1 if its answer agrees with the candidate, -1 if not, 0 if not asked (self-consistency
+        across experts is the signal a controller has of which answer to trust)."""
+        agreement = np.zeros(self.K + 1, dtype=np.float32)
+        for source, answer in self._latest.items():
+            same = source == self._source or verify.is_equivalent(answer, self._candidate)
+            agreement[source] = 1.0 if same else -1.0
+        return agreement
 
     def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
         return {**info, "candidate": self._candidate, "action_mask": self.action_masks()}
