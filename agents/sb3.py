@@ -1,0 +1,270 @@
+"""Stable-Baselines3 routers on `CORL-Routing-v0`: train, save, load, benchmark.
+
+    corl-gym train --learner sb3-maskable-ppo --pool sim-paper --timesteps 100000 --out runs/router
+    corl-gym bench --pool sim-paper --policies sb3:runs/router/sb3-maskable-ppo.zip,best-fixed,oracle
+
+Learners: `sb3-maskable-ppo` (sb3-contrib's MaskablePPO, which reads the env's `action_masks()`, so it
+never calls an expert the budget cannot pay for), `sb3-ppo` and `sb3-dqn` (stable-baselines3; the
+masks are advice they do not see: they may call an unaffordable expert, and the hard budget gate then
+pays them 0). Training uses the TRAIN part of the dataset's stable split (`corl_gym.splits`), the
+same split the benchmark tests on the other part of, with budget modes drawn per episode (`mixed`), so
+one router serves every budget it can read from its observation.
+
+`train(config)` writes `<out>/<learner>.zip` (the SB3 model) and `<out>/<learner>.json` (the config,
+the observation size and a training summary: episodes, mean reward per budget over the last training
+episodes, and a deterministic evaluation per budget on training problems). `load_policy(path)` reads
+them back as an object with `act(observation, action_mask) -> int`, the benchmark's routing-policy
+interface.
+
+torch and stable-baselines3 are imported inside the functions, never at `import corl_gym`; without
+them the error says `pip install 'corl-gym[sb3]'`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
+
+
+@dataclass
+class SB3Config:
+    learner: str = "sb3-maskable-ppo"
+    """one of `LEARNERS`"""
+    pool: str = "sim-paper"
+    """expert pool name or YAML path"""
+    dataset: str | None = None
+    """dataset name or JSONL path (default: the pool's own dataset, else `synthetic`)"""
+    budget: str = "mixed"
+    """budget mode to train on: `mixed` draws low / medium / high per episode"""
+    timesteps: int = 100_000
+    """total environment steps (an episode is 1 to K + 1 steps)"""
+    seed: int = 0
+    """seed of the learner, the envs and the pool's simulated experts"""
+    train_limit: int | None = None
+    """cap on training problems (default: the whole train split)"""
+    test_fraction: float = 0.5
+    """share of the dataset held out for testing, as in `corl-gym bench`"""
+    n_envs: int = 8
+    """parallel envs in one process (DummyVecEnv): an env step is microseconds, a process is not"""
+    learning_rate: float = 3e-4
+    """Adam step size"""
+    gamma: float = 1.0
+    """discount: episodes are a few steps with one final reward, so none (as in CoRL's PPO)"""
+    gae_lambda: float = 0.95
+    """GAE lambda (PPO)"""
+    n_steps: int = 256
+    """rollout steps per env between PPO updates"""
+    batch_size: int = 256
+    """minibatch size (PPO and DQN)"""
+    ent_coef: float = 0.01
+    """entropy bonus (PPO): keeps trying experts while the value estimates are rough"""
+    net_arch: list[int] = field(default_factory=lambda: [128, 128])
+    """hidden layers of the policy and value MLPs"""
+    eval_episodes: int = 300
+    """episodes per budget mode in the final deterministic evaluation on training problems"""
+    out: str = "runs/router"
+    """folder for `<learner>.zip` and `<learner>.json`"""
+    torch_threads: int = 1
+    """torch CPU threads: one is fastest for these small MLPs (more threads contend for a few cores)"""
+    verbose: int = 0
+    """SB3 verbosity (1: training logs)"""
+
+
+def _require_sb3(masked: bool) -> None:
+    try:
+        import stable_baselines3  # noqa: F401
+
+        if masked:
+            import sb3_contrib  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"SB3 routers need stable-baselines3 and sb3-contrib ({exc.name} is missing): "
+            "pip install 'corl-gym[sb3]'"
+        ) from exc
+
+
+def _train_problems(config: SB3Config, pool: Any) -> list:
+    from corl_gym.data import load_problems
+    from corl_gym.splits import split_problems
+
+    train_part = split_problems(load_problems(config.dataset or pool.dataset or "synthetic"), config.test_fraction)[0]
+    train_part = train_part[: config.train_limit] if config.train_limit else train_part
+    if not train_part:
+        raise ValueError("the train split is empty: lower test_fraction or load more problems")
+    return train_part
+
+
+def _make_model(config: SB3Config, env: Any) -> Any:
+    policy_kwargs = {"net_arch": list(config.net_arch)}
+    common = dict(learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed, verbose=config.verbose,
+                  policy_kwargs=policy_kwargs, device="cpu")
+    ppo = dict(n_steps=config.n_steps, batch_size=config.batch_size, gae_lambda=config.gae_lambda,
+               ent_coef=config.ent_coef, **common)
+    if config.learner == "sb3-maskable-ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO("MlpPolicy", env, **ppo)
+    if config.learner == "sb3-ppo":
+        from stable_baselines3 import PPO
+
+        return PPO("MlpPolicy", env, **ppo)
+    from stable_baselines3 import DQN
+
+    return DQN("MlpPolicy", env, batch_size=config.batch_size, learning_starts=min(1000, config.timesteps // 10),
+               exploration_fraction=0.3, target_update_interval=500, train_freq=4, **common)
+
+
+def _episode_log() -> Any:
+    """A callback that keeps (budget, reward) of every finished training episode."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EpisodeLog(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.episodes: list[tuple[str, float]] = []
+
+        def _on_step(self) -> bool:
+            for done, reward, info in zip(self.locals["dones"], self.locals["rewards"], self.locals["infos"]):
+                if done:
+                    self.episodes.append((info["budget"], float(reward)))
+            return True
+
+    return EpisodeLog()
+
+
+def train(config: SB3Config) -> Path:
+    """Train a router as `config` says; returns the path of the saved model zip."""
+    if config.learner not in LEARNERS:
+        raise ValueError(f"unknown learner {config.learner!r}: use one of {', '.join(LEARNERS)}")
+    _require_sb3(config.learner == "sb3-maskable-ppo")
+    import torch
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from corl_gym.envs.routing_env import CORLRoutingEnv
+    from corl_gym.experts import load_pool
+
+    torch.set_num_threads(config.torch_threads)
+    pool = load_pool(config.pool, seed=config.seed)
+    problems = _train_problems(config, pool)
+
+    def make_env(rank: int):
+        return lambda: CORLRoutingEnv(pool=pool, problems=problems, budget=config.budget)
+
+    env = DummyVecEnv([make_env(rank) for rank in range(config.n_envs)])
+    env.seed(config.seed)
+    model = _make_model(config, env)
+    log = _episode_log()
+    start = time.perf_counter()
+    model.learn(total_timesteps=config.timesteps, callback=log)
+    seconds = time.perf_counter() - start
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{config.learner}.zip"
+    model.save(path)
+    summary = {
+        "train_problems": len(problems),
+        "episodes": len(log.episodes),
+        "train_seconds": round(seconds, 1),
+        "mean_reward_last_episodes": _last_means(log.episodes),
+        "eval_on_train": evaluate(_adapter(model, config.learner), pool, problems, list(pool.budgets),
+                                   config.eval_episodes, config.seed),
+    }
+    meta = {"learner": config.learner, "observation_size": int(env.observation_space.shape[0]),
+            "config": asdict(config), "summary": summary}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    pool.close()
+    return path
+
+
+def _last_means(episodes: list[tuple[str, float]], share: float = 0.2) -> dict[str, float]:
+    """Mean training reward per budget over the last `share` of episodes (exploration included)."""
+    tail = episodes[-max(1, int(len(episodes) * share)):]
+    budgets = sorted({b for b, _ in tail})
+    return {b: round(float(np.mean([r for bb, r in tail if bb == b])), 4) for b in budgets}
+
+
+def evaluate(policy: "SB3Policy", pool: Any, problems: list, budgets: list[str], episodes: int, seed: int) -> dict:
+    """Deterministic episodes per budget: mean reward, expert-call ratio and mean cost."""
+    from corl_gym.envs.routing_env import CORLRoutingEnv
+
+    env = CORLRoutingEnv(pool=pool, problems=problems)
+    result = {}
+    for budget in budgets:
+        rewards, called, costs = [], [], []
+        for index in range(min(episodes, len(problems))):
+            observation, info = env.reset(seed=seed + index, options={"problem_index": index, "budget": budget})
+            done, reward = False, 0.0
+            while not done:
+                observation, reward, terminated, truncated, info = env.step(policy.act(observation, env.action_masks()))
+                done = terminated or truncated
+            rewards.append(reward)
+            called.append(any(info["calls"].values()))
+            costs.append(info["cost_usd"])
+        result[budget] = {"reward": round(float(np.mean(rewards)), 4), "call_ratio": round(float(np.mean(called)), 4),
+                          "cost_usd": float(np.mean(costs))}
+    return result
+
+
+class SB3Policy:
+    """A trained SB3 router as a routing-env policy: deterministic actions, masked for MaskablePPO."""
+
+    def __init__(self, model: Any, learner: str):
+        self.model = model
+        self.learner = learner
+        self.masked = learner == "sb3-maskable-ppo"
+        self.observation_size = int(model.observation_space.shape[0])
+
+    def act(self, observation: np.ndarray, action_mask: np.ndarray) -> int:
+        observation = np.asarray(observation, dtype=np.float32)
+        if observation.shape != (self.observation_size,):
+            raise ValueError(
+                f"this {self.learner} router was trained on observations of size {self.observation_size}, got "
+                f"{observation.shape}: the env's observation changed since training, so retrain it"
+            )
+        if self.masked:
+            action, _ = self.model.predict(observation, deterministic=True, action_masks=np.asarray(action_mask, bool))
+        else:
+            action, _ = self.model.predict(observation, deterministic=True)
+        return int(action)
+
+
+def _adapter(model: Any, learner: str) -> SB3Policy:
+    return SB3Policy(model, learner)
+
+
+def load_policy(path: str | Path, torch_threads: int | None = 1) -> SB3Policy:
+    """Load a router saved by `train`: a model zip (or a folder holding one) with its JSON beside it;
+    without the JSON the learner is read from the zip's name. `torch_threads` sets torch's CPU threads
+    (one suits one small MLP per step; None leaves the process's setting alone)."""
+    path = Path(path)
+    if path.is_dir():
+        zips = sorted(path.glob("*.zip"))
+        if len(zips) != 1:
+            raise FileNotFoundError(f"{path} holds {len(zips)} model zips; name the one to load")
+        path = zips[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"no SB3 model at {path}")
+    meta_path = path.with_suffix(".json")
+    learner = json.loads(meta_path.read_text(encoding="utf-8"))["learner"] if meta_path.is_file() else None
+    learner = learner or next((name for name in LEARNERS if path.stem.startswith(name)), None)
+    if learner not in LEARNERS:
+        raise ValueError(f"cannot tell the learner of {path}: name it <learner>.zip or keep its JSON beside it")
+    _require_sb3(learner == "sb3-maskable-ppo")
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    if learner == "sb3-maskable-ppo":
+        from sb3_contrib import MaskablePPO as Algorithm
+    elif learner == "sb3-ppo":
+        from stable_baselines3 import PPO as Algorithm
+    else:
+        from stable_baselines3 import DQN as Algorithm
+    return SB3Policy(Algorithm.load(path, device="cpu"), learner)

@@ -1,0 +1,124 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("stable_baselines3")
+pytest.importorskip("sb3_contrib")
+
+from corl_gym.agents.sb3 import SB3Config, SB3Policy, evaluate, load_policy, train  # noqa: E402
+from corl_gym.benchmarks.bench import BenchConfig, run_bench  # noqa: E402
+from corl_gym.cli import main  # noqa: E402
+from corl_gym.data import load_problems  # noqa: E402
+from corl_gym.envs.routing_env import CORLRoutingEnv  # noqa: E402
+from corl_gym.experts import load_pool  # noqa: E402
+from corl_gym.splits import split_problems  # noqa: E402
+
+SMALL = dict(timesteps=1024, n_envs=4, n_steps=128, batch_size=64, train_limit=100, eval_episodes=20)
+
+
+def _train(learner, out, **overrides):
+    return train(SB3Config(learner=learner, out=str(out), **{**SMALL, **overrides}))
+
+
+@pytest.fixture(scope="module")
+def maskable(tmp_path_factory):
+    return _train("sb3-maskable-ppo", tmp_path_factory.mktemp("maskable"))
+
+
+@pytest.mark.parametrize("learner", ["sb3-ppo", "sb3-dqn"])
+def test_unmasked_learners_train_save_and_load(learner, tmp_path):
+    path = _train(learner, tmp_path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert path.name == f"{learner}.zip" and meta["learner"] == learner
+    policy = load_policy(path)
+    assert isinstance(policy, SB3Policy) and not policy.masked
+    env = CORLRoutingEnv(budget="mixed")
+    observation, _ = env.reset(seed=0)
+    assert 0 <= policy.act(observation, env.action_masks()) <= env.K
+
+
+def test_saved_json_holds_config_and_training_summary(maskable):
+    meta = json.loads(maskable.with_suffix(".json").read_text())
+    assert meta["config"]["learner"] == "sb3-maskable-ppo" and meta["config"]["budget"] == "mixed"
+    summary = meta["summary"]
+    assert summary["train_problems"] == 100 and summary["episodes"] > 0
+    assert set(summary["mean_reward_last_episodes"]) == {"low", "medium", "high"}  # mixed budgets in training
+    for budget in ("low", "medium", "high"):
+        assert 0.0 <= summary["eval_on_train"][budget]["reward"] <= 1.0
+
+
+def test_round_trip_reproduces_the_training_evaluation(maskable):
+    meta = json.loads(maskable.with_suffix(".json").read_text())
+    pool = load_pool("sim-paper", seed=0)
+    problems = split_problems(load_problems("synthetic"), 0.5)[0][:100]
+    again = evaluate(load_policy(maskable.parent), pool, problems, ["low", "medium", "high"], 20, seed=0)
+    assert again == meta["summary"]["eval_on_train"]
+
+
+def test_training_uses_only_the_train_split(monkeypatch, tmp_path):
+    seen = []
+    original = CORLRoutingEnv.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.extend(p.id for p in kwargs.get("problems") or [])
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CORLRoutingEnv, "__init__", spy)
+    _train("sb3-maskable-ppo", tmp_path, timesteps=256, n_envs=2, eval_episodes=2)
+    test_ids = {p.id for p in split_problems(load_problems("synthetic"), 0.5)[1]}
+    assert seen and not test_ids & set(seen)
+
+
+def test_maskable_adapter_never_picks_a_masked_action(maskable):
+    policy = load_policy(maskable)
+    assert policy.masked
+    env = CORLRoutingEnv(budget="mixed")
+    rng = np.random.default_rng(0)
+    for episode in range(40):
+        observation, _ = env.reset(seed=episode)
+        preferred, _ = policy.model.predict(observation, deterministic=True, action_masks=np.ones(env.K + 1, bool))
+        mask = rng.random(env.K + 1) < 0.5
+        mask[0] = True  # submitting is always allowed
+        mask[int(preferred)] = int(preferred) == 0  # forbid the action it would take unmasked
+        action = policy.act(observation, mask)
+        assert mask[action]
+        assert int(preferred) == 0 or action != int(preferred)
+
+
+def test_observation_size_mismatch_is_a_clear_error(maskable):
+    policy = load_policy(maskable)
+    with pytest.raises(ValueError, match="retrain"):
+        policy.act(np.zeros(3, np.float32), np.ones(4, bool))
+
+
+def test_errors_for_unknown_learner_and_missing_packages(monkeypatch, tmp_path):
+    with pytest.raises(ValueError, match="sb3-maskable-ppo"):
+        train(SB3Config(learner="sb3-a2c", out=str(tmp_path)))
+    monkeypatch.setitem(sys.modules, "sb3_contrib", None)
+    with pytest.raises(ImportError, match=r"pip install 'corl-gym\[sb3\]'"):
+        train(SB3Config(out=str(tmp_path)))
+    with pytest.raises(FileNotFoundError):
+        load_policy(tmp_path / "nothing.zip")
+
+
+def test_import_is_lazy():
+    code = "import sys, corl_gym, corl_gym.agents.sb3; print(any(m in sys.modules for m in ('torch', 'stable_baselines3', 'sb3_contrib')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_cli_train_then_bench_the_saved_router(tmp_path, capsys):
+    out = tmp_path / "router"
+    assert main(["train", "--learner", "sb3-maskable-ppo", "--timesteps", "512", "--train-limit", "100", "--out", str(out)]) == 0
+    path = out / "sb3-maskable-ppo.zip"
+    assert path.is_file() and f"sb3:{path}" in capsys.readouterr().out
+    result = run_bench(BenchConfig(policies=[f"sb3:{path}", "best-fixed"], limit=20, train_limit=100, out=str(tmp_path / "bench"), progress=False))
+    rows = [r for r in result.rows if r["policy"] == f"sb3:{path}"]
+    assert len(rows) == 20 * 3 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
+    # masked at low: only gpt-4.1-nano fits $0.001, so the router never calls the others there
+    assert all(r["calls"]["gpt-4.1"] == r["calls"]["o3"] == 0 for r in rows if r["budget"] == "low")
+    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed"}
+    assert (tmp_path / "bench" / "summary.md").is_file()
+
