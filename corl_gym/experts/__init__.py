@@ -5,6 +5,8 @@ client, torch, transformers or vllm.
 """
 
 from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec
+from corl_gym.experts.cache import CacheConfig
+from corl_gym.experts.ledger import Ledger
 from corl_gym.experts.pool import POOL_NAMES, Pool, load_pool
 
-__all__ = ["Expert", "ExpertReply", "ExpertSpec", "POOL_NAMES", "Pool", "load_pool"]
+__all__ = ["CacheConfig", "Expert", "ExpertReply", "ExpertSpec", "Ledger", "POOL_NAMES", "Pool", "load_pool"]

@@ -20,7 +20,13 @@ CHAT_OVERHEAD_TOKENS = 16
 @dataclass(frozen=True)
 class ExpertReply:
     """What an expert call returns. A failed call is still a call: `error` says why, `text` may be empty,
-    and `cost_usd` is what the provider billed (0 when nothing was billed)."""
+    and `cost_usd` is what the provider billed (0 when nothing was billed).
+
+    `cached`: served from the expert cache (`cost_usd` is then the original call's cost, which the
+    episode is charged, while the run's ledger counts $0). `attempts`: requests made for this call
+    (retries included). `error_kind`: a short failure class (`rate_limit`, `server_error`, `timeout`,
+    `connection`, `bad_response`, `client_error`, `cache_miss`, `spend_cap`, `exception`) or None.
+    `usage_estimated`: the provider sent no usable usage block, so tokens were estimated."""
 
     text: str
     prompt_tokens: int = 0
@@ -29,6 +35,9 @@ class ExpertReply:
     latency_s: float = 0.0
     cached: bool = False
     error: str | None = None
+    attempts: int = 1
+    error_kind: str | None = None
+    usage_estimated: bool = False
 
     @property
     def ok(self) -> bool:
@@ -58,6 +67,14 @@ class ExpertSpec:
         option, else its `max_tokens`, else 512."""
         prompt_tokens = len(query) // 4 + CHAT_OVERHEAD_TOKENS
         completion = self.options.get("expected_completion_tokens", self.options.get("max_tokens", 512))
+        return self.cost(prompt_tokens, int(completion))
+
+    def max_cost(self, query: str) -> float:
+        """What a call may cost at most, reserved against a run's spend cap before it is made: twice the
+        estimated prompt tokens (estimates run low on dense LaTeX) and `max_tokens` completion tokens
+        when the entry caps them (the provider cannot bill more), else the expected cost's completion."""
+        prompt_tokens = 2 * (len(query) // 4 + CHAT_OVERHEAD_TOKENS)
+        completion = self.options.get("max_tokens", self.options.get("expected_completion_tokens", 512))
         return self.cost(prompt_tokens, int(completion))
 
 
@@ -97,6 +114,12 @@ class Expert:
 
         return list(await asyncio.gather(*(one(q, p) for q, p in items)))
 
+    def cache_request(self, query: str, problem: Problem) -> dict[str, Any] | None:
+        """What identifies this call's answer for the expert cache (model, messages, sampling
+        parameters, seed), or None when the backend's answers are not cacheable (sim and replay answer
+        per problem, at no cost: caching them would be wrong and useless)."""
+        return None
+
     def uncovered(self, problems: list[Problem]) -> list[str]:
         """Ids of `problems` this expert cannot answer (only replay experts have any)."""
         return []
@@ -131,4 +154,4 @@ def boxed_reply(answer: str, model: str, steps: int) -> str:
 
 def error_reply(exc: BaseException, **usage: Any) -> ExpertReply:
     """The reply of a failed call: empty text, `error` naming the exception type and message."""
-    return ExpertReply(text="", error=f"{type(exc).__name__}: {exc}", **usage)
+    return ExpertReply(text="", error=f"{type(exc).__name__}: {exc}", error_kind="exception", **usage)

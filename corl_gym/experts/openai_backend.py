@@ -6,21 +6,32 @@ Entry options:
   (default `OPENAI_API_KEY`); `api_key_env: null` for servers that need none (sends "EMPTY").
 - `max_tokens` (default 4096) sent under `max_tokens_param` (default `max_tokens`; OpenAI's reasoning
   models need `max_completion_tokens`); `temperature` (default 0.0; `null` omits it, as o3 requires);
-  `system_prompt` (optional); `extra_params` (a mapping merged into the request, e.g. `reasoning_effort`).
-- `timeout` (seconds a request, default 120), `max_retries` (the client's retries, default 1),
-  `concurrency` (calls in flight, default 32).
+  `seed` (sent when set); `system_prompt` (optional); `extra_params` (a mapping merged into the request,
+  e.g. `reasoning_effort`).
+- `timeout`: seconds one attempt may take in all, body included (default 120).
+- `max_retries` (default 3; at most `max_retries + 1` requests a call), `backoff_base_s` (0.5),
+  `backoff_max_s` (30), `max_retry_after_s` (60): see `resilience.RetryPolicy`.
+- `concurrency`: requests in flight to this expert (default 32), per event loop.
+- `rpm`, `tpm`: requests and tokens per minute (default unlimited), shared by every loop and thread.
+- `cache: {path, mode}`: the pool's expert cache (see `cache.py`; applied by the pool).
 
 Decisions: the key is read once, when the pool loads (a missing key fails there, naming the variable),
-and is kept out of `repr` and scrubbed from every error message. A call never raises: an HTTP error, a
-timeout or an unreadable response becomes a reply with `error` set and cost 0 (nothing billed that we
-can see). Usage comes from the response; a server that omits it gets the ~4-characters-a-token estimate.
-The async client is made lazily, one per event loop, because an httpx connection pool cannot outlive
-the loop that opened it (`call` runs each request in a fresh loop).
+and is kept out of `repr` and scrubbed from every error message. The client's own retries are off
+(`max_retries=0`): ours are the only ones, so the bound is exact and the ledger sees each. A call never
+raises: after the last attempt, or on an error retrying cannot fix (4xx other than 408/409/429), it
+returns a reply with `error` and `error_kind`; its `cost_usd` is what the responses we saw billed (an
+HTTP error bills nothing; a timed-out request may have been billed by the provider, but we never see
+its usage). A usage block that is missing or malformed (negative, not integers) is replaced by the
+~4-characters-a-token estimate and flagged `usage_estimated`. The async client and the concurrency
+semaphore are made lazily, one per event loop, because an httpx connection pool cannot outlive the loop
+that opened it (`call` runs each request in a fresh loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 import re
 import time
 import weakref
@@ -28,6 +39,7 @@ from typing import Any
 
 from corl_gym.data import Problem
 from corl_gym.experts.base import CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens
+from corl_gym.experts.resilience import BadResponse, RateLimiter, RetryPolicy, classify
 
 _KEY_PATTERN = re.compile(r"\b(sk|key|Bearer)[-_ ][A-Za-z0-9_\-*.]{6,}")
 
@@ -50,8 +62,13 @@ class OpenAIExpert(Expert):
                     f"(or `api_key_env` in the pool file; `api_key_env: null` for servers without keys)"
                 )
         self.timeout = float(opts.get("timeout", 120.0))
-        self.max_retries = int(opts.get("max_retries", 1))
+        self.retry = RetryPolicy.from_options(opts)
+        self.max_retries = self.retry.max_retries
+        self.concurrency = max(1, int(opts.get("concurrency", 32)))
+        self.limiter = RateLimiter(opts.get("rpm"), opts.get("tpm"))
         self.params = self._request_params(opts)
+        self._completion_estimate = int(opts.get("expected_completion_tokens", self.params.get("max_tokens", 512) or 512))
+        self._rng = random.Random()
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     @staticmethod
@@ -60,50 +77,78 @@ class OpenAIExpert(Expert):
         temperature = opts.get("temperature", 0.0)
         if temperature is not None:
             params["temperature"] = float(temperature)
+        if opts.get("seed") is not None:
+            params["seed"] = int(opts["seed"])
         params.update(opts.get("extra_params") or {})
         return params
 
-    def _client(self) -> Any:
-        import asyncio
-
+    def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
         from openai import AsyncOpenAI  # lazy: the client library is heavy to import
 
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=self.max_retries)
-            self._clients[loop] = client
-        return client
+        state = self._clients.get(loop)
+        if state is None:
+            client = AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+            state = (client, asyncio.Semaphore(self.concurrency))
+            self._clients[loop] = state
+        return state
 
     def _messages(self, query: str) -> list[dict[str, str]]:
         system = self.spec.options.get("system_prompt")
         return ([{"role": "system", "content": str(system)}] if system else []) + [{"role": "user", "content": query}]
 
+    def cache_request(self, query: str, problem: Problem) -> dict[str, Any]:
+        return {"model": self.spec.model, "messages": self._messages(query), "params": self.params}
+
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
         start = time.perf_counter()
-        try:
-            response = await self._client().chat.completions.create(
-                model=self.spec.model, messages=self._messages(query), timeout=self.timeout, **self.params
-            )
-            text = response.choices[0].message.content or ""
-            usage = getattr(response, "usage", None)
-            if usage is not None:
-                prompt, completion = int(usage.prompt_tokens), int(usage.completion_tokens)
-            else:  # some servers omit usage: estimate rather than bill nothing
-                prompt, completion = estimate_prompt_tokens(query), len(text) // CHARS_PER_TOKEN
-        except Exception as exc:  # HTTP errors, timeouts, garbage bodies: the call failed, never raise
-            return ExpertReply(text="", latency_s=time.perf_counter() - start, error=self._scrub(exc))
-        return ExpertReply(
-            text=text,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost_usd=self.spec.cost(prompt, completion),
-            latency_s=time.perf_counter() - start,
+        client, slots = self._loop_state()
+        messages = self._messages(query)
+        estimate = estimate_prompt_tokens(query) + self._completion_estimate
+        billed, attempts = 0.0, 0
+        while True:
+            attempts += 1
+            async with slots:
+                if self.limiter.active:
+                    await self.limiter.acquire(estimate)
+                try:
+                    reply = await self._attempt(client, messages, query)
+                except Exception as exc:  # HTTP errors, timeouts, garbage bodies: classified below
+                    failure, (kind, retryable, after) = exc, classify(exc)
+                    billed += getattr(exc, "cost_usd", 0.0)  # a 200 we could not use may still be billed
+                    self.limiter.settle(estimate, 0)
+                else:
+                    self.limiter.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
+                    return _finish(reply, billed, attempts, start)
+            delay = self.retry.delay(attempts - 1, after, self._rng) if retryable else None
+            if attempts > self.retry.max_retries or delay is None:
+                error = self._scrub(failure)
+                return ExpertReply(text="", cost_usd=billed, latency_s=time.perf_counter() - start, error=error,
+                                   attempts=attempts, error_kind=kind)
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, client: Any, messages: list[dict[str, str]], query: str) -> ExpertReply:
+        # wait_for bounds the whole attempt: httpx's timeout is per read, so a trickling body evades it
+        response = await asyncio.wait_for(
+            client.chat.completions.create(model=self.spec.model, messages=messages, **self.params),
+            self.timeout,
         )
+        usage = _valid_usage(getattr(response, "usage", None))
+        choices = getattr(response, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise BadResponse("the response has no choices", self.spec.cost(*usage) if usage else 0.0)
+        text = choices[0].message.content or ""
+        if usage is None:  # missing or nonsense usage: estimate rather than bill nothing or garbage
+            prompt, completion = estimate_prompt_tokens(query), len(text) // CHARS_PER_TOKEN
+        else:
+            prompt, completion = usage
+        return ExpertReply(text=text, prompt_tokens=prompt, completion_tokens=completion,
+                           cost_usd=self.spec.cost(prompt, completion), usage_estimated=usage is None)
 
     def _scrub(self, exc: BaseException) -> str:
         """`Type: message` with the key, and anything shaped like a key, removed."""
-        message = f"{type(exc).__name__}: {exc}"
+        detail = str(exc) or (f"no complete response within {self.timeout:g} s" if isinstance(exc, TimeoutError) else "")
+        message = f"{type(exc).__name__}: {detail}"
         if self._api_key and self._api_key != "EMPTY":
             message = message.replace(self._api_key, "<redacted>")
         return _KEY_PATTERN.sub(r"\1-<redacted>", message)[:500]
@@ -112,3 +157,20 @@ class OpenAIExpert(Expert):
         # The clients' connection pools belong to their event loops, which may be gone; dropping the
         # references lets them be collected instead of awaiting `aclose` on a dead loop.
         self._clients = weakref.WeakKeyDictionary()
+
+
+def _valid_usage(usage: Any) -> tuple[int, int] | None:
+    if usage is None:
+        return None
+    counts = (getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
+    if all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return counts[0], counts[1]
+    return None
+
+
+def _finish(reply: ExpertReply, billed: float, attempts: int, start: float) -> ExpertReply:
+    return ExpertReply(
+        text=reply.text, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+        cost_usd=reply.cost_usd + billed, latency_s=time.perf_counter() - start, attempts=attempts,
+        usage_estimated=reply.usage_estimated,
+    )

@@ -7,6 +7,11 @@ a replay pool brings its own) and `description`. Each entry has `name`, `backend
 `description`, `price_in`, `price_out` (USD per 1M tokens) and backend options.
 
 Built-in pools live in `corl_gym/experts/pools/<name>.yaml`; any other YAML path works too.
+
+Production options: an entry may carry `cache: {path, mode}` (the SQLite expert cache, `cache.py`; a
+relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `load_pool` takes a run's
+`ledger` (spend, retries, failures, the spend cap: `ledger.py`) and a `cache` that overrides every entry's
+(a bench's `--cache PATH --cache-mode MODE`). With either, each expert is wrapped in a `ManagedExpert`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from typing import Any, Coroutine
 import yaml
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import Expert, ExpertReply, error_reply
+from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, error_reply
+from corl_gym.experts.cache import MODES, CacheConfig
+from corl_gym.experts.ledger import Ledger
+from corl_gym.experts.managed import ManagedExpert
 from corl_gym.experts.registry import make_expert, parse_entry
 
 POOLS_DIR = Path(__file__).resolve().parent / "pools"
@@ -39,6 +47,7 @@ class Pool:
     experts: dict[str, Expert]
     budgets: dict[str, float]
     dataset: str | None = None
+    ledger: Ledger | None = None
 
     def expert_names(self) -> list[str]:
         return list(self.experts)
@@ -116,8 +125,11 @@ def pool_path(name_or_path: str) -> Path:
     raise ValueError(f"unknown pool {name_or_path!r}; valid names: {', '.join(POOL_NAMES)} (or a YAML path)")
 
 
-def load_pool(name_or_path: str, *, seed: int = 0) -> Pool:
-    """Load a built-in pool by name or a pool YAML file. `seed` fixes simulated experts' outcomes."""
+def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
+              cache: CacheConfig | None = None) -> Pool:
+    """Load a built-in pool by name or a pool YAML file. `seed` fixes simulated experts' outcomes;
+    `ledger` books every call of the pool (and enforces its spend cap); `cache` overrides the entries'
+    `cache` option (its `path` may be None to keep each entry's file and change only the mode)."""
     path = pool_path(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -136,7 +148,11 @@ def load_pool(name_or_path: str, *, seed: int = 0) -> Pool:
     experts = []
     try:
         for spec in specs:
-            experts.append(make_expert(spec, seed=seed, base_dir=path.parent))
+            expert = make_expert(spec, seed=seed, base_dir=path.parent)
+            experts.append(expert)
+            entry_cache = _cache_config(spec, cache, path.parent)
+            if ledger is not None or entry_cache is not None:
+                experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger)
     except Exception as exc:
         for expert in experts:
             expert.close()
@@ -150,7 +166,25 @@ def load_pool(name_or_path: str, *, seed: int = 0) -> Pool:
         experts={expert.name: expert for expert in experts[1:]},
         budgets=_budgets(raw["budgets"], where),
         dataset=str(dataset) if dataset is not None else None,
+        ledger=ledger,
     )
+
+
+def _cache_config(spec: ExpertSpec, override: CacheConfig | None, base_dir: Path) -> CacheConfig | None:
+    """An entry's cache: its `cache: {path, mode}` option, with the run's override on top."""
+    raw = spec.options.get("cache")
+    if raw is not None and (not isinstance(raw, dict) or set(raw) - {"path", "mode"}):
+        raise ValueError(f"`cache` must be a mapping with keys path and mode (one of {', '.join(MODES)}), got {raw!r}")
+    raw = dict(raw or {})
+    if override is not None:
+        raw = {"path": override.path or raw.get("path"), "mode": override.mode}
+    if not raw or raw.get("mode", "read-write") == "off":
+        return None
+    from corl_gym.experts.replay import resolve_data_path
+
+    if not raw.get("path"):
+        raise ValueError(f"cache mode {raw.get('mode')!r} needs a cache file path")
+    return CacheConfig(path=str(resolve_data_path(str(raw["path"]), base_dir)), mode=str(raw.get("mode", "read-write")))
 
 
 def _check_top(raw: Any, where: str) -> None:

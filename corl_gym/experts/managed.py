@@ -1,0 +1,129 @@
+"""`ManagedExpert`: an expert seen through the run's cache and ledger.
+
+The pool wraps every expert in one when the pool has a ledger or an entry uses a cache, so every path
+that reaches an expert (the env's `call`, the vector env's `Pool.call_many`, a router's labelling calls)
+goes through the same steps:
+
+1. cache lookup (modes `read-write`, `replay-only`): a hit returns at once, `cached=True`;
+   a miss in `replay-only` returns an error reply naming the key;
+2. spend cap: the ledger reserves the call's worst-case cost or refuses the call (`spend_cap`);
+3. the live call (the backend's own `acall_batch`, so batching backends still batch);
+4. store a successful reply (modes `read-write`, `record`), release the reservation, book the call.
+
+Anything else (`spec`, `name`, backend attributes such as `params` or `seed`) is the wrapped expert's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from corl_gym.data import Problem
+from corl_gym.experts.base import Expert, ExpertReply, error_reply
+from corl_gym.experts.cache import CacheConfig, ExpertCache, cache_key, open_cache
+from corl_gym.experts.ledger import Ledger
+
+
+@dataclass
+class _Pending:
+    key: str | None
+    request: dict[str, Any] | None
+    reserved_usd: float
+
+
+class ManagedExpert(Expert):
+    """See the module docstring."""
+
+    def __init__(self, inner: Expert, *, cache: CacheConfig | None = None, ledger: Ledger | None = None):
+        super().__init__(inner.spec)
+        self.inner = inner
+        self.cache_config = cache if cache is not None and cache.active else None
+        self.cache: ExpertCache | None = open_cache(cache.path) if self.cache_config else None
+        self.ledger = ledger
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (unpickling, or __init__ failed): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    # ----------------------------------------------------------------------------------------- calls
+    def call(self, query: str, problem: Problem) -> ExpertReply:
+        pending = self._before(query, problem)
+        if isinstance(pending, ExpertReply):
+            return pending
+        try:
+            reply = self.inner.call(query, problem)
+        except BaseException:
+            self._release(pending)
+            raise  # a configuration error (a replay problem it does not cover) stays an exception
+        return self._after(pending, reply)
+
+    async def acall(self, query: str, problem: Problem) -> ExpertReply:
+        return (await self.acall_batch([(query, problem)]))[0]
+
+    async def acall_batch(self, items: list[tuple[str, Problem]]) -> list[ExpertReply]:
+        before = [self._before(query, problem) for query, problem in items]
+        live = [i for i, b in enumerate(before) if isinstance(b, _Pending)]
+        try:
+            replies = await self.inner.acall_batch([items[i] for i in live]) if live else []
+        except Exception as exc:  # acall_batch should never raise; if a backend's does, every call failed
+            replies = [error_reply(exc)] * len(live)
+        out: list[Any] = list(before)
+        for index, reply in zip(live, replies):
+            out[index] = self._after(before[index], reply)
+        return out
+
+    # --------------------------------------------------------------------------------------- helpers
+    def _before(self, query: str, problem: Problem) -> ExpertReply | _Pending:
+        key = request = None
+        if self.cache is not None:
+            request = self.inner.cache_request(query, problem)
+            if request is not None:
+                key = cache_key(self.name, request)
+                if self.cache_config.mode in ("read-write", "replay-only"):
+                    start = time.perf_counter()
+                    hit = self.cache.get(key)
+                    if hit is not None:
+                        return self._book(_with_latency(hit, time.perf_counter() - start))
+                    if self.cache_config.mode == "replay-only":
+                        return self._book(ExpertReply(
+                            text="", error=f"cache miss in replay-only mode: expert {self.name!r}, key {key}",
+                            error_kind="cache_miss", attempts=0))
+        reserved = self.spec.max_cost(query) if self.ledger is not None else 0.0
+        if self.ledger is not None and not self.ledger.reserve(self.name, reserved):
+            return self._book(ExpertReply(text="", error=f"spend cap reached: {self.ledger.stop_reason}",
+                                          error_kind="spend_cap", attempts=0))
+        return _Pending(key, request, reserved)
+
+    def _after(self, pending: _Pending, reply: ExpertReply) -> ExpertReply:
+        self._release(pending)
+        if pending.key is not None and reply.ok and not reply.cached:
+            self.cache.put(pending.key, self.name, pending.request, reply)
+        return self._book(reply)
+
+    def _release(self, pending: _Pending) -> None:
+        if self.ledger is not None:
+            self.ledger.release(pending.reserved_usd)
+
+    def _book(self, reply: ExpertReply) -> ExpertReply:
+        if self.ledger is not None:
+            self.ledger.record(self.name, reply)
+        return reply
+
+    def cache_request(self, query: str, problem: Problem) -> dict[str, Any] | None:
+        return self.inner.cache_request(query, problem)
+
+    def uncovered(self, problems: list[Problem]) -> list[str]:
+        return self.inner.uncovered(problems)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __repr__(self) -> str:
+        return f"Managed{self.inner!r}"
+
+
+def _with_latency(reply: ExpertReply, latency_s: float) -> ExpertReply:
+    return ExpertReply(text=reply.text, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                       cost_usd=reply.cost_usd, latency_s=latency_s, cached=True, attempts=0)
