@@ -121,7 +121,7 @@ _REPLACEMENTS = [
     ("−", "-"), ("–", "-"), ("×", "\\times "), ("·", "\\cdot "), ("÷", "\\div "), ("π", "\\pi "),
     ("√", "\\sqrt"), ("≤", "\\le "), ("≥", "\\ge "), ("≠", "\\ne "), ("∞", "\\infty "),
     ("∪", "\\cup "), ("°", ""), ("\\infinity", "\\infty"), ("\\emptyset", "\\{\\}"),
-    ("\\varnothing", "\\{\\}"), ("\\varpi", "\\pi"),
+    ("\\varnothing", "\\{\\}"), ("\\varpi", "\\pi"), ("\\mathbb{R}", "(-\\infty,\\infty)"),
 ]
 _SIZING = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![A-Za-z])\s*(\\[{}|]|[()\[\].|])?")
 _PHANTOM = re.compile(r"\\[hv]?phantom\s*(?:\{[^{}]*\}|\S)")  # invisible: not part of the value

@@ -6,9 +6,10 @@ Sympy objects are built node by node from our own parse tree (`to_sympy`): no st
 - no variables: the difference evaluated to 60 significant digits must vanish to 1e-40 (relative).
   Decimal answers were parsed as exact rationals, so `1.414` never matches `\\sqrt{2}`, while exact
   forms (`2\\sqrt{2}` = `\\sqrt{8}`, rationalised or not, nested radicals) do.
-- with variables: the same variables on both sides, and the difference vanishes after `expand` or,
+- with variables: polynomials and rational functions are decided
+  exactly (`cancel`: factored = expanded); other expressions must vanish after `expand` or,
   failing that, numerically at three fixed points (a standard identity test for expressions of this
-  size; it accepts `\\cot x` = `\\cos x/\\sin x` and factored = expanded polynomials).
+  size; it accepts `\\cot x` = `\\cos x/\\sin x`).
 - equations: same variables and proportional sides (`5x-7y+11z+4=0` = `-5x+7y-11z-4=0`); an
   equation without variables (`0.56 = 56\\%`) compares side by side.
 
@@ -98,14 +99,17 @@ def scalar_eq(gold: tuple, pred: tuple) -> bool:
         return True
     if a.has(sympy.oo) or b.has(sympy.oo):
         return False
-    if a.free_symbols != b.free_symbols:
-        return False
     diff = a - b
-    if not a.free_symbols:
+    if not diff.free_symbols:
         return _vanishes(diff, a)
+    # Variables may differ when one side is an identity in disguise (`\\sin^2 x + \\cos^2 x` = 1);
+    # the tests below are over all variables of both sides, so `x` never equals `y`.
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    if diff.is_rational_function(*symbols):  # polynomials and their quotients: decide exactly
+        return sympy.cancel(diff) == 0
     if sympy.expand(diff) == 0:
         return True
-    return _zero_at_points(diff, sorted(a.free_symbols, key=str), a)
+    return _zero_at_points(diff, symbols, a)
 
 
 def _zero_at_points(diff: sympy.Expr, symbols: list, scale: sympy.Expr) -> bool:
