@@ -10,6 +10,11 @@ policy is evaluated on the same test problems (`limit` caps them) and learned ro
 train part (`train_limit` caps it). Rows are appended to `results.jsonl` as they finish; a rerun with
 the same `out` skips the rows it already has (resume). `summary.md` and `pareto.png` are written at the
 end from every row of the run's configuration.
+
+Expert calls are booked in a run ledger written to `ledger.json` (spend, calls, retries, failures by kind,
+cache hits per expert); `max_spend` stops the run before a call would pass the cap (the episode that met
+the cap is dropped, rows so far stay, `BenchResult.stopped` says why); `cache`/`cache_mode` override the
+pools' expert caches (`corl_gym.experts.cache`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from corl_gym.budget import BUDGET_MODES
 from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.routing_env import CORLRoutingEnv
-from corl_gym.experts import Pool, load_pool
+from corl_gym.experts import CacheConfig, Ledger, Pool, load_pool
 from corl_gym.splits import split_problems
 
 KEY_FIELDS = ("pool", "dataset", "seed", "policy", "budget", "problem_id")
@@ -52,6 +57,9 @@ class BenchConfig:
     target_accuracy: float | None = None  # cost to reach it (default: the best single expert's accuracy)
     out: str | None = None
     progress: bool = True
+    cache: str | None = None  # expert cache file (SQLite) for every expert, overriding the pools'
+    cache_mode: str | None = None  # off, read-write, replay-only or record (default read-write with `cache`)
+    max_spend: float | None = None  # USD: stop before a call would pass it (ledger.json records the spend)
 
 
 @dataclass
@@ -61,6 +69,7 @@ class BenchResult:
     curves: list[dict[str, Any]]
     markdown: str
     plot: Path | None = None
+    stopped: str | None = None  # why the spend cap stopped the run, if it did
 
 
 @dataclass
@@ -84,7 +93,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
     out = Path(config.out) if config.out else None
     previous = _read_rows(out / "results.jsonl") if out else []
     done = {_key(row) for row in previous}
-    blocks = list(_plan(config))
+    ledger = Ledger(config.max_spend)
+    blocks = list(_plan(config, ledger))
     try:
         total = sum(len(b.policies) * len(config.budgets) * len(b.test) for b in blocks)
         rows = [row for row in previous if _in_config(row, blocks, config)]
@@ -92,22 +102,31 @@ def run_bench(config: BenchConfig) -> BenchResult:
             bar.update(len(rows))
             with _RowSink(out) as sink:
                 for row in (r for block in blocks for r in _run_block(block, config, done)):
+                    if ledger.stopped:
+                        break  # this episode met the spend cap: not a result (a resumed run redoes it)
                     rows.append(row)
                     sink.write(row)
                     bar.update()
     finally:
         for block in blocks:
             block.pool.close()
-    return _report(rows, blocks, config, out)
+        if out is not None:
+            ledger.write(out / "ledger.json")
+    result = _report(rows, blocks, config, out)
+    if out is not None:
+        ledger.write(out / "ledger.json")  # again: the oracle frontier's labels call experts too
+    result.stopped = ledger.stop_reason
+    return result
 
 
-def _plan(config: BenchConfig) -> Iterator[_Block]:
+def _plan(config: BenchConfig, ledger: Ledger | None = None) -> Iterator[_Block]:
     for budget in config.budgets:
         if budget not in BUDGET_MODES:
             raise ValueError(f"unknown budget {budget!r}: use some of {', '.join(BUDGET_MODES)}")
     for pool_name in config.pools:
         for seed in config.seeds:
-            pool = load_pool(pool_name, seed=seed)
+            cache = CacheConfig(config.cache, config.cache_mode or "read-write") if config.cache or config.cache_mode else None
+            pool = load_pool(pool_name, seed=seed, ledger=ledger, cache=cache)
             for dataset in config.datasets or [pool.dataset or "synthetic"]:
                 train, test = split_problems(load_problems(dataset), config.test_fraction)
                 train, test = train[: config.train_limit], test[: config.limit]
@@ -163,6 +182,8 @@ def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfi
 def _frontier(block: _Block) -> list[tuple[float, float]]:
     """The oracle frontier of a block's test problems (labels cost one call per choice and problem)."""
     labels = label_choices(block.pool, block.test)
+    if block.pool.ledger is not None and block.pool.ledger.stopped:
+        return []  # labels met the spend cap: refused calls would draw a false frontier
     return oracle_frontier(labels.correct, labels.cost)
 
 

@@ -2,6 +2,7 @@
 
     corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
+                   [--cache PATH] [--cache-mode MODE] [--max-spend USD]
     corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
     corl-gym train --learner ppo|sft [the learner's own flags]
     corl-gym eval --checkpoint DIR [...]
@@ -46,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--target-accuracy", type=float, default=None, help="report $/query to reach it (default: the best expert's)")
     bench.add_argument("--out", default=None, help="folder for results.jsonl, summary.md and pareto.png (reruns resume)")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.add_argument("--cache", default=None, help="expert cache file (SQLite), overriding the pools'")
+    bench.add_argument("--cache-mode", choices=("off", "read-write", "replay-only", "record"), default=None,
+                       help="expert cache mode (default read-write with --cache)")
+    bench.add_argument("--max-spend", type=float, default=None, help="stop before expert calls spend more USD (see ledger.json)")
     train = verbs.add_parser("train", help="train a router")
     learners = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
     train.add_argument("--learner", required=True, help=f"one of {learners}; ppo and sft take their own flags")
@@ -99,12 +104,18 @@ def _bench(args: argparse.Namespace) -> int:
         target_accuracy=args.target_accuracy,
         out=args.out,
         progress=not args.quiet,
+        cache=args.cache,
+        cache_mode=args.cache_mode,
+        max_spend=args.max_spend,
     )
     result = run_bench(config)
     print(result.markdown)
     if args.out:
         plot = f", {result.plot}" if result.plot else ""
-        print(f"\nwrote {args.out}/results.jsonl, {args.out}/summary.md{plot}")
+        print(f"\nwrote {args.out}/results.jsonl, {args.out}/summary.md{plot}, {args.out}/ledger.json")
+    if result.stopped:
+        print(f"corl-gym bench: stopped early: {result.stopped}", file=sys.stderr)
+        return 3
     return 0
 
 
