@@ -1,6 +1,6 @@
 """The run-level ledger: what a run spent on which expert, and the spend cap that stops it.
 
-Per expert: `calls` (calls that reached the expert or the cache), `requests` (attempts sent, retries
+Per expert: `calls` (calls answered live or from the cache; refused ones are not calls), `requests` (attempts sent, retries
 included), `retries`, `max_attempts` (the most any one call took), `failures` (final failures by kind),
 `cached_hits`, `cached_saved_usd` (what hits would have cost live), `spend_usd` (live calls only: a hit
 costs the run $0), `prompt_tokens`, `completion_tokens`, `usage_estimated`, `refused` (calls the spend cap
@@ -91,13 +91,13 @@ class Ledger:
         """Count one finished call (live or cached)."""
         with self._lock:
             account = self._account(expert)
+            if reply.error_kind == "spend_cap":
+                return  # not made: counted as refused by `reserve`
             account.calls += 1
             if reply.cached:
                 account.cached_hits += 1
                 account.cached_saved_usd += max(reply.cost_usd, 0.0)
                 return
-            if reply.error_kind == "spend_cap":
-                return  # counted as refused by `reserve`
             attempts = max(int(reply.attempts), 0)
             account.requests += attempts
             account.retries += max(attempts - 1, 0)

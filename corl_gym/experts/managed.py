@@ -35,9 +35,11 @@ class _Pending:
 class ManagedExpert(Expert):
     """See the module docstring."""
 
-    def __init__(self, inner: Expert, *, cache: CacheConfig | None = None, ledger: Ledger | None = None):
+    def __init__(self, inner: Expert, *, cache: CacheConfig | None = None, ledger: Ledger | None = None,
+                 account: str | None = None):
         super().__init__(inner.spec)
         self.inner = inner
+        self.account = account or inner.name  # the ledger's name for it (the pool says `pool/expert`)
         self.cache_config = cache if cache is not None and cache.active else None
         self.cache: ExpertCache | None = open_cache(cache.path) if self.cache_config else None
         self.ledger = ledger
@@ -91,7 +93,7 @@ class ManagedExpert(Expert):
                             text="", error=f"cache miss in replay-only mode: expert {self.name!r}, key {key}",
                             error_kind="cache_miss", attempts=0))
         reserved = self.spec.max_cost(query) if self.ledger is not None else 0.0
-        if self.ledger is not None and not self.ledger.reserve(self.name, reserved):
+        if self.ledger is not None and not self.ledger.reserve(self.account, reserved):
             return self._book(ExpertReply(text="", error=f"spend cap reached: {self.ledger.stop_reason}",
                                           error_kind="spend_cap", attempts=0))
         return _Pending(key, request, reserved)
@@ -108,7 +110,7 @@ class ManagedExpert(Expert):
 
     def _book(self, reply: ExpertReply) -> ExpertReply:
         if self.ledger is not None:
-            self.ledger.record(self.name, reply)
+            self.ledger.record(self.account, reply)
         return reply
 
     def cache_request(self, query: str, problem: Problem) -> dict[str, Any] | None:

@@ -152,7 +152,7 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
             experts.append(expert)
             entry_cache = _cache_config(spec, cache, path.parent)
             if ledger is not None or entry_cache is not None:
-                experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger)
+                experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger, account=f"{raw['name']}/{spec.name}")
     except Exception as exc:
         for expert in experts:
             expert.close()
