@@ -7,8 +7,9 @@ worker), so both paths apply exactly the same rules:
 - `x = 5` against a bare value is the value 5 (a single-letter side names the answer); two
   equations naming the same letter compare their values, other equations compare as equations
   (`equation_eq`: same variables and proportional sides, so `y = 2x+3` = `2x - y + 3 = 0`).
-- A bare comma list (`1, -2`), a set `\\{...\\}` and `a \\pm b` are unordered collections: order does
-  not matter, multiplicity and every element do (missing or extra roots fail).
+- A bare comma list (`1, -2`), a set `\\{...\\}` and a value with `\\pm` anywhere in it
+  (`\\frac{1 \\pm \\sqrt{5}}{2}`) are unordered collections: order does not matter, multiplicity and
+  every element do (missing or extra roots fail).
 - Brackets are significant: `(3,4]` is not `(3,4)`, a tuple `(1,2)` is ordered. A bare list matches a
   parenthesised tuple in the same order (models often drop the parentheses), but never a set.
 - One-variable inequalities become intervals (`x > 2` = `(2,\\infty)`, `-2 \\le x \\le 7` = `[-2,7]`);
@@ -41,7 +42,7 @@ def canon(node: tuple) -> tuple:
         return ("bag", "list", tuple(x for item in node[1] for x in _expand(item)))
     if kind == "set":
         return ("bag", "set", tuple(x for item in node[1] for x in _expand(item)))
-    if kind == "pm":
+    if kind not in ("seq", "mat", "rel", "union") and _has_pm(node):
         return ("bag", "list", tuple(_expand(node)))
     if kind == "rel":
         return _relation(node)
@@ -55,10 +56,23 @@ def canon(node: tuple) -> tuple:
 
 
 def _expand(node: tuple) -> list[tuple]:
-    if node[0] == "pm":
-        left, right = node[1], node[2]
-        return [("scalar", ("add", (left, right))), ("scalar", ("add", (left, ("neg", right))))]
+    if node[0] not in ("seq", "set", "list", "mat", "rel", "union") and _has_pm(node):
+        return [("scalar", _with_sign(node, 1)), ("scalar", _with_sign(node, -1))]
     return [canon(node)]
+
+
+def _has_pm(x) -> bool:
+    return isinstance(x, tuple) and (x[:1] == ("pm",) or any(_has_pm(child) for child in x))
+
+
+def _with_sign(x, sign: int):
+    """`x` with every `a \\pm b` read as `a + b` (sign 1) or `a - b` (sign -1), e.g. the quadratic formula."""
+    if not isinstance(x, tuple):
+        return x
+    if x[:1] == ("pm",):
+        right = _with_sign(x[2], sign)
+        return ("add", (_with_sign(x[1], sign), right if sign > 0 else ("neg", right)))
+    return tuple(_with_sign(child, sign) for child in x)
 
 
 def _relation(node: tuple) -> tuple:

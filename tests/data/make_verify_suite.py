@@ -177,6 +177,8 @@ HAND_WRITTEN = [
     ("-2, 1", "1,-2", True, "list-order"), ("\\{1, -2\\}", "1,-2", True, "set-vs-list"), ("1", "1,-2", False, "list-missing"),
     ("1, -2, 3", "1,-2", False, "list-extra"), ("1 \\pm \\sqrt{19}", "1+\\sqrt{19}, 1-\\sqrt{19}", True, "pm"),
     ("1 - \\sqrt{19}, 1 + \\sqrt{19}", "1 \\pm \\sqrt{19}", True, "pm"), ("1+\\sqrt{19}", "1 \\pm \\sqrt{19}", False, "pm-missing"),
+    ("\\frac{1-\\sqrt{5}}{2}, \\frac{1+\\sqrt{5}}{2}", "\\frac{1 \\pm \\sqrt{5}}{2}", True, "pm-inside"),
+    ("\\frac{1+\\sqrt{5}}{2}", "\\frac{1 \\pm \\sqrt{5}}{2}", False, "pm-inside"),
     ("x=5", "5", True, "equation-value"), ("5", "x=5", True, "equation-value"), ("x=-5", "5", False, "equation-value"),
     ("y=2x+3", "y = 2x + 3", True, "equation"), ("2x - y + 3 = 0", "y = 2x + 3", True, "equation-rearranged"),
     ("-5x+7y-11z-4=0", "5x - 7y + 11z + 4 = 0", True, "equation-scaled"), ("5x-7y+11z-4=0", "5x - 7y + 11z + 4 = 0", False, "equation"),
