@@ -27,7 +27,7 @@ from ._verify_compare import NeedSlow
 from ._verify_norm import extract_answer
 from ._verify_parse import LimitExceeded, ParseError, parse
 
-__all__ = ["Verdict", "check", "is_equivalent", "extract_answer", "check_many", "fast_path", "warm_up"]
+__all__ = ["Verdict", "check", "acheck", "is_equivalent", "extract_answer", "check_many", "fast_path", "warm_up"]
 
 #: Raw inputs longer than this are refused before any processing.
 MAX_INPUT_CHARS = 200_000
@@ -119,6 +119,16 @@ def check(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
             return Verdict.TIMEOUT
     except Exception:
         return Verdict.UNPARSEABLE
+
+
+async def acheck(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
+    """`check` for coroutines: runs in the loop's default executor so other tasks keep running.
+
+    Calling plain `check` inside a coroutine is also safe (the deadline holds), but blocks the loop.
+    """
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, check, pred, gold, timeout)
 
 
 def is_equivalent(pred: str, gold: str) -> bool:

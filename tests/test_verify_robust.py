@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from corl_gym import _verify_worker
-from corl_gym.verify import Verdict, check, check_many, warm_up
+from corl_gym.verify import Verdict, acheck, check, check_many, warm_up
 
 DEADLINE = 1.0
 BOUND = 1.5 * DEADLINE + 0.5
@@ -151,6 +151,27 @@ def test_no_zombies_and_no_threads_left() -> None:
             if fields[0] == "Z" and int(fields[1]) == os.getpid():
                 zombies.append(entry)
     assert zombies == []
+
+
+def test_acheck_keeps_the_event_loop_running() -> None:
+    async def main() -> tuple[Verdict, Verdict, int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        task = asyncio.create_task(ticker())
+        slow = acheck(PATHOLOGICAL["sympy blow-up"], GOLDS["sympy blow-up"], timeout=DEADLINE)
+        results = await asyncio.gather(slow, acheck("\\sqrt{8}", "2\\sqrt{2}"))
+        task.cancel()
+        return results[0], results[1], ticks
+
+    slow, fast, ticks = asyncio.run(main())
+    assert (slow, fast) == (Verdict.TIMEOUT, Verdict.CORRECT)
+    assert ticks >= 5  # the loop kept running during the 1 s deadline
 
 
 def test_check_from_many_threads_at_once() -> None:
