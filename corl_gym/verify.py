@@ -35,7 +35,12 @@ _CHOICE_GOLD = re.compile(r"(?:\\text(?:bf)?\{)?\s*\(?\s*[A-E]\s*\)?\s*\}?")
 
 
 class Verdict(enum.Enum):
-    """Outcome of one check. Only CORRECT means the answer earns reward."""
+    """Outcome of one check. Only CORRECT means the answer earns reward.
+
+    WRONG: both sides understood, not the same answer. UNPARSEABLE: a side is empty, not a string,
+    not math we or math-verify can read, or past a safety cap (too long, too deep, too large).
+    TIMEOUT: the slow path missed the deadline or its worker died (e.g. out of memory).
+    """
 
     CORRECT = "CORRECT"
     WRONG = "WRONG"
