@@ -1,0 +1,88 @@
+"""PPO's configuration: one dataclass, a help line per field, and the command line built from it."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class PPOConfig:
+    # model and output
+    model: str = _f("", "folder of a transformers causal LM with its tokenizer (e.g. an SFT checkpoint)")
+    out: str = _f("runs/ppo", "output folder: metrics.jsonl, checkpoints/, tensorboard/")
+    preset: str = _f("", "`tiny-cpu`: build a tiny controller, SFT it, then PPO and evaluate (other flags override)")
+    device: str = _f("auto", "`cpu`, `cuda` or `auto`")
+    bf16: bool = _f(True, "bf16 weights on GPU (ignored on CPU)")
+    # environment
+    pool: str = _f("sim-paper", "expert pool name or YAML path")
+    dataset: str = _f("synthetic", "training problems: a dataset name or JSONL path (its train split is used)")
+    test_fraction: float = _f(0.5, "share of the dataset held out for evaluation (stable hash of ids)")
+    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 4 digits")
+    budget: str = _f("mixed", "budget mode of training episodes; `mixed` draws low/medium/high per episode")
+    max_turns: int = _f(3, "turns per episode before truncation")
+    # rollout
+    iterations: int = _f(100, "PPO iterations (rollout + update)")
+    num_envs: int = _f(16, "episodes per iteration per process (one vector env of this size)")
+    max_new_tokens: int = _f(96, "tokens per controller turn")
+    temperature: float = _f(1.0, "sampling temperature of rollouts")
+    top_p: float = _f(1.0, "nucleus sampling of rollouts")
+    # PPO
+    actor_lr: float = _f(1e-6, "actor learning rate (Search-R1 / Router-R1 at 7B)")
+    critic_lr: float = _f(1e-5, "critic learning rate")
+    update_epochs: int = _f(1, "passes over each rollout batch")
+    num_minibatches: int = _f(4, "minibatches per pass (one optimiser step each)")
+    clip: float = _f(0.2, "policy ratio clip")
+    vf_clip: float = _f(0.5, "value clip around the rollout's values")
+    ent_coef: float = _f(0.0, "entropy bonus (entropy is logged either way)")
+    kl_coef: float = _f(0.001, "KL-to-reference penalty in the per-token reward")
+    gamma: float = _f(1.0, "discount over controller tokens")
+    lam: float = _f(1.0, "GAE lambda")
+    norm_adv: bool = _f(True, "whiten advantages over controller tokens")
+    max_grad_norm: float = _f(1.0, "gradient clipping")
+    critic_warmup: int = _f(0, "iterations that train the critic only")
+    # bookkeeping
+    seed: int = _f(0, "seed of models, envs, sampling")
+    save_every: int = _f(10, "checkpoint every N iterations (and at the end)")
+    resume: bool = _f(False, "continue from out/checkpoints/latest when it exists")
+    time_limit_s: float = _f(0.0, "stop (and checkpoint) after this many seconds of training; 0: no limit")
+    peak_flops: float = _f(790e12, "accelerator peak FLOP/s for perf/mfu/actor (H200 dense bf16 as in the issue)")
+    tensorboard: bool = _f(True, "also log to TensorBoard when it is installed")
+    progress: bool = _f(True, "progress bar")
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2))
+
+
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser(cls: type, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+    """`--field-name VALUE` for every field of the dataclass `cls`, its help line as the help."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for f in dataclasses.fields(cls):
+        kind = type(f.default)
+        parse = _parse_bool if kind is bool else kind
+        flag = "--" + f.name.replace("_", "-")
+        parser.add_argument(flag, type=parse, default=None, help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
+    return parser
+
+
+def parse_config(cls: type, argv: Sequence[str], prog: str | None = None, **preset: Any):
+    """A `cls` from the command line; `preset` values replace defaults, explicit flags replace both."""
+    args = build_parser(cls, prog, cls.__doc__).parse_args(list(argv))
+    values = {**preset, **{k: v for k, v in vars(args).items() if v is not None}}
+    return cls(**values)

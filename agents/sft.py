@@ -1,0 +1,200 @@
+"""SFT warm start: clone scripted routers' trajectories so a small controller learns the action grammar
+before RL.
+
+    corl-gym train --learner sft --model DIR --out runs/sft            # any transformers causal LM
+    corl-gym train --learner sft --size tiny-cpu --out runs/sft        # a tiny Qwen2 + tokenizer built here
+
+Demonstrations are episodes of `CORL-Math-v0` in token mode played by the routers of
+`corl_gym.agents.routers`, one teacher drawn per episode from `--teachers` (default: answer itself, or
+call one expert and copy its boxed answer, each equally often). The loss is the cross-entropy of the
+controller's own tokens only (the trajectory's `action_mask`; the prompt and the env's blocks are
+context), averaged over those tokens with a `clamp(min=1)` denominator. The teachers are deliberately
+indifferent to the budget: SFT teaches the grammar and the copy of an expert's answer, and RL has to
+learn which choice each budget rewards.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from corl_gym.agents.ppo.config import _f, parse_config
+from corl_gym.agents.ppo.rollout import Episode
+
+
+@dataclass
+class SFTConfig:
+    model: str = _f("", "folder of a transformers causal LM with its tokenizer; empty: build one of --size")
+    size: str = _f("tiny-cpu", "with no --model: a Qwen2 of this size (agents.tiny.SIZES) and a tokenizer trained here")
+    out: str = _f("runs/sft", "output folder: the model and tokenizer, corl_train.json, sft_metrics.jsonl")
+    pool: str = _f("sim-paper", "expert pool name or YAML path")
+    dataset: str = _f("synthetic", "problems (its train split is used)")
+    test_fraction: float = _f(0.5, "held-out share, as in PPO and eval")
+    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 4 digits")
+    max_turns: int = _f(3, "turns per episode")
+    teachers: str = _f("always-self,always:*", "comma list of routers, one drawn per episode; always:* = each expert")
+    episodes: int = _f(1024, "demonstration episodes")
+    epochs: int = _f(2, "passes over the demonstrations")
+    batch_size: int = _f(16, "trajectories per optimiser step")
+    lr: float = _f(1e-3, "peak learning rate (linear warmup, cosine decay)")
+    warmup_steps: int = _f(10, "warmup steps")
+    seed: int = _f(0, "seed of demonstrations, model and order")
+    time_limit_s: float = _f(0.0, "stop after this many seconds; 0: no limit")
+    progress: bool = _f(True, "progress bar")
+
+
+def teacher_names(spec: str, expert_names: Sequence[str]) -> list[str]:
+    names = []
+    for name in (n.strip() for n in spec.split(",") if n.strip()):
+        names += [f"always:{e}" for e in expert_names] if name == "always:*" else [name]
+    return names
+
+
+def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[str], episodes: int,
+                  max_turns: int, seed: int) -> list[Episode]:
+    """Token-mode episodes of the teachers; each turn's ids are exactly what the env appended for it."""
+    from corl_gym.agents.routers import make_router
+    from corl_gym.envs.math_env import CORLMathEnv
+
+    env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed", expert_seed=seed)
+    routers = {name: make_router(name, seed) for name in teachers}
+    rng = random.Random(seed)
+    demos = []
+    for k in range(episodes):
+        router = routers[rng.choice(list(teachers))]
+        obs, info = env.reset(seed=seed + k)
+        router.reset(env, info)
+        episode = Episode(list(obs), [0] * len(obs), budget=info["budget"], problem_id=info["problem_id"])
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(router.act(obs, info))
+            env_ids = info["env_token_ids"]
+            turn = [int(t) for t in obs[len(episode.ids) : len(obs) - len(env_ids)]]
+            episode.ids += turn + list(env_ids)
+            episode.action_mask += [1] * len(turn) + [0] * len(env_ids)
+            done = terminated or truncated
+        episode.reward, episode.correct, episode.cost_usd = float(reward), info["correct"], info["cost_usd"]
+        episode.calls, episode.turns = dict(info["calls"]), info["turn"]
+        demos.append(episode)
+    env.close()
+    return demos
+
+
+def sft_loss(model: Any, batch: dict[str, Any]):
+    """Cross-entropy of the controller's tokens, a mean over them."""
+    from corl_gym.agents.ppo import core
+    from corl_gym.agents.ppo.models import actor_forward
+
+    logprobs, _ = actor_forward(model, batch)
+    return -core.masked_sum_mean(logprobs, batch["action_mask"][:, 1:])
+
+
+def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, log_path: Path | None = None) -> list[float]:
+    """AdamW with warmup and cosine decay over `epochs` passes; returns the loss of every step."""
+    import torch
+
+    from corl_gym.agents.ppo.rollout import collate
+
+    rng = np.random.default_rng(cfg.seed)
+    steps_per_epoch = math.ceil(len(demos) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min((s + 1) / max(cfg.warmup_steps, 1), 1.0)
+                                                 * 0.5 * (1 + math.cos(math.pi * min(s / max(total, 1), 1.0))))
+    bar = _bar(cfg, total)
+    losses, began = [], time.perf_counter()
+    model.train()
+    for step in range(total):
+        if step % steps_per_epoch == 0:
+            order = rng.permutation(len(demos))
+        rows = order[(step % steps_per_epoch) * cfg.batch_size : (step % steps_per_epoch + 1) * cfg.batch_size]
+        batch = collate([demos[i] for i in rows], tokenizer.pad_token_id, next(model.parameters()).device)
+        loss = sft_loss(model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(loss.item())
+        if log_path is not None:
+            with log_path.open("a") as f:
+                f.write(json.dumps({"step": step + 1, "sft/loss": losses[-1], "sft/lr": schedule.get_last_lr()[0]}) + "\n")
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if cfg.time_limit_s and time.perf_counter() - began > cfg.time_limit_s:
+            break
+    if bar is not None:
+        bar.close()
+    model.eval()
+    return losses
+
+
+def _bar(cfg: SFTConfig, total: int):
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="sft", unit="step", dynamic_ncols=True)
+
+
+def build_tiny(folder: Path, pool_name: str, problems: list, size: str, seed: int):
+    """A tokenizer trained on the env's texts and a random tiny Qwen2 (see `agents.tiny`)."""
+    from corl_gym.agents.tiny import env_corpus, tiny_qwen2, train_tokenizer
+    from corl_gym.experts import load_pool
+
+    pool = load_pool(pool_name, seed=seed)
+    tokenizer = train_tokenizer(env_corpus(pool, problems), folder)
+    pool.close()
+    return tiny_qwen2(len(tokenizer), size, seed=seed), tokenizer
+
+
+def run_sft(cfg: SFTConfig) -> Path:
+    """Demonstrations, training, and the model saved under `cfg.out` (with `corl_train.json`)."""
+    import torch
+
+    from corl_gym.agents.evaluate import TRAIN_CONFIG, select_problems
+
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
+    if cfg.model:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer, model = AutoTokenizer.from_pretrained(cfg.model), AutoModelForCausalLM.from_pretrained(cfg.model)
+    else:
+        model, tokenizer = build_tiny(out, cfg.pool, problems, cfg.size, cfg.seed)
+    from corl_gym.experts import load_pool
+
+    pool = load_pool(cfg.pool, seed=cfg.seed)
+    teachers = teacher_names(cfg.teachers, pool.expert_names())
+    pool.close()
+    demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed)
+    (out / "sft_metrics.jsonl").unlink(missing_ok=True)
+    train_sft(model, tokenizer, demos, cfg, out / "sft_metrics.jsonl")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
+                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns}
+    (out / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
+    return out
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    cfg = parse_config(SFTConfig, list(sys.argv[1:] if argv is None else argv), prog)
+    path = run_sft(cfg)
+    print(f"saved {path}; evaluate it with: corl-gym eval --checkpoint {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""A tiny controller for laptops and tests: a byte-level BPE tokenizer trained here and a few-million-parameter
+Qwen2 built from a config with random weights. Nothing is downloaded.
+
+The tokenizer uses Qwen2's pre-tokenizer split pattern (digits one by one, as in Qwen2), ChatML special
+tokens and a ChatML chat template, so the token-mode env renders the same structure a Qwen2.5-Instruct
+controller sees. It is trained on the env's own texts (system prompts of every budget, problems, expert
+replies, actions), so contexts are short and the tiny model's budget goes to learning the task.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+# name -> Qwen2Config overrides; `tiny-cpu` is ~3M parameters with a 2k vocabulary
+SIZES: dict[str, dict[str, int]] = {
+    "micro": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
+    "tiny-cpu": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2),
+}
+
+
+def train_tokenizer(texts: Iterable[str], folder: str | Path, vocab_size: int = 2048):
+    """A `PreTrainedTokenizerFast` trained on `texts`, saved to `folder` and reloaded from it (ids stable)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tokenizer.train_from_iterator(list(texts), trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHATML
+    )
+    fast.save_pretrained(str(folder))
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def env_corpus(pool: Any, problems: list, n_replies: int = 300) -> list[str]:
+    """The texts a controller meets in `CORL-Math-v0` with `pool`: prompts, problems, replies, actions."""
+    from corl_gym.protocol import RosterEntry, corrective_message, format_response, system_prompt, InvalidAction
+
+    roster = [RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in pool.experts.items()]
+    texts = [system_prompt(roster, mode, t) for mode, t in pool.budgets.items()] * 20
+    texts += [corrective_message(InvalidAction(r), pool.expert_names()) for r in ("no_action", "unknown_expert")] * 10
+    for i, problem in enumerate(problems):
+        texts.append(problem.problem)
+        texts.append(f"<answer>\\boxed{{{problem.answer}}}</answer>")
+        if i < n_replies:
+            name = pool.expert_names()[i % len(pool.experts)]
+            reply = pool.experts[name].call(problem.problem, problem)
+            texts.append(f'<call expert="{name}">{problem.problem}</call>')
+            texts.append(format_response(name, reply.text, reply.cost_usd, 0.01))
+    return texts
+
+
+def tiny_qwen2(vocab_size: int, size: str = "tiny-cpu", seed: int = 0, **overrides: Any):
+    """A randomly initialised `Qwen2ForCausalLM` of the named size (see `SIZES`), tied embeddings."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=vocab_size, max_position_embeddings=4096, tie_word_embeddings=True, rms_norm_eps=1e-6,
+        **{**SIZES[size], **overrides},
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    return Qwen2ForCausalLM(config)
+
+
+def n_params(model: Any) -> int:
+    return sum(p.numel() for p in model.parameters())
