@@ -274,7 +274,9 @@ def _serve() -> None:
     from corl_gym._verify_symbolic import _math_verify, symbolic_verdict
 
     # Pay sympy's and math-verify's lazy imports and caches now, not in the first job's deadline.
-    symbolic_verdict("2\\sqrt{2}", "\\sqrt{8}")
+    for pred, gold in (("2\\sqrt{2}", "\\sqrt{8}"), ("(x+1)^2", "x^2+2x+1"), ("2x - y + 4 = 0", "y = 2x + 3"),
+                       ("\\frac{\\cos x}{\\sin x}", "\\cot x"), ("\\sin x", "\\cos x")):
+        symbolic_verdict(pred, gold)
     _math_verify("\\frac{\\pi}{2}", "\\frac{\\pi}{2}")
 
     out.write("ready\n")

@@ -99,3 +99,21 @@ def test_data_golds_check_against_themselves(data_dir: Path) -> None:
     assert all(v is Verdict.CORRECT for v in verdicts)
     boxed = check_many([(f"The answer is $\\boxed{{{g}}}$.", g) for g in golds[:100]])
     assert all(v is Verdict.CORRECT for v in boxed)
+
+
+@pytest.mark.parametrize(("pred", "gold", "same"), [
+    ("y = 2x + 4", "y = 2x + 3", False), ("6r^2-4r-25", "6r^2-4r-24", False), ("(x+1)^2", "x^2+2x+1", True),
+    ("\\sqrt{8}", "2\\sqrt{2}", True), ("\\frac{\\cos x}{\\sin x}", "\\cot x", True), ("\\pi", "3.14", False),
+    ("2x - y + 3 = 0", "y = 2x + 3", True), ("\\begin{pmatrix} \\sqrt{2} \\\\ 1 \\end{pmatrix}", "\\begin{pmatrix} \\sqrt{2} \\\\ 2 \\end{pmatrix}", False),
+])
+def test_sympy_path_decides_what_our_parser_reads(pred: str, gold: str, same: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forms our parser reads are decided by our sympy rules, never by the math-verify fallback."""
+    from corl_gym import _verify_symbolic
+    from corl_gym._verify_norm import normalize
+
+    def no_fallback(*args: object) -> str:
+        raise AssertionError("fell back to math-verify")
+
+    monkeypatch.setattr(_verify_symbolic, "_math_verify", no_fallback)
+    expected = "CORRECT" if same else "WRONG"
+    assert _verify_symbolic.symbolic_verdict(normalize(pred), normalize(gold)) == expected
