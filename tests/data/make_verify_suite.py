@@ -195,7 +195,7 @@ HAND_WRITTEN = [
     ("Evelyn", "\\text{Evelyn}", True, "text"), ("-None", "None", False, "text-in-math"),
     ("2:8", "1:4", True, "ratio"), ("1:3", "1:4", False, "ratio"), ("\\frac{2}{3}", "\\frac23 \\approx 0.67", True, "approx"),
     ("0.67", "\\frac23 \\approx 0.67", False, "approx"), ("C, B", "\\text{B, C}", True, "multi-choice"),
-    ("B", "\\text{B, C}", False, "multi-choice"), ("2m", "2", False, "unit-vs-variable"), ("2 \\text{ m}", "2", True, "units"), ("\\text{east}", "\\text{East}", True, "text"), ("\\text{west}", "\\text{east}", False, "text"),
+    ("B", "\\text{B, C}", False, "multi-choice"), ("2 \\text{ m}", "2", True, "units"), ("\\text{east}", "\\text{East}", True, "text"), ("\\text{west}", "\\text{east}", False, "text"),
     ("C", "\\text{(C)}", True, "choice"), ("\\textbf{(C)}", "\\text{(C)}", True, "choice"), ("(D)", "\\text{(C)}", False, "choice"),
     ("24!^2", "24!^2", True, "factorial"), ("24", "24!^2", False, "factorial-power"), ("120", "5!", True, "factorial"),
     ("-6", "6", False, "sign"), ("\\frac{-1}{2}", "-\\frac{1}{2}", True, "sign"), ("\\frac{1}{-2}", "\\frac{1}{2}", False, "sign"),
