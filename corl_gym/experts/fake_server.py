@@ -16,8 +16,10 @@ What a request gets is decided, in this order:
 Fault kinds: `429` (with `Retry-After: retry_after_s`), `500`, `503`, `truncated` (a 200 whose JSON body is
 cut in half), `reset` (the connection is reset after the request is read), `stall` (headers and half a body,
 then silence for `stall_s`), `badusage` (a normal reply whose `usage` block is nonsense), `nousage`,
-`slow` (an extra `slow_s` of latency), `ok`. Every reply waits `latency_s` first. `requests` and
-`faults_served` count what happened.
+`slow` (an extra `slow_s` of latency), `ok`; any other number is sent as that HTTP status with an error
+body. Every reply waits `latency_s` first. `requests` and
+`faults_served` count what happened (each request: model, content, fault,
+Authorization header, arrival time); `max_in_flight` is the most requests it held at once.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class ChatServer:
         self._random = random.Random(seed)
         self.requests: list[dict[str, Any]] = []  # {"model", "content", "fault", "auth"} per request
         self.faults_served: collections.Counter = collections.Counter()
+        self.in_flight = self.max_in_flight = 0
         self._seen_directive: collections.Counter = collections.Counter()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -143,11 +146,17 @@ class ChatServer:
             await _send(writer, 400, b'{"error": {"message": "bad request"}}')
             return True
         fault = self._choose_fault(model, content)
-        self.requests.append({"model": model, "content": content, "fault": fault, "auth": headers.get("authorization")})
+        self.requests.append({"model": model, "content": content, "fault": fault, "auth": headers.get("authorization"),
+                              "t": time.monotonic()})
         if fault != "ok":
             self.faults_served[fault] += 1
-        await asyncio.sleep(self.latency_s + (self.slow_s if fault == "slow" else 0.0))
-        return await self._respond(fault, body, writer)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.latency_s + (self.slow_s if fault == "slow" else 0.0))
+            return await self._respond(fault, body, writer)
+        finally:
+            self.in_flight -= 1
 
     def _choose_fault(self, model: str, content: str) -> str:
         match = _DIRECTIVE.search(content)
@@ -164,12 +173,12 @@ class ChatServer:
         return "ok"
 
     async def _respond(self, fault: str, body: dict[str, Any], writer: asyncio.StreamWriter) -> bool:
-        if fault in ("500", "503"):
-            await _send(writer, int(fault), b'{"error": {"message": "injected failure", "type": "server_error"}}')
-            return True
         if fault == "429":
             headers = {"Retry-After": f"{self.retry_after_s:g}"}
             await _send(writer, 429, b'{"error": {"message": "rate limited", "type": "rate_limit"}}', headers)
+            return True
+        if fault.isdigit():  # 500, 503, or any other status a test asks for
+            await _send(writer, int(fault), b'{"error": {"message": "injected failure", "type": "server_error"}}')
             return True
         if fault == "reset":
             _reset(writer)
@@ -233,3 +242,56 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+class ServerProcess:
+    """A `ChatServer` in a child interpreter (`python -m corl_gym.experts.fake_server`), so its work does
+    not share the client's interpreter lock (benchmarks). Keyword arguments are `ChatServer`'s, minus
+    `reply_fn`. The child stops when its stdin closes; after `__exit__`, `stats` holds its request count
+    and the faults it served."""
+
+    def __init__(self, **kwargs: Any):
+        self.kwargs, self.port, self.stats = kwargs, 0, {}
+        self._process: Any = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> "ServerProcess":
+        import subprocess
+        import sys
+
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "corl_gym.experts.fake_server", json.dumps(self.kwargs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        line = self._process.stdout.readline()
+        if not line.strip().isdigit():
+            self._process.kill()
+            raise RuntimeError(f"the loopback chat server process did not start: {line!r}")
+        self.port = int(line)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            out, _ = self._process.communicate(input="", timeout=20)
+            self.stats = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+        except Exception:  # noqa: BLE001 - a child that will not stop is killed
+            self._process.kill()
+            self._process.wait()
+
+
+def _child_main(config: str) -> None:
+    import sys
+
+    with ChatServer(**json.loads(config)) as server:
+        print(server.port, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or dies)
+    print(json.dumps({"requests": len(server.requests), "faults": dict(server.faults_served)}), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child_main(sys.argv[1])

@@ -24,7 +24,8 @@ HTTP error bills nothing; a timed-out request may have been billed by the provid
 its usage). A usage block that is missing or malformed (negative, not integers) is replaced by the
 ~4-characters-a-token estimate and flagged `usage_estimated`. The async client and the concurrency
 semaphore are made lazily, one per event loop, because an httpx connection pool cannot outlive the loop
-that opened it (`call` runs each request in a fresh loop).
+that opened it; the blocking `call` runs on one background loop per expert, so sequential calls reuse
+a client and its connections.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import asyncio
 import os
 import random
 import re
+import threading
 import time
 import weakref
 from typing import Any
@@ -41,6 +43,7 @@ from corl_gym.data import Problem
 from corl_gym.experts.base import CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens
 from corl_gym.experts.resilience import BadResponse, RateLimiter, RetryPolicy, classify
 
+_DEADLINE = getattr(asyncio, "timeout", None)
 _KEY_PATTERN = re.compile(r"\b(sk|key|Bearer)[-_ ][A-Za-z0-9_\-*.]{6,}")
 
 
@@ -70,6 +73,7 @@ class OpenAIExpert(Expert):
         self._completion_estimate = int(opts.get("expected_completion_tokens", self.params.get("max_tokens", 512) or 512))
         self._rng = random.Random()
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._runner: _LoopThread | None = None
 
     @staticmethod
     def _request_params(opts: dict[str, Any]) -> dict[str, Any]:
@@ -83,12 +87,16 @@ class OpenAIExpert(Expert):
         return params
 
     def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
-        from openai import AsyncOpenAI  # lazy: the client library is heavy to import
+        from openai import AsyncOpenAI, DefaultAsyncHttpxClient  # lazy: the client library is heavy to import
 
         loop = asyncio.get_running_loop()
         state = self._clients.get(loop)
         if state is None:
-            client = AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+            # A plain httpx client: the SDK's default one schedules its own close on whatever loop runs
+            # when it is collected, which fails once its loop is gone.
+            http = DefaultAsyncHttpxClient(timeout=self.timeout)
+            client = AsyncOpenAI(api_key=self._api_key, base_url=self.base_url, max_retries=0, timeout=self.timeout,
+                                 http_client=http)
             state = (client, asyncio.Semaphore(self.concurrency))
             self._clients[loop] = state
         return state
@@ -97,8 +105,20 @@ class OpenAIExpert(Expert):
         system = self.spec.options.get("system_prompt")
         return ([{"role": "system", "content": str(system)}] if system else []) + [{"role": "user", "content": query}]
 
+    def call(self, query: str, problem: Problem) -> ExpertReply:
+        """Blocking call on the expert's own background loop, so sequential calls (the env's step) share
+        one client and its kept-alive connections instead of opening a loop and a client each."""
+        runner = self._runner
+        if runner is None or not runner.alive():
+            runner = self._runner = _LoopThread()
+        return runner.run(self.acall(query, problem))
+
     def cache_request(self, query: str, problem: Problem) -> dict[str, Any]:
         return {"model": self.spec.model, "messages": self._messages(query), "params": self.params}
+
+    async def acall_batch(self, items: list[tuple[str, Problem]]) -> list[ExpertReply]:
+        # `acall` never raises and holds the per-loop concurrency slot itself: no second semaphore here
+        return list(await asyncio.gather(*(self.acall(query, problem) for query, problem in items)))
 
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
         start = time.perf_counter()
@@ -128,11 +148,13 @@ class OpenAIExpert(Expert):
             await asyncio.sleep(delay)
 
     async def _attempt(self, client: Any, messages: list[dict[str, str]], query: str) -> ExpertReply:
-        # wait_for bounds the whole attempt: httpx's timeout is per read, so a trickling body evades it
-        response = await asyncio.wait_for(
-            client.chat.completions.create(model=self.spec.model, messages=messages, **self.params),
-            self.timeout,
-        )
+        # The deadline bounds the whole attempt: httpx's timeout is per read, so a trickling body evades it.
+        request = client.chat.completions.create(model=self.spec.model, messages=messages, **self.params)
+        if _DEADLINE is not None:  # Python 3.11+: no extra task per call
+            async with _DEADLINE(self.timeout):
+                response = await request
+        else:
+            response = await asyncio.wait_for(request, self.timeout)
         usage = _valid_usage(getattr(response, "usage", None))
         choices = getattr(response, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:
@@ -157,6 +179,32 @@ class OpenAIExpert(Expert):
         # The clients' connection pools belong to their event loops, which may be gone; dropping the
         # references lets them be collected instead of awaiting `aclose` on a dead loop.
         self._clients = weakref.WeakKeyDictionary()
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread; `run` submits a coroutine and waits for its result."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-expert-loop", daemon=True)
+        self.thread.start()
+
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self.thread.is_alive()  # a forked child has no such thread
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        if self.alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=5)
+            if not self.thread.is_alive():
+                self.loop.close()
 
 
 def _valid_usage(usage: Any) -> tuple[int, int] | None:
