@@ -69,10 +69,10 @@ def extract_answer(text: str) -> str | None:
 
     Order, first hit wins: the last complete `\boxed{}` (nested braces balanced); else the content of
     the last `<answer>...</answer>` (itself searched for a box); else None if a box was opened but
-    never closed (truncated output); else the fallback, meant for answers
-    written without a box: a short text that is not prose is the answer itself (`x = 5`,
-    `\frac{1}{2}`); otherwise a GSM8K `#### 42` marker, then an "answer is / final answer:" phrase,
-    then the last `$...$` math span, then the last number. The last-number rule is the usual GSM8K
+    never closed (truncated output); else the fallback, meant for answers written without a box: a
+    GSM8K `#### 42` marker, then an "answer is / final answer: / answer:" phrase, then a short text
+    that is not prose is the answer itself (`x = 5`, `\frac{1}{2}`), then the last `$...$` math
+    span, then the last number. The last-number rule is the usual GSM8K
     convention; it only runs when the text has no explicit answer marker at all.
     """
     if not isinstance(text, str) or not text.strip():
@@ -91,17 +91,17 @@ def extract_answer(text: str) -> str | None:
 
 
 def _fallback(text: str) -> str | None:
-    stripped = text.strip()
-    if _looks_like_bare_answer(stripped):
-        return stripped.rstrip(".") or None
     for pattern in (_GSM8K_MARK, _PHRASE):
         hits = pattern.findall(text)
         if hits:
-            value = hits[-1].strip().rstrip(".").strip()
+            value = hits[-1].strip().strip("*`").rstrip(".").strip()  # markdown emphasis is not the answer
             spans = _MATH_SPAN.findall(value)
             if spans:
                 value = next(part for part in spans[-1] if part)
-            return value.strip("$ ").strip() or None
+            return value.strip("$*` ").strip() or None
+    stripped = text.strip()
+    if _looks_like_bare_answer(stripped):
+        return stripped.rstrip(".") or None
     spans = _MATH_SPAN.findall(text)
     if spans:
         return next(part for part in spans[-1] if part).strip() or None

@@ -80,6 +80,8 @@ def test_bad_input_never_raises(pred, gold, verdict: Verdict) -> None:
     ("We get 3 apples, so 12 in total.\n#### 12", "12"),
     ("Thus the final answer is $\\frac{3}{4}$.", "\\frac{3}{4}"),
     ("After simplifying we find 14 and then add 3 to get 17 apples", "17"),
+    ("**Answer:** 12", "12"),
+    ("The final answer is: 5", "5"),
     ("\\boxed{unclosed", None),
     ("", None),
     ("No answer here at all, sorry about that", None),
