@@ -154,6 +154,11 @@ class ChatServer:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.latency_s + (self.slow_s if fault == "slow" else 0.0))
+            if fault == "401":  # as real APIs do: the error message quotes the key it refused
+                key = (headers.get("authorization") or "").replace("Bearer ", "")
+                message = json.dumps({"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}})
+                await _send(writer, 401, message.encode())
+                return True
             return await self._respond(fault, body, writer)
         finally:
             self.in_flight -= 1
