@@ -191,4 +191,4 @@ def test_no_api_key_in_logs_errors_reprs_or_files(server, monkeypatch, caplog, t
         OpenAIExpert(ExpertSpec(name="x", backend="openai", model="m", options={"api_key_env": "CORL_NO_SUCH_KEY"}))
     assert SECRET not in str(error.value)
     refused = replies[faults.index("401")]  # the server quoted the key back in its error message
-    assert refused.error_kind == "client_error" and "Incorrect API key provided" in refused.error
+    assert refused.error_kind == "client_error" and "Incorrect API key" in refused.error
