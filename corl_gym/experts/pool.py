@@ -177,6 +177,8 @@ def _cache_config(spec: ExpertSpec, override: CacheConfig | None, base_dir: Path
         raise ValueError(f"`cache` must be a mapping with keys path and mode (one of {', '.join(MODES)}), got {raw!r}")
     raw = dict(raw or {})
     if override is not None:
+        if override.path is None and not raw.get("path"):
+            return None  # the override changes modes only, and this entry has no cache of its own
         raw = {"path": override.path or raw.get("path"), "mode": override.mode}
     if not raw or raw.get("mode", "read-write") == "off":
         return None
