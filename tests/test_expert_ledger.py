@@ -1,0 +1,85 @@
+"""The run ledger and the spend cap: the reservation rule, a capped batch against the loopback server,
+and the bench's `ledger.json`, `--max-spend` (a clean stop that keeps rows and resumes) and cache flags."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from corl_gym import cli
+from corl_gym.benchmarks.bench import BenchConfig, run_bench
+from corl_gym.data import Problem
+from corl_gym.experts import ExpertReply, Ledger, load_pool
+from corl_gym.experts.fake_server import ChatServer
+
+PROBLEM = Problem(id="t-0", problem="What is 1+1?", answer="2", level=1)
+
+
+def test_reservation_rule_refuses_a_call_that_could_pass_the_cap():
+    ledger = Ledger(max_spend_usd=1.0)
+    assert ledger.reserve("p/a", 0.6)
+    assert not ledger.reserve("p/a", 0.5)  # 0.6 reserved + 0.5 > 1.0: refused before it is made
+    assert ledger.stopped and "spend cap $1.000000" in ledger.stop_reason
+    assert not ledger.reserve("p/b", 0.01)  # once stopped, every further call is refused
+    ledger.release(0.6)
+    ledger.record("p/a", ExpertReply(text="x", cost_usd=0.25, attempts=3))
+    ledger.record("p/a", ExpertReply(text="", error="boom", error_kind="timeout", attempts=2))
+    ledger.record("p/a", ExpertReply(text="x", cost_usd=0.5, cached=True, attempts=0))
+    book = ledger.to_dict()
+    assert book["spend_usd"] == 0.25 and book["cached_saved_usd"] == 0.5 and book["cached_hits"] == 1
+    assert (book["calls"], book["requests"], book["retries"], book["max_attempts"]) == (3, 5, 3, 3)
+    assert book["failures"] == {"timeout": 1} and book["refused"] == 2 and book["stopped"]
+    with pytest.raises(ValueError):
+        Ledger(-1)
+
+
+def test_capped_batch_makes_only_the_calls_the_cap_affords(tmp_path):
+    with ChatServer(max_requests=50, lifetime_s=30) as server:
+        entry = ("{name: a, backend: openai, model: m, price_in: 0, price_out: 1000, max_tokens: 100, base_url: '"
+                 + server.base_url + "', api_key_env: null, timeout: 2, max_retries: 0}")
+        path = tmp_path / "pool.yaml"
+        path.write_text("name: lb\nbudgets: {low: 1, medium: 1, high: 1}\n"
+                        "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"
+                        f"experts: [{entry}]\n")
+        ledger = Ledger(max_spend_usd=0.35)  # each call may cost up to 100 tokens x $1000/1M = $0.10
+        pool = load_pool(str(path), ledger=ledger)
+        replies = pool.call_many([("a", f"q{i}", PROBLEM) for i in range(10)])
+        assert sum(r.ok for r in replies) == 3 and len(server.requests) == 3
+        assert {r.error_kind for r in replies if not r.ok} == {"spend_cap"}
+        book = ledger.to_dict()
+        assert book["stopped"] and book["refused"] == 7 and 0 < book["spend_usd"] <= 0.35
+
+
+def test_bench_writes_the_ledger(tmp_path):
+    result = run_bench(BenchConfig(policies=["always:gpt-4.1-nano", "always:o3"], budgets=["high"], limit=4,
+                                   out=str(tmp_path), progress=False))
+    book = json.loads((tmp_path / "ledger.json").read_text())
+    assert result.stopped is None and not book["stopped"] and book["spend_usd"] > 0
+    assert book["experts"]["sim-paper/o3"]["calls"] >= 4 and book["experts"]["sim-paper/gpt-4.1-nano"]["calls"] >= 4
+    rows_cost = sum(row["cost_usd"] for row in result.rows)
+    assert book["spend_usd"] >= rows_cost - 1e-12  # the episodes' calls plus the oracle frontier's labels
+
+
+def test_bench_max_spend_stops_cleanly_and_resumes(tmp_path):
+    config = dict(policies=["always:o3"], budgets=["high"], limit=10, out=str(tmp_path), progress=False)
+    stopped = run_bench(BenchConfig(**config, max_spend=0.1))
+    book = json.loads((tmp_path / "ledger.json").read_text())
+    assert stopped.stopped and book["stopped"] and book["refused"] >= 1
+    kept = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert 0 < len(kept) < 10 and all(row["calls"]["o3"] >= 1 for row in kept)
+    assert all(row["cost_usd"] > 0 for row in kept)  # no kept episode met a refused (free) call
+    resumed = run_bench(BenchConfig(**config))
+    assert resumed.stopped is None and len(resumed.rows) == 10
+    assert [r["problem_id"] for r in resumed.rows[: len(kept)]] == [r["problem_id"] for r in kept]
+
+
+def test_cli_bench_flags_and_exit_code(tmp_path, capsys):
+    code = cli.main(["bench", "--policies", "always:o3", "--budgets", "high", "--limit", "6", "--quiet",
+                     "--out", str(tmp_path), "--max-spend", "0.05", "--cache", str(tmp_path / "c.sqlite"),
+                     "--cache-mode", "read-write"])
+    captured = capsys.readouterr()
+    assert code == 3 and "stopped early: spend cap" in captured.err and "ledger.json" in captured.out
+    assert json.loads((tmp_path / "ledger.json").read_text())["max_spend_usd"] == 0.05
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--cache-mode", "sometimes"])
