@@ -110,6 +110,7 @@ def check(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
     UNPARSEABLE at once or TIMEOUT at the deadline.
     """
     start = time.monotonic()
+    timeout = _clamp(timeout)
     try:
         return _decide_fast(pred, gold)
     except _Slow as slow:
@@ -134,6 +135,15 @@ async def acheck(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
     import asyncio
 
     return await asyncio.get_running_loop().run_in_executor(None, check, pred, gold, timeout)
+
+
+def _clamp(timeout: float) -> float:
+    """Deadlines live in [0 s, 1 day]; NaN or a non-number means the default 2 s."""
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        return 2.0
+    return 2.0 if value != value else min(max(value, 0.0), 86_400.0)
 
 
 def is_equivalent(pred: str, gold: str) -> bool:
@@ -162,7 +172,7 @@ def check_many(pairs: Iterable[tuple[str, str]], timeout: float = 2.0) -> list[V
         from ._verify_worker import get_pool
 
         try:
-            names = get_pool().run(slow_jobs, timeout)
+            names = get_pool().run(slow_jobs, _clamp(timeout))
         except Exception:
             names = ["TIMEOUT"] * len(slow_jobs)
         for k, name in zip(slow_index, names):

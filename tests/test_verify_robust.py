@@ -207,3 +207,9 @@ def test_import_corl_gym_stays_light() -> None:
     code = "import sys, corl_gym, corl_gym.verify; print(sorted(m for m in ('torch', 'sympy', 'math_verify') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("timeout", [1e12, float("inf"), float("nan"), "2"])
+def test_odd_timeouts_are_clamped(timeout) -> None:
+    assert check("\\sqrt{8}", "2\\sqrt{2}", timeout=timeout) is Verdict.CORRECT
+    assert check("\\sqrt{8}", "2\\sqrt{2}", timeout=-1) is Verdict.TIMEOUT
