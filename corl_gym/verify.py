@@ -20,6 +20,8 @@ from __future__ import annotations
 import enum
 import re
 import time
+from decimal import Decimal
+from fractions import Fraction
 from typing import Iterable
 
 from . import _verify_norm as norm
@@ -58,7 +60,8 @@ class _Slow(Exception):
 
 def _decide_fast(pred: str, gold: str) -> Verdict:
     """The verdict of steps 1-2, or raise `_Slow` with the job for the worker."""
-    if not isinstance(pred, str) or not isinstance(gold, str):
+    pred, gold = _as_text(pred), _as_text(gold)
+    if pred is None or gold is None:
         return Verdict.UNPARSEABLE
     if len(pred) > MAX_INPUT_CHARS or len(gold) > MAX_INPUT_CHARS:
         return Verdict.UNPARSEABLE
@@ -82,6 +85,15 @@ def _decide_fast(pred: str, gold: str) -> Verdict:
         return Verdict.UNPARSEABLE
     except (NeedSlow, ParseError, ZeroDivisionError):
         raise _Slow(p, g) from None
+
+
+def _as_text(value: object) -> str | None:
+    """Strings as they are; plain numbers (a gold stored as 42 or 27.0) as their decimal text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, Fraction, Decimal)) and not isinstance(value, bool):
+        return str(value) if value == value and abs(value) != float("inf") else None
+    return None
 
 
 def _is_choice(gold: str) -> bool:

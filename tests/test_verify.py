@@ -65,6 +65,7 @@ def test_common_cases_take_the_fast_path(pred: str, gold: str) -> None:
 
 @pytest.mark.parametrize(("pred", "gold", "verdict"), [
     ("", "5", Verdict.UNPARSEABLE), ("5", "", Verdict.UNPARSEABLE), (None, "5", Verdict.UNPARSEABLE),
+    ("42", 42, Verdict.CORRECT), ("27", 27.0, Verdict.CORRECT), ("1", True, Verdict.UNPARSEABLE), (["5"], "5", Verdict.UNPARSEABLE),
     ("\\frac{1}{2", "5", Verdict.UNPARSEABLE), ("hello world", "5", Verdict.WRONG), ("2 3", "6", Verdict.UNPARSEABLE),
 ])
 def test_bad_input_never_raises(pred, gold, verdict: Verdict) -> None:
