@@ -190,10 +190,14 @@ def normalize(answer: str) -> str:
 
 def is_text_answer(s: str) -> bool:
     r"""A word answer: wholly `\text{...}`, or plain words with a run of three or more letters."""
-    inner = _TEXT_CMD.fullmatch(s.strip())
+    s = s.strip()
+    inner = _TEXT_CMD.fullmatch(s)
     if inner:
-        return bool(re.search(r"[A-Za-z]{2,}", inner.group(1))) and not re.fullmatch(r"\s*\(?[A-Ea-e]\)?\s*", inner.group(1))
-    return bool(re.fullmatch(r"[A-Za-z]*[A-Za-z]{3,}[A-Za-z]*(?: [A-Za-z']+)*", s.strip())) and s.strip() not in _MATH_WORDS
+        return bool(re.search(r"[A-Za-z]{2,}", inner.group(1))) and choice_letter(inner.group(1)) is None
+    return bool(_WORDS.fullmatch(s)) and s not in _MATH_WORDS
+
+
+_WORDS = re.compile(r"[A-Za-z]*[A-Za-z]{3,}[A-Za-z]*(?: [A-Za-z']+)*")
 
 
 _MATH_WORDS = {"pi", "inf", "infty", "sqrt", "frac"}

@@ -8,9 +8,10 @@ runs safely in the caller's thread. Node kinds (first element of each tuple):
     sqrt x n  fact x  binom a b  abs x  func name x  pm a b  basen digits base
     seq open close items  set items  list items  mat rows  rel ops exprs  union items
 
-Decisions: juxtaposition multiplies (two number literals side by side are refused), except an integer written directly before `\frac{int}{int}`,
-which is a mixed number (`1\frac{4}{5}` = 9/5). `e` and `i` are Euler's number and the imaginary
-unit. `!` binds tighter than `^` (`24!^2` = (24!)^2). `\frac43` and `\sqrt2` take one character.
+Decisions: juxtaposition multiplies (two number literals side by side are refused), except an
+integer written directly before `\frac{int}{int}`, which is a mixed number (`1\frac{4}{5}` = 9/5).
+`e` and `i` are Euler's number and the imaginary unit. `!` binds tighter than `^` (`24!^2` =
+(24!)^2). `\frac43` and `\sqrt2` take one character. `a:b` is a ratio (a/b), `a \approx b` a relation.
 """
 
 from __future__ import annotations
