@@ -169,7 +169,7 @@ def layer_overhead(n: int = 20000, concurrency: int = 64) -> tuple[float, float]
     return best_ours / n * 1e6, best_bare / n * 1e6
 
 
-def fanout(n: int, latency: float, concurrency: int) -> None:
+def fanout(n: int, latency: float, concurrency: int, layer_calls: int = 20000) -> None:
     ideal = math.ceil(n / concurrency) * latency
     with tempfile.TemporaryDirectory() as tmp, ServerProcess(latency_s=latency, max_requests=20 * n, lifetime_s=600) as server:
         folder = Path(tmp)
@@ -178,7 +178,7 @@ def fanout(n: int, latency: float, concurrency: int) -> None:
         wide_wall, _, _ = ours(server.base_url, n, n, folder)
         threads = thread_pool(server.base_url, n)
     wide_ideal = latency
-    layer, stub_only = layer_overhead()
+    layer, stub_only = layer_overhead(layer_calls)
     print(f"expert fan-out: N={n} calls, server latency {latency * 1000:.0f} ms, loopback server in a child process")
     print(f"  ours, concurrency {concurrency:4d}:    {wall:7.3f} s   ideal ceil(N/C) x latency = {ideal:.3f} s   ratio {wall / ideal:.3f}")
     print(f"  bare AsyncOpenAI, same cap:  {bare_wall:7.3f} s   ratio {bare_wall / ideal:.3f}")
@@ -189,7 +189,7 @@ def fanout(n: int, latency: float, concurrency: int) -> None:
     print(f"  per-call overhead over the ideal (wall - ideal) / N: {(wall - ideal) / n * 1e6:.0f} us")
     print(f"  per-call overhead of our layer over bare AsyncOpenAI (wall - bare) / N: {(wall - bare_wall) / n * 1e6:.0f} us")
     print(f"  client CPU per call (whole stack: openai, httpx, ours): {cpu / n * 1e6:.0f} us")
-    print(f"  our layer alone, transport stubbed (20000 calls): {layer - stub_only:.1f} us per call "
+    print(f"  our layer alone, transport stubbed ({layer_calls} calls): {layer - stub_only:.1f} us per call "
           f"({layer:.1f} us with the stub vs {stub_only:.1f} us for a bare semaphore + stub)")
     print(f"  ledger: {ledger['calls']} calls, {ledger['requests']} requests, {ledger['retries']} retries, failures {ledger['failures']}")
 
@@ -203,10 +203,10 @@ def fault_run(episodes: int, fault_rate: float = 0.2, num_envs: int = 50, max_re
 
     names = ["alpha", "beta"]
     server = ChatServer(latency_s=latency, fault_rate=fault_rate, fault_mix=FAULT_KINDS, seed=seed, retry_after_s=0.05,
-                        stall_s=1.0, max_requests=episodes * 2 * (max_retries + 1) + 100, lifetime_s=600)
+                        stall_s=2.0, max_requests=episodes * 2 * (max_retries + 1) + 100, lifetime_s=600)
     with server, tempfile.TemporaryDirectory() as tmp:
         ledger = Ledger()
-        pool = load_pool(str(write_pool(Path(tmp), server.base_url, names, timeout=0.3, retries=max_retries)), ledger=ledger)
+        pool = load_pool(str(write_pool(Path(tmp), server.base_url, names, timeout=1.0, retries=max_retries)), ledger=ledger)
         env = CORLMathVectorEnv(num_envs, pool=pool, budget="high", max_turns=4)
         rows, seen_failures, kinds_seen = _drive(env, episodes, names, seed)
         env.close()

@@ -34,13 +34,13 @@ import asyncio
 import os
 import random
 import re
-import threading
 import time
 import weakref
 from typing import Any
 
 from corl_gym.data import Problem
 from corl_gym.experts.base import CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens
+from corl_gym.experts.loop import LoopThread, ensure
 from corl_gym.experts.resilience import BadResponse, RateLimiter, RetryPolicy, classify
 
 _DEADLINE = getattr(asyncio, "timeout", None)
@@ -73,7 +73,7 @@ class OpenAIExpert(Expert):
         self._completion_estimate = int(opts.get("expected_completion_tokens", self.params.get("max_tokens", 512) or 512))
         self._rng = random.Random()
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self._runner: _LoopThread | None = None
+        self._runner: LoopThread | None = None
 
     @staticmethod
     def _request_params(opts: dict[str, Any]) -> dict[str, Any]:
@@ -108,10 +108,8 @@ class OpenAIExpert(Expert):
     def call(self, query: str, problem: Problem) -> ExpertReply:
         """Blocking call on the expert's own background loop, so sequential calls (the env's step) share
         one client and its kept-alive connections instead of opening a loop and a client each."""
-        runner = self._runner
-        if runner is None or not runner.alive():
-            runner = self._runner = _LoopThread()
-        return runner.run(self.acall(query, problem))
+        self._runner = ensure(self._runner, f"openai-expert-{self.name}")
+        return self._runner.run(self.acall(query, problem))
 
     def cache_request(self, query: str, problem: Problem) -> dict[str, Any]:
         return {"model": self.spec.model, "messages": self._messages(query), "params": self.params}
@@ -182,29 +180,6 @@ class OpenAIExpert(Expert):
         if self._runner is not None:
             self._runner.stop()
             self._runner = None
-
-
-class _LoopThread:
-    """An event loop running in a daemon thread; `run` submits a coroutine and waits for its result."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-expert-loop", daemon=True)
-        self.thread.start()
-
-    def alive(self) -> bool:
-        return self.pid == os.getpid() and self.thread.is_alive()  # a forked child has no such thread
-
-    def run(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
-
-    def stop(self) -> None:
-        if self.alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(timeout=5)
-            if not self.thread.is_alive():
-                self.loop.close()
 
 
 def _valid_usage(usage: Any) -> tuple[int, int] | None:

@@ -17,10 +17,9 @@ relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `lo
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Coroutine
+from typing import Any
 
 import yaml
 
@@ -28,6 +27,7 @@ from corl_gym.data import Problem
 from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, error_reply
 from corl_gym.experts.cache import MODES, CacheConfig
 from corl_gym.experts.ledger import Ledger
+from corl_gym.experts.loop import LoopThread, ensure
 from corl_gym.experts.managed import ManagedExpert
 from corl_gym.experts.registry import make_expert, parse_entry
 
@@ -48,6 +48,7 @@ class Pool:
     budgets: dict[str, float]
     dataset: str | None = None
     ledger: Ledger | None = None
+    _runner: LoopThread | None = field(default=None, repr=False, compare=False)
 
     def expert_names(self) -> list[str]:
         return list(self.experts)
@@ -96,21 +97,18 @@ class Pool:
         return [reply if reply is not None else error_reply(RuntimeError("no reply")) for reply in replies]
 
     def call_many(self, calls: list[tuple[str, str, Problem]]) -> list[ExpertReply]:
-        """Blocking `acall_many`; works whether or not an event loop is running in this thread."""
-        return _run_sync(self.acall_many(calls))
+        """Blocking `acall_many`; works whether or not an event loop is running in this thread. The calls
+        run on the pool's own background loop, so network clients and their connections live from one
+        batch (a vector env's step) to the next instead of being opened per batch."""
+        self._runner = ensure(self._runner, f"pool-{self.name}")
+        return self._runner.run(self.acall_many(calls))
 
     def close(self) -> None:
         for expert in [self.controller, *self.experts.values()]:
             expert.close()
-
-
-def _run_sync(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as worker:  # a loop is busy here
-        return worker.submit(asyncio.run, coroutine).result()
+        if self._runner is not None:
+            self._runner.stop()
+            self._runner = None
 
 
 def pool_path(name_or_path: str) -> Path:
