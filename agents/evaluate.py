@@ -27,11 +27,11 @@ TRAIN_CONFIG = "corl_train.json"
 
 def select_problems(dataset: str, split: str, test_fraction: float = 0.5, integer_answers: bool = False,
                     limit: int | None = None) -> list[Problem]:
-    """The `train` or `test` split of a dataset, optionally only integer answers of <= 4 digits."""
+    """The `train` or `test` split of a dataset, optionally only integer answers of <= 3 digits."""
     train, test = split_problems(load_problems(dataset), test_fraction)
     problems = train if split == "train" else test
     if integer_answers:
-        problems = [p for p in problems if re.fullmatch(r"-?\d{1,4}", p.answer.strip())]
+        problems = [p for p in problems if re.fullmatch(r"-?\d{1,3}", p.answer.strip())]
     return problems[:limit] if limit else problems
 
 

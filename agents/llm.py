@@ -49,7 +49,7 @@ class HFGenerator:
     """Batched sampling from a transformers causal LM (see the module docstring)."""
 
     def __init__(self, model: Any, tokenizer: Any, stop_strings: Sequence[str] = STOP_STRINGS,
-                 cache: str = "dynamic", compile: bool = False):
+                 cache: str = "dynamic", compile: bool = False, ignore_eos: bool = False):
         import torch
 
         if cache not in ("dynamic", "static"):
@@ -57,14 +57,21 @@ class HFGenerator:
         self.torch, self.model, self.tokenizer = torch, model, tokenizer
         self.stop_strings = tuple(stop_strings)
         self.cache, self.compile = cache, compile
-        self.eos_id = tokenizer.eos_token_id
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id
+        self.eos_id = None if ignore_eos else tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        # ids past the tokenizer (Qwen pads its embedding to a multiple of 128) are never sampled: they
+        # cannot be decoded, and the env would drop them
+        self.vocab_limit = len(tokenizer)
+        self._enders: set[int] | None = None  # ids whose text holds a stop string's last character
         self._tail = max((len(s) for s in self.stop_strings), default=0) + 1  # tokens are >= 1 byte each
         self._decode_step = None
         import inspect
 
         # transformers 5 renamed `past_key_values` to `cache`; older releases (the `train` extra allows them) use the old name
-        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_kw = "cache" if "cache" in parameters else "past_key_values"
+        # the prefill needs the last position's logits only ([batch, prompt, vocab] would not fit at scale)
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
 
     def generate(self, prompts, *, max_new_tokens: int, temperature: float = 1.0, top_p: float = 1.0,
                  seed: int | None = None) -> list[Generation]:
@@ -98,13 +105,17 @@ class HFGenerator:
         full_mask[:, :width] = mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=self._mask(full_mask, width), position_ids=positions,
-                         use_cache=True, cache_position=torch.arange(width, device=ids.device), **{self._cache_kw: cache})
+                         use_cache=True, cache_position=torch.arange(width, device=ids.device), **{self._cache_kw: cache},
+                         **self._last_only)
         logits = out.logits[:, -1, :]
         next_pos = positions[:, -1] + 1
         tokens, logps = [[] for _ in range(batch)], [[] for _ in range(batch)]
         finish = [None] * batch
         for step in range(max_new_tokens):
-            token, logp = _sample(torch, logits.float(), temperature, top_p, rng)
+            logits = logits.float()
+            if logits.shape[-1] > self.vocab_limit:
+                logits[:, self.vocab_limit:] = float("-inf")
+            token, logp = _sample(torch, logits, temperature, top_p, rng)
             self._record(token, logp, tokens, logps, finish)
             if all(f is not None for f in finish) or step == max_new_tokens - 1:
                 break
@@ -124,10 +135,20 @@ class HFGenerator:
             logps[row].append(lp)
             if t == self.eos_id:
                 finish[row] = "eos"
-            elif self.stop_strings:
+            elif self.stop_strings and t in self._ending_ids():
                 tail = self.tokenizer.decode(tokens[row][-self._tail:], skip_special_tokens=False)
                 if any(s in tail for s in self.stop_strings):
                     finish[row] = "stop"
+
+    def _ending_ids(self) -> set[int]:
+        """Only a token that holds a stop string's last character can complete one: the tail is decoded
+        for those alone, which keeps the per-step Python work small at large batch."""
+        if self._enders is None:
+            last = {s[-1] for s in self.stop_strings}
+            pieces = self.tokenizer.convert_ids_to_tokens(list(range(self.vocab_limit)))
+            self._enders = {i for i, piece in enumerate(pieces) if piece is not None and
+                            any(ch in self.tokenizer.convert_tokens_to_string([piece]) for ch in last)}
+        return self._enders
 
     def _new_cache(self, batch: int, total: int):
         from transformers import DynamicCache, StaticCache

@@ -15,20 +15,23 @@ from typing import Any, Iterable
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# Qwen2's pattern with digits grouped by up to three (as in Llama 3 and cl100k): with every number below
+# 1000 in the vocabulary, copying an expert's integer answer is one or two tokens, not one per digit.
+DIGITS3_SPLIT = QWEN2_SPLIT.replace(r"|\p{N}|", r"|\p{N}{1,3}|")
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
-# name -> Qwen2Config overrides; `tiny-cpu` is ~3M parameters with a 2k vocabulary
+# name -> Qwen2Config overrides; `tiny-cpu` is ~1.4M parameters with a 3k vocabulary
 SIZES: dict[str, dict[str, int]] = {
     "micro": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
-    "tiny-cpu": dict(hidden_size=192, intermediate_size=512, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2),
+    "tiny-cpu": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2),
 }
 
 
-def train_tokenizer(texts: Iterable[str], folder: str | Path, vocab_size: int = 2048):
+def train_tokenizer(texts: Iterable[str], folder: str | Path, vocab_size: int = 3072, split: str = DIGITS3_SPLIT):
     """A `PreTrainedTokenizerFast` trained on `texts`, saved to `folder` and reloaded from it (ids stable)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -36,7 +39,7 @@ def train_tokenizer(texts: Iterable[str], folder: str | Path, vocab_size: int = 
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.Split(Regex(split), behavior="isolated"),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -58,6 +61,7 @@ def env_corpus(pool: Any, problems: list, n_replies: int = 300) -> list[str]:
 
     roster = [RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in pool.experts.items()]
     texts = [system_prompt(roster, mode, t) for mode, t in pool.budgets.items()] * 20
+    texts += [" ".join(str(n) for n in range(1000))] * 3  # every number below 1000 becomes one token
     texts += [corrective_message(InvalidAction(r), pool.expert_names()) for r in ("no_action", "unknown_expert")] * 10
     for i, problem in enumerate(problems):
         texts.append(problem.problem)

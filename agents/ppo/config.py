@@ -26,7 +26,7 @@ class PPOConfig:
     pool: str = _f("sim-paper", "expert pool name or YAML path")
     dataset: str = _f("synthetic", "training problems: a dataset name or JSONL path (its train split is used)")
     test_fraction: float = _f(0.5, "share of the dataset held out for evaluation (stable hash of ids)")
-    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 4 digits")
+    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 3 digits")
     budget: str = _f("mixed", "budget mode of training episodes; `mixed` draws low/medium/high per episode")
     max_turns: int = _f(3, "turns per episode before truncation")
     # rollout

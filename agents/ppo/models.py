@@ -46,11 +46,17 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     return ref.eval()
 
 
-def actor_forward(actor: nn.Module, batch: dict[str, torch.Tensor], with_entropy: bool = False):
-    """Log-probabilities (and entropies) of each next token, `[B, L-1]`."""
+def actor_forward(actor: nn.Module, batch: dict[str, torch.Tensor], with_entropy: bool = False,
+                  entropy_grad: bool = True):
+    """Log-probabilities (and entropies) of each next token, `[B, L-1]`. With `entropy_grad=False` the
+    entropy is only logged: no graph is kept for it (it costs a vocabulary-sized tensor per token)."""
     logits = actor(input_ids=batch["ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     logprobs = core.token_logprobs(logits, batch["ids"])
-    return (logprobs, core.token_entropy(logits)) if with_entropy else (logprobs, None)
+    if not with_entropy:
+        return logprobs, None
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        entropy = core.token_entropy(logits)
+    return logprobs, entropy
 
 
 def critic_forward(critic: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

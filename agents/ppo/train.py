@@ -172,33 +172,38 @@ def ppo_update(cfg, actor, critic, actor_opt, critic_opt, batch, old_logprobs, o
             # global token count / world size: the mean over ranks of each rank's loss is the token mean
             denom = all_reduce_sum(mb["mask"].sum()).clamp(min=1) / world_size
 
-            t0 = time.perf_counter()
+            t0 = _synced_time(mask)
             values = critic_forward(critic, mb)
             vf_loss = core.value_loss(values, mb["old_values"], mb["returns"], mb["mask"], cfg.vf_clip, denom)
             critic_opt.zero_grad(set_to_none=True)
             vf_loss.backward()
             critic_grad = _clip(critic, cfg.max_grad_norm)
             critic_opt.step()
-            t1 = time.perf_counter()
+            t1 = _synced_time(mask)
 
             step = {"critic/vf_loss": vf_loss.item(), "critic/grad_norm": critic_grad}
             if train_actor:
-                logprobs, entropy = actor_forward(actor, mb, with_entropy=True)
-                pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], cfg.clip, denom)
-                entropy_loss = core.masked_sum_mean(entropy, mb["mask"], denom)
-                loss = pg_loss - cfg.ent_coef * entropy_loss
-                actor_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                step["actor/grad_norm"] = _clip(actor, cfg.max_grad_norm)
-                actor_opt.step()
-                step.update({"actor/pg_loss": pg_loss.item(), "actor/entropy": entropy_loss.item(),
-                             "actor/pg_clipfrac": pg_stats["clipfrac"].item(), "actor/ppo_kl": pg_stats["approx_kl"].item()})
+                step.update(actor_step(cfg, actor, actor_opt, mb, denom))
             timing["timing_update_critic"] += t1 - t0
-            timing["timing_update_actor"] += time.perf_counter() - t1
+            timing["timing_update_actor"] += _synced_time(mask) - t1
             for key, value in step.items():
                 sums[key] = sums.get(key, 0.0) + float(value)
             steps += 1
     return {**{k: v / max(steps, 1) for k, v in sums.items()}, **timing}
+
+
+def actor_step(cfg, actor, actor_opt, mb: dict[str, torch.Tensor], denom) -> dict[str, float]:
+    """One optimiser step of the actor on a minibatch: clipped policy loss minus the entropy bonus."""
+    logprobs, entropy = actor_forward(actor, mb, with_entropy=True, entropy_grad=cfg.ent_coef != 0)
+    pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], cfg.clip, denom)
+    entropy_loss = core.masked_sum_mean(entropy, mb["mask"], denom)
+    loss = pg_loss - cfg.ent_coef * entropy_loss if cfg.ent_coef else pg_loss
+    actor_opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = _clip(actor, cfg.max_grad_norm)
+    actor_opt.step()
+    return {"actor/pg_loss": pg_loss.item(), "actor/entropy": entropy_loss.item(), "actor/grad_norm": grad_norm,
+            "actor/pg_clipfrac": pg_stats["clipfrac"].item(), "actor/ppo_kl": pg_stats["approx_kl"].item()}
 
 
 def _chunked(fn, batch: dict[str, torch.Tensor], chunks: int) -> torch.Tensor:
@@ -213,6 +218,13 @@ def _trim(batch, old_logprobs, old_values, advantages, returns, mask) -> dict[st
     mb = {k: (v[:, :length] if v.dim() == 2 else v) for k, v in batch.items()}
     shifted = dict(old_logprobs=old_logprobs, old_values=old_values, advantages=advantages, returns=returns, mask=mask)
     return {**mb, **{k: v[:, : length - 1] for k, v in shifted.items()}}
+
+
+def _synced_time(tensor: torch.Tensor) -> float:
+    """Wall time after the device's queued work is done (GPU kernels run asynchronously)."""
+    if tensor.is_cuda:
+        torch.cuda.synchronize(tensor.device)
+    return time.perf_counter()
 
 
 def _clip(model: torch.nn.Module, max_norm: float) -> float:

@@ -1,0 +1,176 @@
+"""Generators and the LLM controller: batched HF sampling with left padding and a KV cache that matches
+transformers' own `generate`, stop strings, and the vLLM adapter against a fake engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from corl_gym.agents.llm import HFGenerator, LLMController, VLLMGenerator  # noqa: E402
+from corl_gym.agents.tiny import tiny_qwen2  # noqa: E402
+from tests.tiny import make_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    # a large init spreads the logits, so greedy outputs differ from prompt to prompt
+    return tiny_qwen2(len(tokenizer), "micro", seed=0, initializer_range=0.5).eval()
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+def test_batched_left_padded_greedy_equals_transformers_generate(tokenizer, model, cache):
+    prompts = [tokenizer.encode("What is"), tokenizer.encode("Solve for x in 12 + 5 = 17 and the answer is")]
+    outs = HFGenerator(model, tokenizer, stop_strings=(), cache=cache).generate(prompts, max_new_tokens=6, temperature=0)
+    for prompt, out in zip(prompts, outs):
+        ref = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                             max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        expected = ref[0, len(prompt):].tolist()
+        if tokenizer.eos_token_id in expected:  # transformers stops at EOS too
+            expected = expected[: expected.index(tokenizer.eos_token_id) + 1]
+        assert out.token_ids == expected
+        assert out.text == tokenizer.decode(out.token_ids)
+        assert len(out.logprobs) == len(out.token_ids)
+
+
+def test_sampling_is_seeded_and_logprobs_are_those_of_the_sampled_tokens(tokenizer, model):
+    generator = HFGenerator(model, tokenizer, stop_strings=())
+    prompt = tokenizer.encode("the answer is")
+    a = generator.generate([prompt], max_new_tokens=5, temperature=0.7, seed=3)[0]
+    b = generator.generate([prompt], max_new_tokens=5, temperature=0.7, seed=3)[0]
+    assert a.token_ids == b.token_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + a.token_ids])).logits[0, len(prompt) - 1 : -1] / 0.7
+    expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(a.token_ids)[:, None]).squeeze(-1)
+    assert np.allclose(a.logprobs, expected.tolist(), atol=1e-4)
+
+
+class ScriptedLM(torch.nn.Module):
+    """Writes a fixed script per row, whatever the context (the cache argument is accepted and ignored)."""
+
+    def __init__(self, scripts, vocab, config):
+        super().__init__()
+        self.scripts, self.vocab, self.config = scripts, vocab, config
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+        self.step = 0
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None,
+                cache_position=None, **kwargs):
+        if input_ids.shape[1] > 1:
+            self.step = 0
+        logits = torch.full((input_ids.shape[0], input_ids.shape[1], self.vocab), -1e9)
+        for row, script in enumerate(self.scripts):
+            logits[row, -1, script[min(self.step, len(script) - 1)]] = 0.0
+        self.step += 1
+        return type("Out", (), {"logits": logits})()
+
+
+def test_generation_stops_at_the_first_stop_string_or_eos(tokenizer, model):
+    call = tokenizer.encode('<think>hm</think><call expert="o3">q</call> trailing words')
+    answer = tokenizer.encode("<answer>\\boxed{4}</answer><call")
+    eos = tokenizer.encode("no action") + [tokenizer.eos_token_id] + tokenizer.encode("after")
+    rambling = tokenizer.encode("one two three four five six seven")
+    lm = ScriptedLM([call, answer, eos, rambling], len(tokenizer), model.config)
+    outs = HFGenerator(lm, tokenizer).generate([[1, 2], [3], [4, 5, 6], [7]], max_new_tokens=20, temperature=0)
+    assert outs[0].text.endswith("</call>") and "trailing" not in outs[0].text and outs[0].finish_reason == "stop"
+    assert outs[0].token_ids == call[: len(outs[0].token_ids)]
+    assert outs[1].text.endswith("</answer>") and outs[1].finish_reason == "stop"
+    assert outs[2].token_ids[-1] == tokenizer.eos_token_id and outs[2].finish_reason == "eos"
+    assert outs[3].finish_reason == "length" and len(outs[3].token_ids) == 20
+
+
+@dataclass
+class FakeSamplingParams:
+    n: int = 1
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int | None = None
+    stop: list = field(default_factory=list)
+    include_stop_str_in_output: bool = False
+    logprobs: int | None = None
+    detokenize: bool = True
+
+
+@dataclass
+class Logprob:
+    logprob: float
+
+
+@dataclass
+class CompletionOutput:
+    text: str
+    token_ids: list
+    logprobs: list
+    finish_reason: str
+    stop_reason: object = None
+
+
+@dataclass
+class RequestOutput:
+    prompt_token_ids: list
+    outputs: list
+
+
+@dataclass
+class FakeLLM:
+    """`vllm.LLM.generate`'s signature: token prompts in, RequestOutputs out."""
+
+    calls: list = field(default_factory=list)
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True, **kwargs):
+        self.calls.append((prompts, sampling_params))
+        outputs = []
+        for p in prompts:
+            ids = [len(p["prompt_token_ids"]), 7]
+            stop = "</call>" if len(p["prompt_token_ids"]) > 1 else None
+            out = CompletionOutput("<call>x</call>" if stop else "x", ids, [{t: Logprob(-0.5)} for t in ids], "stop", stop)
+            outputs.append(RequestOutput(p["prompt_token_ids"], [out]))
+        return outputs
+
+
+def test_vllm_generator_adapts_the_engine_call_and_outputs():
+    engine = FakeLLM()
+    generator = VLLMGenerator(engine=engine, sampling_params_cls=FakeSamplingParams)
+    outs = generator.generate([[5, 6, 7], [9]], max_new_tokens=32, temperature=0.5, seed=1)
+    prompts, params = engine.calls[0]
+    assert prompts == [{"prompt_token_ids": [5, 6, 7]}, {"prompt_token_ids": [9]}]
+    assert params.stop == ["</call>", "</answer>"] and params.include_stop_str_in_output
+    assert params.max_tokens == 32 and params.temperature == 0.5 and params.logprobs == 0 and params.seed == 1
+    assert outs[0].token_ids == [3, 7] and outs[0].logprobs == [-0.5, -0.5] and outs[0].finish_reason == "stop"
+    assert outs[1].finish_reason == "eos"  # vLLM: finish_reason "stop" with stop_reason None is EOS
+    assert generator.generate([], max_new_tokens=4) == []
+
+
+def test_vllm_generator_without_vllm_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    with pytest.raises(ImportError, match="corl-gym\\[vllm\\]"):
+        VLLMGenerator("some/model")
+
+
+def test_controller_plays_token_mode_episodes(tokenizer, model):
+    import gymnasium as gym
+
+    import corl_gym  # noqa: F401
+
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer, max_turns=2)
+    controller = LLMController(HFGenerator(model, tokenizer), max_new_tokens=8)
+    obs, info = env.reset(seed=0)
+    done, turns = False, 0
+    while not done:
+        action = controller.act(obs)
+        assert action.dtype == np.int64 and list(action) == controller.last[0].token_ids
+        obs, _, terminated, truncated, info = env.step(action)
+        done, turns = terminated or truncated, turns + 1
+    assert 1 <= turns <= 2

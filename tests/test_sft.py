@@ -1,0 +1,52 @@
+"""SFT warm start: scripted routers' token-mode demonstrations and the masked cloning loss."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from corl_gym.agents.evaluate import select_problems  # noqa: E402
+from corl_gym.agents.sft import SFTConfig, collect_demos, sft_loss, teacher_names, train_sft  # noqa: E402
+from corl_gym.agents.tiny import tiny_qwen2  # noqa: E402
+from tests.tiny import make_tokenizer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+def test_teacher_lists_expand_experts_and_weights():
+    names = teacher_names("always-self=2,always:*", ["a", "b"])
+    assert names == ["always-self", "always-self", "always:a", "always:b"]
+
+
+def test_demos_mask_exactly_the_routers_actions(tokenizer):
+    problems = select_problems("synthetic", "train", integer_answers=True, limit=50)
+    assert problems and all(p.answer.lstrip("-").isdigit() for p in problems)
+    demos = collect_demos(tokenizer, problems, "sim-paper", ["always:gpt-4.1-nano", "always-self"], 6, 3, seed=0)
+    for demo in demos:
+        assert len(demo.ids) == len(demo.action_mask)
+        turns = tokenizer.decode([t for t, m in zip(demo.ids, demo.action_mask) if m])
+        context = tokenizer.decode([t for t, m in zip(demo.ids, demo.action_mask) if not m])
+        assert turns.endswith("</answer>") and "<response" not in turns and "Problem" not in turns
+        if demo.calls.get("gpt-4.1-nano"):
+            assert turns.startswith('<call expert="gpt-4.1-nano">') and '<response expert="gpt-4.1-nano">' in context
+        else:
+            assert turns.startswith("<answer>") and demo.turns == 1
+
+
+def test_cloning_lowers_the_loss_on_controller_tokens(tokenizer):
+    from corl_gym.agents.ppo.rollout import collate
+
+    problems = select_problems("synthetic", "train", limit=20)
+    demos = collect_demos(tokenizer, problems, "sim-paper", ["always:o3"], 4, 2, seed=1)
+    model = tiny_qwen2(len(tokenizer), "micro", seed=0)
+    batch = collate(demos, tokenizer.pad_token_id)
+    with torch.no_grad():
+        before = sft_loss(model, batch).item()
+    cfg = SFTConfig(epochs=10, batch_size=4, lr=1e-2, warmup_steps=1, progress=False)
+    losses = train_sft(model, tokenizer, demos, cfg)
+    assert len(losses) == 10 and losses[-1] < 0.85 * before
