@@ -27,7 +27,7 @@ def setup():
     torch.manual_seed(1)
     torch.nn.init.normal_(critic.value_head.weight, std=0.5)  # a zero head would give the body no gradient
     g = torch.Generator().manual_seed(2)
-    lengths = [16, 11, 14, 9]
+    lengths = [16, 11, 14, 12]
     ids = torch.randint(0, VOCAB, (ROWS, 16), generator=g)
     attention = torch.tensor([[1] * n + [0] * (16 - n) for n in lengths])
     action = torch.tensor([[0] * 4 + [1] * 3 + [0] * 3 + [1] * (n - 10) + [0] * (16 - n) for n in lengths], dtype=torch.float32)

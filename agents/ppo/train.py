@@ -40,7 +40,7 @@ from corl_gym.agents.ppo.config import PPOConfig, parse_config
 from corl_gym.agents.ppo.logger import MetricLogger
 from corl_gym.agents.ppo.models import (
     Critic, actor_forward, all_reduce_sum, critic_forward, frozen_copy, full_state_dict, init_distributed,
-    load_full_state_dict, load_optimizer_state, optimizer_state, shard,
+    load_optimizer_state, optimizer_state, shard,
 )
 from corl_gym.agents.ppo.rollout import collate, play, summarize_episodes
 
@@ -92,7 +92,7 @@ def train(cfg: PPOConfig) -> Path:
         t_step = time.perf_counter()
         # 1. rollout
         if world_size > 1:
-            load_full_state_dict(rollout_model, full_state_dict(actor))
+            rollout_model.load_state_dict(full_state_dict(actor))
         actor.eval()
         episodes, timing = play(envs, generator, seed=cfg.seed * 1_000_003 + iteration * world_size + rank,
                                 max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
@@ -133,12 +133,14 @@ def train(cfg: PPOConfig) -> Path:
             "critic/returns/mean": float(core.masked_sum_mean(returns, mask)),
             "response_length/mean": float(mask.sum(1).mean()),
             "timing_s/gen": timing.gen_s, "timing_s/env": timing.env_s, "timing_s/old_log_prob_ref_values": t_score,
-            "timing_s/update_actor": stats.pop("timing_update_actor"), "timing_s/update_critic": stats.pop("timing_update_critic"),
+            "timing_s/update_actor": stats["timing_update_actor"], "timing_s/update_critic": stats["timing_update_critic"],
+            "timing_s/update": t_update,
             "timing_s/step": t_total,
             "perf/throughput": tokens / t_total / world_size,
             "perf/gen_tokens_per_s": timing.gen_tokens / max(timing.gen_s, 1e-9),
-            "perf/mfu/actor": 6 * n_params * tokens * cfg.update_epochs / max(t_update, 1e-9) / (cfg.peak_flops * world_size),
-            **stats,
+            "perf/mfu/actor": 6 * n_params * tokens * cfg.update_epochs / max(stats["timing_update_actor"], 1e-9)
+            / (cfg.peak_flops * world_size),
+            **{k: v for k, v in stats.items() if not k.startswith("timing_")},
         }
         logger.log(iteration + 1, metrics)
         if bar is not None:
