@@ -1,0 +1,375 @@
+"""TRL's `GRPOTrainer` on `CORL-Math-v0`: multi-turn episodes in token mode through `rollout_func`.
+
+    corl-gym train --learner trl-grpo --preset tiny-cpu                 # SFT (the PPO preset's), GRPO, eval
+    corl-gym train --learner trl-grpo --model SFT_DIR --episodes 640    # GRPO from any causal LM folder
+
+Each prompt row of the dataset names a training problem and a budget mode (a JSON key, not text: see
+trap 2). `CORLRollout` plays one episode per row through a token-mode `CORLMathVectorEnv` with the
+PPO learner's `play` and `HFGenerator` (the controller's ids appended verbatim, expert calls of a batch
+concurrent), and returns the whole multi-turn trajectory after the prompt as the completion:
+`turn | env block | turn | ...`, with `env_mask` 1 exactly on the controller's ids. The reward function
+`env_reward` passes the env's episode reward through. The learner is GRPO (group-normalised episode
+reward as every controller token's advantage, clipped ratio, optional k3 KL to a reference), so the
+same env, generator, SFT start and eval as PPO; what differs is the learner.
+
+The contract (trl 1.16; `rollout_func` is marked experimental there; `setup.cfg` pins the tested range):
+
+- `rollout_func(prompts: list, trainer: GRPOTrainer) -> dict`; required keys `prompt_ids`,
+  `completion_ids`, `logprobs` (lists of per-row lists); every other key is an "extra field": a list is
+  split per row (`inputs[i][key] = value[i]`) and reaches the reward functions as a keyword argument;
+  `env_mask` is popped first and used as the tool mask: loss, KL and entropy are averaged over
+  `completion_mask * env_mask` (right-padded with 1, where `completion_mask` is 0).
+
+Traps, each handled here:
+
+1. The prompts arrive already repeated `num_generations` times, consecutively (the `RepeatSampler`):
+   play exactly one episode per row, in order, never `num_generations` per prompt (advantages are
+   normalised over consecutive blocks of `num_generations` rows). vLLM helpers that take unique prompts
+   and `n=num_generations` would need `prompts[::num_generations]` instead; we do not use them.
+2. `rollout_func` receives the prompts only, not the dataset's other columns: whatever the episode
+   needs (problem id, budget) must be recoverable from the prompt itself. Our prompts are JSON keys.
+   All rows of a group must play the same problem and budget, with different sampling noise
+   (temperature > 0, else every group has zero reward spread and zero advantage).
+3. `logprobs` is required even when no vLLM correction uses it, one value per completion id (padded
+   separately, so a length mismatch would misalign silently): sampled log-probs on controller ids, 0.0
+   on env ids.
+4. `env_mask` is honoured only when the trainer has no `tools`: with tools, TRL's tool loop overwrites
+   it. Do not pass tools.
+5. The completion text TRL hands reward functions is the decoded multi-turn completion, expert replies
+   included: grading that text would credit an answer the controller never gave. The reward comes from
+   the env (`env_reward` extra field), never from parsing `completions`.
+6. TRL marks a completion "truncated" when its last id is not EOS or pad; a multi-turn completion ends
+   in the controller's `</answer>` ids, so `completions/clipped_ratio` reads ~1 and is meaningless, and
+   `mask_truncated_completions=True` would mask every episode out of the loss: it stays False.
+7. `max_completion_length` is ignored by `rollout_func`: length is bounded by `max_turns` x
+   `max_new_tokens` plus the env's blocks.
+8. GRPOConfig defaults are GPU ones: `bf16=True` and `gradient_checkpointing=True` (set False on CPU),
+   `use_cpu` for CPU, `beta=0.0` (no KL; with `beta > 0` the reference model is loaded again from
+   `model.config._name_or_path`, so pass a model folder, not an in-memory model).
+9. Generation without vLLM: the trainer's own model (unwrapped from accelerate) generates, switched to
+   eval mode and back, under `no_grad`; `generation_batch_size = per_device_train_batch_size *
+   steps_per_generation` must be a multiple of `num_generations`, and with `steps_per_generation > 1` TRL
+   computes the old log-probs itself (importance ratio of the later minibatches).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from corl_gym.agents.ppo.config import _f, parse_config
+
+BUDGETS = ("low", "medium", "high")
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO (TRL) on CORL-Math-v0: the flags of `corl-gym train --learner trl-grpo`."""
+
+    model: str = _f("", "folder of a transformers causal LM with its tokenizer (e.g. an SFT checkpoint)")
+    preset: str = _f("", "`tiny-cpu`: the PPO preset's SFT start (unless --model), GRPO, then eval")
+    out: str = _f("runs/trl-grpo", "output folder: model/, metrics.jsonl, eval.json")
+    device: str = _f("auto", "`cpu`, `cuda` or `auto`")
+    pool: str = _f("sim-paper", "expert pool name or YAML path")
+    dataset: str = _f("synthetic", "training problems (its train split is used)")
+    test_fraction: float = _f(0.5, "held-out share, as in PPO and eval")
+    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 3 digits")
+    budgets: str = _f("low,medium,high", "budget modes mixed in training (one dataset row per problem x mode)")
+    max_turns: int = _f(3, "turns per episode before truncation")
+    episodes: int = _f(640, "sampled episodes in all (rounded up to whole optimiser steps)")
+    episodes_per_step: int = _f(16, "episodes per generation (TRL's generation_batch_size)")
+    num_generations: int = _f(4, "episodes per group (same problem and budget); divides episodes_per_step")
+    num_minibatches: int = _f(2, "optimiser steps per generation (TRL's steps_per_generation)")
+    max_new_tokens: int = _f(96, "tokens per controller turn")
+    temperature: float = _f(1.0, "sampling temperature of rollouts (must be > 0 for GRPO)")
+    top_p: float = _f(1.0, "nucleus sampling of rollouts")
+    lr: float = _f(1e-6, "learning rate (constant)")
+    beta: float = _f(0.001, "KL-to-reference coefficient (0: no reference model)")
+    clip: float = _f(0.2, "policy ratio clip (TRL's epsilon)")
+    loss_type: str = _f("dapo", "TRL loss aggregation: dapo (token mean, as PPO here), grpo, dr_grpo, ...")
+    scale_rewards: str = _f("group", "advantage scaling: group (GRPO), batch, none (Dr. GRPO)")
+    seed: int = _f(0, "seed of sampling, data order and envs")
+    time_limit_s: float = _f(0.0, "stop after this many seconds of training; 0: no limit")
+    eval_limit: int = _f(30, "held-out problems per budget in the preset's eval")
+    progress: bool = _f(True, "progress bar")
+
+
+# ------------------------------------------------------------------------------------ the data
+def episode_prompts(problems: Sequence[Any], budgets: Sequence[str]) -> list[str]:
+    """One prompt per (problem, budget): a JSON key the rollout parses back (trap 2)."""
+    return [json.dumps({"problem_id": p.id, "budget": b}) for p in problems for b in budgets]
+
+
+def parse_prompt(prompt: Any) -> dict[str, str]:
+    """The reset options of a prompt row: `{"problem_id": ..., "budget": ...}`."""
+    if isinstance(prompt, list):  # conversational rows: the key is the last message's content
+        prompt = prompt[-1]["content"]
+    options = json.loads(prompt)
+    return {"problem_id": str(options["problem_id"]), "budget": str(options["budget"])}
+
+
+# --------------------------------------------------------------------------------- the rollout
+class CORLRollout:
+    """TRL's `rollout_func` for `CORL-Math-v0`: one token-mode episode per prompt row (see the module
+    docstring for the contract and its traps). `generator` fixes the generator (tests); by default an
+    `HFGenerator` over the trainer's model."""
+
+    def __init__(self, tokenizer: Any, problems: Sequence[Any], pool: Any = "sim-paper", max_turns: int = 3,
+                 max_new_tokens: int = 96, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                 generator: Any = None):
+        from corl_gym.experts import Pool, load_pool
+
+        self.tokenizer, self.problems = tokenizer, list(problems)
+        self._owns_pool = not isinstance(pool, Pool)
+        self.pool = load_pool(pool, seed=seed) if self._owns_pool else pool
+        self.max_turns, self.max_new_tokens = max_turns, max_new_tokens
+        self.temperature, self.top_p, self.seed = temperature, top_p, seed
+        self.generator = generator
+        self.calls = 0
+        self._envs: dict[int, Any] = {}
+        self._generators: dict[int, Any] = {}
+
+    def __call__(self, prompts: list, trainer: Any) -> dict[str, list]:
+        if self.generator is not None:
+            return self.rollout(prompts, self.generator)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        was_training = model.training
+        model.eval()  # no dropout while sampling; TRL calls us in train mode
+        try:
+            return self.rollout(prompts, self._generator_for(model))
+        finally:
+            model.train(was_training)
+
+    def rollout(self, prompts: list, generator: Any) -> dict[str, list]:
+        """Play one episode per row (in order, trap 1) and return TRL's fields plus the extra fields."""
+        from corl_gym.agents.ppo.rollout import play
+
+        pins = [parse_prompt(p) for p in prompts]
+        recorder = _PromptLengths(generator)
+        seed = self.seed * 1_000_003 + self.calls
+        self.calls += 1
+        episodes, _ = play(self._vector_env(len(pins)), recorder, seed=seed, max_new_tokens=self.max_new_tokens,
+                           temperature=self.temperature, top_p=self.top_p, pins=pins)
+        out: dict[str, list] = {k: [] for k in ("prompt_ids", "completion_ids", "logprobs", "env_mask", "env_reward",
+                                                "budget", "correct", "cost_usd", "expert_called", "action_errors")}
+        for episode, n_prompt in zip(episodes, recorder.lengths):
+            mask = episode.action_mask[n_prompt:]
+            out["prompt_ids"].append(episode.ids[:n_prompt])
+            out["completion_ids"].append(episode.ids[n_prompt:])
+            out["env_mask"].append(mask)
+            out["logprobs"].append(_spread(episode.gen_logprobs, mask))
+            out["env_reward"].append(float(episode.reward))
+            out["budget"].append(episode.budget)
+            out["correct"].append(bool(episode.correct))
+            out["cost_usd"].append(float(episode.cost_usd))
+            out["expert_called"].append(float(any(episode.calls.values())))
+            out["action_errors"].append(int(episode.action_errors))
+        return out
+
+    def _vector_env(self, n: int):
+        if n not in self._envs:
+            from corl_gym.envs.vector import CORLMathVectorEnv
+
+            self._envs[n] = CORLMathVectorEnv(n, pool=self.pool, problems=self.problems, tokenizer=self.tokenizer,
+                                              max_turns=self.max_turns, budget="mixed")
+        return self._envs[n]
+
+    def _generator_for(self, model: Any):
+        if id(model) not in self._generators:  # built once: it caches the stop-string token table
+            from corl_gym.agents.llm import HFGenerator
+
+            self._generators[id(model)] = HFGenerator(model, self.tokenizer)
+        return self._generators[id(model)]
+
+    def close(self) -> None:
+        for envs in self._envs.values():
+            envs.close()
+        self._envs.clear()
+        if self._owns_pool:
+            self.pool.close()
+
+
+class _PromptLengths:
+    """A generator wrapper that records each row's prompt length from the first batch it sees (every
+    row's reset observation), so the prompt/completion split is exact even for an empty first turn."""
+
+    def __init__(self, generator: Any):
+        self.generator, self.lengths = generator, None
+
+    def generate(self, prompts, **kwargs):
+        if self.lengths is None:
+            self.lengths = [len(p) for p in prompts]
+        return self.generator.generate(prompts, **kwargs)
+
+
+def _spread(turn_logprobs: Sequence[float], mask: Sequence[int]) -> list[float]:
+    """Per-completion-id log-probs: the sampled ones on controller ids (in order), 0.0 on env ids (trap 3)."""
+    values = iter(turn_logprobs)
+    return [float(next(values)) if m else 0.0 for m in mask]
+
+
+def env_reward(completions: list, env_reward: list[float], budget: list[str] | None = None,
+               expert_called: list[float] | None = None, log_metric: Any = None, **_: Any) -> list[float]:
+    """The env's episode reward, passed through (trap 5); logs reward and expert-call ratio per budget."""
+    if log_metric is not None and budget is not None:
+        for mode in sorted(set(budget)):
+            rows = [i for i, b in enumerate(budget) if b == mode]
+            log_metric(f"env/reward/{mode}", sum(env_reward[i] for i in rows) / len(rows))
+            if expert_called is not None:
+                log_metric(f"env/expert_call_ratio/{mode}", sum(expert_called[i] for i in rows) / len(rows))
+    return [float(r) for r in env_reward]
+
+
+# ---------------------------------------------------------------------------------- training
+def trainer_args(cfg: GRPOConfig, device: str, steps: int):
+    """TRL's `GRPOConfig` for our run (CPU-safe defaults, trap 8)."""
+    from trl import GRPOConfig as TRLConfig
+
+    if cfg.episodes_per_step % cfg.num_generations or cfg.episodes_per_step % cfg.num_minibatches:
+        raise ValueError("episodes_per_step must be a multiple of num_generations and of num_minibatches")
+    on_cpu = device == "cpu"
+    # transformers 5 renamed gradient_checkpointing (TRL defaults it to True) to activation_checkpointing
+    names = {f.name for f in dataclasses.fields(TRLConfig)}
+    no_checkpointing = {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": False}
+    return TRLConfig(
+        output_dir=cfg.out, per_device_train_batch_size=cfg.episodes_per_step // cfg.num_minibatches,
+        steps_per_generation=cfg.num_minibatches, gradient_accumulation_steps=1, num_generations=cfg.num_generations,
+        max_steps=steps, learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
+        max_grad_norm=1.0, beta=cfg.beta, epsilon=cfg.clip, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
+        temperature=cfg.temperature, top_p=cfg.top_p, mask_truncated_completions=False, use_cpu=on_cpu,
+        bf16=not on_cpu, logging_steps=1, save_strategy="no", report_to="none",
+        seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, dataloader_num_workers=0, **no_checkpointing,
+    )
+
+
+def build_trainer(cfg: GRPOConfig, rollout: CORLRollout | None = None):
+    """A `GRPOTrainer` over the model folder `cfg.model` with our rollout and reward (and its rollout)."""
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    import torch
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
+    from corl_gym.agents.evaluate import select_problems
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
+    budgets = [b.strip() for b in cfg.budgets.split(",") if b.strip()]
+    dataset = Dataset.from_dict({"prompt": episode_prompts(problems, budgets)})
+    rollout = rollout or CORLRollout(tokenizer, problems, cfg.pool, cfg.max_turns, cfg.max_new_tokens,
+                                     cfg.temperature, cfg.top_p, cfg.seed)
+    steps = math.ceil(cfg.episodes / cfg.episodes_per_step) * cfg.num_minibatches
+    trainer = GRPOTrainer(model=cfg.model, reward_funcs=[env_reward], args=trainer_args(cfg, device, steps),
+                          train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout,
+                          callbacks=[_MetricsFile(Path(cfg.out) / "metrics.jsonl", cfg.time_limit_s)])
+    return trainer, rollout
+
+
+def _MetricsFile(path: Path, time_limit_s: float):
+    """A callback writing every log line to `metrics.jsonl` and stopping at the time limit."""
+    from transformers import TrainerCallback
+
+    class MetricsFile(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+            self.began = time.perf_counter()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            with path.open("a") as f:
+                f.write(json.dumps({"step": state.global_step, **(logs or {})}) + "\n")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time_limit_s and time.perf_counter() - self.began > time_limit_s:
+                control.should_training_stop = True
+
+    return MetricsFile()
+
+
+def train(cfg: GRPOConfig) -> Path:
+    """Run GRPO; save the model (a transformers folder `corl-gym eval` loads) under `out/model`."""
+    from corl_gym.agents.evaluate import TRAIN_CONFIG
+
+    trainer, rollout = build_trainer(cfg)
+    try:
+        trainer.train()
+    finally:
+        rollout.close()
+    folder = Path(cfg.out) / "model"
+    trainer.save_model(str(folder))
+    trainer.processing_class.save_pretrained(str(folder))
+    settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
+                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "max_new_tokens": cfg.max_new_tokens,
+                "episodes": trainer.state.global_step * (cfg.episodes_per_step // cfg.num_minibatches)}
+    (folder / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
+    return folder
+
+
+# ---------------------------------------------------------------------------------- the preset
+def run_preset(cfg: GRPOConfig) -> int:
+    """tiny-cpu: the PPO preset's settings and SFT start (built here unless --model), GRPO, eval of both."""
+    from corl_gym.agents.evaluate import eval_summary, evaluate, load_controller, write_report
+    from corl_gym.agents.ppo.preset import PRESETS
+    from corl_gym.agents.sft import SFTConfig, run_sft
+
+    preset = PRESETS[cfg.preset]
+    out, times, began = Path(cfg.out), {}, time.perf_counter()
+    if not cfg.model:
+        shared = dict(pool=cfg.pool, dataset=cfg.dataset, test_fraction=cfg.test_fraction,
+                      integer_answers=cfg.integer_answers, max_turns=cfg.max_turns, seed=cfg.seed, progress=cfg.progress)
+        cfg = replace(cfg, model=str(run_sft(SFTConfig(out=str(out / "sft"), **shared, **preset["sft"]))))
+        times["sft"] = time.perf_counter() - began
+    t0 = time.perf_counter()
+    model_dir = train(cfg)
+    times["grpo"] = time.perf_counter() - t0
+    eval_kwargs = dict(pool=cfg.pool, datasets=[cfg.dataset], test_fraction=cfg.test_fraction,
+                       integer_answers=cfg.integer_answers, max_turns=cfg.max_turns, max_new_tokens=cfg.max_new_tokens,
+                       seed=cfg.seed, limit=cfg.eval_limit, batch_size=preset["eval"]["batch_size"])
+    t0 = time.perf_counter()
+    start_rows = evaluate(*load_controller(cfg.model), policy="sft", **eval_kwargs)
+    grpo_rows = evaluate(*load_controller(model_dir), policy="trl-grpo", **eval_kwargs)
+    times["eval"] = time.perf_counter() - t0
+    times["total"] = time.perf_counter() - began
+    markdown = write_report(start_rows + grpo_rows, out, "eval_table")
+    settings = json.loads((model_dir / "corl_train.json").read_text())
+    result = {"grpo": eval_summary(grpo_rows)[cfg.dataset], "sft_start": eval_summary(start_rows)[cfg.dataset],
+              "episodes": settings["episodes"], "wall_s": times, "preset": cfg.preset, "dataset": cfg.dataset,
+              "pool": cfg.pool}
+    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    print(markdown)
+    print(f"wrote {out / 'eval.json'}; {settings['episodes']} episodes; wall {times['total']:.0f} s")
+    return 0
+
+
+PRESET_OVERRIDES = {
+    # the PPO tiny-cpu preset's task and rollout settings; learning rate and KL as its actor's
+    "tiny-cpu": dict(out="runs/trl-grpo-tiny-cpu", device="cpu", integer_answers=True, max_turns=2, max_new_tokens=48,
+                     episodes=640, episodes_per_step=16, num_generations=4, num_minibatches=2, lr=2e-4, beta=0.001),
+}
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg = parse_config(GRPOConfig, argv, prog)
+    if cfg.preset:
+        if cfg.preset not in PRESET_OVERRIDES:
+            raise SystemExit(f"{prog}: error: unknown preset {cfg.preset!r}; presets: {', '.join(PRESET_OVERRIDES)}")
+        return run_preset(parse_config(GRPOConfig, argv, prog, **PRESET_OVERRIDES[cfg.preset]))
+    if not cfg.model:
+        raise SystemExit(f"{prog}: error: --model is required (or --preset tiny-cpu)")
+    folder = train(cfg)
+    print(f"saved {folder}; evaluate it with: corl-gym eval --checkpoint {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
