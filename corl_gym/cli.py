@@ -23,7 +23,7 @@ from typing import Sequence
 
 SB3_LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
 # Learners and verbs that own their flags: the rest of the command line goes to `module:main(argv)`.
-FORWARDED_LEARNERS = {"ppo": "corl_gym.agents.ppo.train:main", "sft": "corl_gym.agents.sft:main"}
+FORWARDED_LEARNERS = {"ppo": "corl_gym.agents.ppo.train:main", "sft": "corl_gym.agents.sft:main", "trl-grpo": "corl_gym.agents.trl:main"}
 FORWARDED_VERBS = {"eval": "corl_gym.agents.evaluate:main", "record": "corl_gym.experts.record:main"}
 
 
