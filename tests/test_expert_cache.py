@@ -3,8 +3,9 @@ processes writing one file at once, and the per-entry and run-level configuratio
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,23 +141,29 @@ def test_bad_cache_options_fail_at_load(tmp_path, server):
         load_pool(_pool_file(tmp_path, server, ", cache: {mode: read-write}"))
 
 
-def _writer(path: str, worker: int, n: int, shared: int) -> int:
-    cache = ExpertCache(path, timeout_s=60)
-    for i in range(n):
-        reply = ExpertReply(text=f"w{worker}-{i}", prompt_tokens=i, completion_tokens=worker, cost_usd=0.001)
-        cache.put(cache_key("e", {"q": f"{worker}-{i}"}), "e", {"model": "m"}, reply)
-        if i < shared:  # every worker writes the same keys too: last writer wins, never a corrupt row
-            cache.put(cache_key("e", {"q": f"shared-{i}"}), "e", {"model": "m"}, reply)
-    return sum(cache.get(cache_key("e", {"q": f"{worker}-{i}"})) is not None for i in range(n))
+WRITER = """
+import sys
+from corl_gym.experts import ExpertReply
+from corl_gym.experts.cache import ExpertCache, cache_key
+path, worker, n, shared = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+cache = ExpertCache(path, timeout_s=60)
+for i in range(n):
+    reply = ExpertReply(text=f"w{worker}-{i}", prompt_tokens=i, completion_tokens=worker, cost_usd=0.001)
+    cache.put(cache_key("e", {"q": f"{worker}-{i}"}), "e", {"model": "m"}, reply)
+    if i < shared:  # every worker writes the same keys too: last writer wins, never a corrupt row
+        cache.put(cache_key("e", {"q": f"shared-{i}"}), "e", {"model": "m"}, reply)
+print(sum(cache.get(cache_key("e", {"q": f"{worker}-{i}"})) is not None for i in range(n)))
+"""
 
 
 def test_several_processes_write_one_file_at_once(tmp_path):
     path = str(tmp_path / "multi.sqlite")
     ExpertCache(path)
     workers, n, shared = 4, 150, 20
-    with multiprocessing.get_context("spawn").Pool(workers) as processes:
-        found = processes.starmap(_writer, [(path, w, n, shared) for w in range(workers)])
-    assert found == [n] * workers
+    processes = [subprocess.Popen([sys.executable, "-c", WRITER, path, str(w), str(n), str(shared)],
+                                  stdout=subprocess.PIPE, text=True) for w in range(workers)]
+    found = [int(p.communicate(timeout=120)[0]) for p in processes]  # communicate reaps each process
+    assert [p.returncode for p in processes] == [0] * workers and found == [n] * workers
     cache = ExpertCache(path)
     assert len(cache) == workers * n + shared
     assert cache.get(cache_key("e", {"q": "shared-3"})).text.endswith("-3")
