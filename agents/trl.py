@@ -350,20 +350,27 @@ def run_preset(cfg: GRPOConfig) -> int:
     return 0
 
 
-PRESET_OVERRIDES = {
-    # the PPO tiny-cpu preset's task and rollout settings; learning rate and KL as its actor's
-    "tiny-cpu": dict(out="runs/trl-grpo-tiny-cpu", device="cpu", integer_answers=True, max_turns=2, max_new_tokens=48,
-                     episodes=640, episodes_per_step=16, num_generations=4, num_minibatches=2, lr=2e-4, beta=0.001),
-}
+def preset_overrides(name: str) -> dict[str, Any]:
+    """The PPO preset's task, rollout and budget, read from it (not copied), so the two stay comparable:
+    the same episodes in all (iterations x num_envs), learning rate, KL coefficient, minibatches."""
+    from corl_gym.agents.ppo.preset import PRESETS
+
+    ppo = PRESETS[name]["ppo"]
+    return dict(out=f"runs/trl-grpo-{name}", device=ppo["device"], integer_answers=ppo["integer_answers"],
+                max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"], episodes=ppo["iterations"] * ppo["num_envs"],
+                episodes_per_step=ppo["num_envs"], num_generations=4, num_minibatches=ppo["num_minibatches"],
+                lr=ppo["actor_lr"], beta=ppo["kl_coef"], eval_limit=PRESETS[name]["eval"]["limit"])
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(GRPOConfig, argv, prog)
     if cfg.preset:
-        if cfg.preset not in PRESET_OVERRIDES:
-            raise SystemExit(f"{prog}: error: unknown preset {cfg.preset!r}; presets: {', '.join(PRESET_OVERRIDES)}")
-        return run_preset(parse_config(GRPOConfig, argv, prog, **PRESET_OVERRIDES[cfg.preset]))
+        from corl_gym.agents.ppo.preset import PRESETS
+
+        if cfg.preset not in PRESETS:
+            raise SystemExit(f"{prog}: error: unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
+        return run_preset(parse_config(GRPOConfig, argv, prog, **preset_overrides(cfg.preset)))
     if not cfg.model:
         raise SystemExit(f"{prog}: error: --model is required (or --preset tiny-cpu)")
     folder = train(cfg)

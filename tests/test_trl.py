@@ -163,3 +163,15 @@ def test_two_grpo_steps_on_a_tiny_model_on_cpu(tokenizer, tmp_path):
     assert logs[0]["completions/mean_length"] == pytest.approx(sum(controller_tokens) / 8)
     assert any(not torch.equal(before[k], v) for k, v in trainer.model.named_parameters())
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") >= 2
+
+
+def test_preset_matches_the_ppo_presets_task_and_episode_budget():
+    from corl_gym.agents.ppo.preset import PRESETS
+    from corl_gym.agents.trl import parse_prompt, preset_overrides
+
+    ppo, grpo = PRESETS["tiny-cpu"]["ppo"], preset_overrides("tiny-cpu")
+    assert grpo["episodes"] == ppo["iterations"] * ppo["num_envs"] and grpo["episodes_per_step"] == ppo["num_envs"]
+    assert (grpo["max_turns"], grpo["max_new_tokens"], grpo["lr"], grpo["beta"]) == (
+        ppo["max_turns"], ppo["max_new_tokens"], ppo["actor_lr"], ppo["kl_coef"])
+    assert grpo["episodes_per_step"] % grpo["num_generations"] == 0
+    assert parse_prompt(episode_prompts(select_problems("synthetic", "train", limit=1), ["low"])[0])["budget"] == "low"
