@@ -236,15 +236,15 @@ def trainer_args(cfg: GRPOConfig, device: str, steps: int):
     on_cpu = device == "cpu"
     # transformers 5 renamed gradient_checkpointing (TRL defaults it to True) to activation_checkpointing
     names = {f.name for f in dataclasses.fields(TRLConfig)}
-    no_checkpointing = {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": False}
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
     return TRLConfig(
         output_dir=cfg.out, per_device_train_batch_size=cfg.episodes_per_step // cfg.num_minibatches,
         steps_per_generation=cfg.num_minibatches, gradient_accumulation_steps=1, num_generations=cfg.num_generations,
         max_steps=steps, learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         max_grad_norm=1.0, beta=cfg.beta, epsilon=cfg.clip, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
         temperature=cfg.temperature, top_p=cfg.top_p, mask_truncated_completions=False, use_cpu=on_cpu,
-        bf16=not on_cpu, logging_steps=1, save_strategy="no", report_to="none",
-        seed=cfg.seed, data_seed=cfg.seed, disable_tqdm=not cfg.progress, dataloader_num_workers=0, **no_checkpointing,
+        bf16=not on_cpu, logging_steps=1, save_strategy="no", report_to="none", seed=cfg.seed, data_seed=cfg.seed,
+        disable_tqdm=not cfg.progress, dataloader_num_workers=0, **{checkpointing: False},
     )
 
 
@@ -357,8 +357,9 @@ def preset_overrides(name: str) -> dict[str, Any]:
 
     ppo = PRESETS[name]["ppo"]
     return dict(out=f"runs/trl-grpo-{name}", device=ppo["device"], integer_answers=ppo["integer_answers"],
-                max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"], episodes=ppo["iterations"] * ppo["num_envs"],
-                episodes_per_step=ppo["num_envs"], num_generations=4, num_minibatches=ppo["num_minibatches"],
+                max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"],
+                episodes=ppo["iterations"] * ppo["num_envs"], episodes_per_step=ppo["num_envs"], num_generations=4,
+                num_minibatches=ppo["num_minibatches"],
                 lr=ppo["actor_lr"], beta=ppo["kl_coef"], eval_limit=PRESETS[name]["eval"]["limit"])
 
 
