@@ -103,12 +103,13 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
 
 
 def full_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The whole model's weights on CPU, on every rank (gathered from shards under FSDP)."""
-    if world()[1] == 1:
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True, broadcast_from_rank0=False))
+    """The whole model's weights on CPU, on every rank: each shard is all-gathered (a collective, so
+    every rank must call this)."""
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.full_tensor() if hasattr(value, "full_tensor") else value
+        state[key] = value.detach().cpu()
+    return state
 
 
 def optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
