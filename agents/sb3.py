@@ -154,34 +154,33 @@ def train(config: SB3Config) -> Path:
 
     torch.set_num_threads(config.torch_threads)
     pool = load_pool(config.pool, seed=config.seed)
-    problems = _train_problems(config, pool)
-
-    def make_env(rank: int):
-        return lambda: CORLRoutingEnv(pool=pool, problems=problems, budget=config.budget)
-
-    env = DummyVecEnv([make_env(rank) for rank in range(config.n_envs)])
-    env.seed(config.seed)
-    model = _make_model(config, env)
-    log = _episode_log()
-    start = time.perf_counter()
-    model.learn(total_timesteps=config.timesteps, callback=log)
-    seconds = time.perf_counter() - start
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{config.learner}.zip"
-    model.save(path)
-    summary = {
-        "train_problems": len(problems),
-        "episodes": len(log.episodes),
-        "train_seconds": round(seconds, 1),
-        "mean_reward_last_episodes": _last_means(log.episodes),
-        "eval_on_train": evaluate(_adapter(model, config.learner), pool, problems, list(pool.budgets),
-                                   config.eval_episodes, config.seed),
-    }
+    try:
+        problems = _train_problems(config, pool)
+        # one shared pool: DummyVecEnv steps its envs in turn in this process
+        env = DummyVecEnv([lambda: CORLRoutingEnv(pool=pool, problems=problems, budget=config.budget)] * config.n_envs)
+        env.seed(config.seed)
+        model = _make_model(config, env)
+        log = _episode_log()
+        start = time.perf_counter()
+        model.learn(total_timesteps=config.timesteps, callback=log)
+        seconds = time.perf_counter() - start
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{config.learner}.zip"
+        model.save(path)
+        summary = {
+            "train_problems": len(problems),
+            "episodes": len(log.episodes),
+            "train_seconds": round(seconds, 1),
+            "mean_reward_last_episodes": _last_means(log.episodes),
+            "eval_on_train": evaluate(SB3Policy(model, config.learner), pool, problems, list(pool.budgets),
+                                      config.eval_episodes, config.seed),
+        }
+    finally:
+        pool.close()
     meta = {"learner": config.learner, "observation_size": int(env.observation_space.shape[0]),
             "config": asdict(config), "summary": summary}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    pool.close()
     return path
 
 
@@ -235,10 +234,6 @@ class SB3Policy:
         else:
             action, _ = self.model.predict(observation, deterministic=True)
         return int(action)
-
-
-def _adapter(model: Any, learner: str) -> SB3Policy:
-    return SB3Policy(model, learner)
 
 
 def load_policy(path: str | Path, torch_threads: int | None = 1) -> SB3Policy:
