@@ -13,6 +13,7 @@ plugged in. Routers read the text observation, so they run in text mode.
   fits the threshold; answer itself when none fits.
 - `cascade`: answer itself, then escalate through the experts by price while the answers disagree.
 - `best-fixed`, `threshold`, `knn`: fitted on training problems (`agents.learned_routers`).
+- `api:<entry>`: a prompted API model as the controller (`agents.api_controller`, not a router).
 - `oracle`: reads the gold answer and peeks at every choice: the cheapest correct choice within budget,
   else the cheapest correct one, else answering itself for free. It maximises both reward and accuracy
   over single-call policies: an upper bound for benchmarks only. Peeking calls each expert once more, so

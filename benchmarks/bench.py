@@ -2,7 +2,8 @@
 
 Every (policy, budget, problem) is one episode with the problem and budget pinned through
 `reset(options=...)`, so a run is reproducible row for row with simulated or replayed experts.
-Scripted and fitted routers act in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in `CORL-Routing-v0`,
+Scripted and fitted routers and prompted API controllers (`api:<entry>`, `agents.api_controller`) act
+in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in `CORL-Routing-v0`,
 which shares the pool, problems and reward code.
 
 Problems are split by a stable hash of their id into train and test parts (`test_fraction`); every
@@ -132,7 +133,7 @@ def _plan(config: BenchConfig, ledger: Ledger | None = None) -> Iterator[_Block]
                 train, test = train[: config.train_limit], test[: config.limit]
                 policies = config.policies or router_names(pool.expert_names())
                 for name in policies:
-                    if not name.startswith("sb3:"):
+                    if not name.startswith(("sb3:", "api:")):
                         make_router(name)  # unknown names fail now, before any episode runs
                 yield _Block(pool_name, seed, pool, dataset, train, test, policies)
 
@@ -155,13 +156,22 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
             env = CORLRoutingEnv(pool=block.pool, problems=block.test)
             run = lambda b, i: run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         else:
-            router = make_router(policy, seed=block.seed)
+            router = _text_policy(policy, block)
             if hasattr(router, "fit"):
                 router.fit(block.pool, block.train)
             env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns)
             run = lambda b, i: run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         for budget, index, _ in todo:
             yield {**base, "policy": policy, "budget": budget, **run(budget, index)}
+
+
+def _text_policy(policy: str, block: _Block) -> Any:
+    """A policy that acts in `CORL-Math-v0`: a baseline router, or `api:<entry>` (a prompted API model)."""
+    if policy.startswith("api:"):
+        from corl_gym.agents.api_controller import make_chat_controller
+
+        return make_chat_controller(block.pool, policy.split(":", 1)[1])
+    return make_router(policy, seed=block.seed)
 
 
 def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfig, out: Path | None) -> BenchResult:

@@ -47,6 +47,7 @@ def _row(info: dict[str, Any], seed: int, reward: float, action_errors: int) -> 
         "verdict": info["verdict"],
         "reward": float(reward),
         "cost_usd": info["cost_usd"],
+        "controller_cost_usd": info.get("controller_cost_usd", 0.0),
         "threshold_usd": info["threshold_usd"],
         "over_budget": info["over_budget"],
         "calls": info["calls"],

@@ -52,6 +52,8 @@ class _Episode:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: collections.Counter = field(default_factory=collections.Counter)
+    controller_cost_usd: float = 0.0
+    pending_controller_cost: float = 0.0
     invalid_turns: int = 0
     done: bool = False
 
@@ -91,7 +93,9 @@ class CORLMathEnv(gym.Env):
 
     **Info** (every step, and at reset): `problem_id`, `budget`, `threshold_usd`, `expert_names`,
     `prices` (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative),
-    `step_cost_usd`, `calls` (expert -> count), `prompt_tokens`, `completion_tokens` (experts' tokens,
+    `step_cost_usd`, `controller_cost_usd` (the controller's own tokens, charged only when the pool's
+    `charge_controller` is set and an LLM controller reports them through `charge_controller`),
+    `calls` (expert -> count), `prompt_tokens`, `completion_tokens` (experts' tokens,
     cumulative), `verdict` (a `Verdict` name once answered, else None), `correct`, `over_budget`
     (`cost_usd > threshold_usd`), `action_error` (a reason code or None), `expert_error` (or None). In
     token mode also `env_token_ids`: the ids of the text the env appended this step (at reset: the
@@ -216,6 +220,9 @@ class CORLMathEnv(gym.Env):
         step_cost, verdict, correct, expert_error, terminated, rew = 0.0, None, False, None, False, 0.0
         action = turn.action
         self.last_reply = reply
+        controller_cost, episode.pending_controller_cost = episode.pending_controller_cost, 0.0
+        episode.cost_usd += controller_cost
+        episode.controller_cost_usd += controller_cost
         if isinstance(action, CallAction):
             step_cost, expert_error = self._charge(action.expert, reply)
             spent = episode.cost_usd
@@ -234,7 +241,7 @@ class CORLMathEnv(gym.Env):
         truncated = not terminated and episode.turn >= self.max_turns
         episode.done = terminated or truncated
         error = action.reason if isinstance(action, InvalidAction) else None
-        info = self._info(step_cost, error, expert_error, verdict, correct)
+        info = self._info(step_cost + controller_cost, error, expert_error, verdict, correct)
         if env_ids is not None:
             info["env_token_ids"] = env_ids
         return self._observation(), rew, terminated, truncated, info
@@ -251,6 +258,16 @@ class CORLMathEnv(gym.Env):
         vocab = len(self.tokenizer)
         ids = [t for t in ids if 0 <= t < vocab]  # out-of-vocabulary ids cannot be decoded or appended
         return self.tokenizer.decode(ids, skip_special_tokens=False), ids
+
+    def charge_controller(self, cost_usd: float) -> bool:
+        """Charge the controller's own tokens for the turn about to be stepped (an API model that
+        reports its usage) when the pool says so (`charge_controller: true`). The cost counts against
+        the budget like an expert call's, in this step's `step_cost_usd`, and accumulates in
+        `info["controller_cost_usd"]`. Returns whether it was charged."""
+        if self._episode is None or not self.pool.charge_controller:
+            return False
+        self._episode.pending_controller_cost += max(float(cost_usd), 0.0)
+        return True
 
     def _charge(self, expert: str, reply: ExpertReply) -> tuple[float, str | None]:
         episode = self._episode
@@ -308,6 +325,7 @@ class CORLMathEnv(gym.Env):
             "turn": episode.turn,
             "cost_usd": episode.cost_usd,
             "step_cost_usd": step_cost,
+            "controller_cost_usd": episode.controller_cost_usd,
             "calls": {name: episode.calls.get(name, 0) for name in self.expert_names},
             "prompt_tokens": episode.prompt_tokens,
             "completion_tokens": episode.completion_tokens,

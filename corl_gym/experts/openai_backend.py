@@ -111,6 +111,12 @@ class OpenAIExpert(Expert):
         self._runner = ensure(self._runner, f"openai-expert-{self.name}")
         return self._runner.run(self.acall(query, problem))
 
+    def chat(self, messages: list[dict[str, str]], stop: list[str] | None = None) -> ExpertReply:
+        """A blocking multi-turn request (an API model acting as the controller) with the same retries,
+        limits and deadlines as `call`; `stop` strings are sent as the request's stop sequences."""
+        self._runner = ensure(self._runner, f"openai-expert-{self.name}")
+        return self._runner.run(self.achat(messages, stop))
+
     def cache_request(self, query: str, problem: Problem) -> dict[str, Any]:
         return {"model": self.spec.model, "messages": self._messages(query), "params": self.params}
 
@@ -119,10 +125,14 @@ class OpenAIExpert(Expert):
         return list(await asyncio.gather(*(self.acall(query, problem) for query, problem in items)))
 
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
+        return await self.achat(self._messages(query))
+
+    async def achat(self, messages: list[dict[str, str]], stop: list[str] | None = None) -> ExpertReply:
         start = time.perf_counter()
         client, slots = self._loop_state()
-        messages = self._messages(query)
-        estimate = estimate_prompt_tokens(query) + self._completion_estimate
+        text_in = "\n".join(m["content"] for m in messages)
+        extra = {"stop": list(stop)} if stop else {}
+        estimate = estimate_prompt_tokens(text_in) + self._completion_estimate
         billed, attempts = 0.0, 0
         while True:
             attempts += 1
@@ -130,7 +140,7 @@ class OpenAIExpert(Expert):
                 if self.limiter.active:
                     await self.limiter.acquire(estimate)
                 try:
-                    reply = await self._attempt(client, messages, query)
+                    reply = await self._attempt(client, messages, text_in, extra)
                 except Exception as exc:  # HTTP errors, timeouts, garbage bodies: classified below
                     failure, (kind, retryable, after) = exc, classify(exc)
                     billed += getattr(exc, "cost_usd", 0.0)  # a 200 we could not use may still be billed
@@ -145,9 +155,10 @@ class OpenAIExpert(Expert):
                                    attempts=attempts, error_kind=kind)
             await asyncio.sleep(delay)
 
-    async def _attempt(self, client: Any, messages: list[dict[str, str]], query: str) -> ExpertReply:
+    async def _attempt(self, client: Any, messages: list[dict[str, str]], query: str,
+                       extra: dict[str, Any] | None = None) -> ExpertReply:
         # The deadline bounds the whole attempt: httpx's timeout is per read, so a trickling body evades it.
-        request = client.chat.completions.create(model=self.spec.model, messages=messages, **self.params)
+        request = client.chat.completions.create(model=self.spec.model, messages=messages, **self.params, **(extra or {}))
         if _DEADLINE is not None:  # Python 3.11+: no extra task per call
             async with _DEADLINE(self.timeout):
                 response = await request

@@ -3,7 +3,9 @@
 A pool file has `name`, `controller` (an expert entry: where a policy's own answer comes from when no
 LLM controller is plugged in), `experts` (a list of entries, kept in file order), `budgets` (mode ->
 USD per query; `low`, `medium`, `high` required), and optionally `dataset` (the env's default problems:
-a replay pool brings its own) and `description`. Each entry has `name`, `backend`, `model`,
+a replay pool brings its own), `description` and `charge_controller` (default false: the controller's
+own tokens are free, as in the paper; true: an LLM controller that reports its usage, such as a prompted
+API model, is charged for it against the episode's budget). Each entry has `name`, `backend`, `model`,
 `description`, `price_in`, `price_out` (USD per 1M tokens) and backend options.
 
 Built-in pools live in `corl_gym/experts/pools/<name>.yaml`; any other YAML path works too.
@@ -34,7 +36,7 @@ from corl_gym.experts.registry import make_expert, parse_entry
 POOLS_DIR = Path(__file__).resolve().parent / "pools"
 POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k")
 BUDGET_MODES = ("low", "medium", "high")
-_TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description"}
+_TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
 _SHOWN_IDS = 5
 
 
@@ -48,6 +50,7 @@ class Pool:
     budgets: dict[str, float]
     dataset: str | None = None
     ledger: Ledger | None = None
+    charge_controller: bool = False
     _runner: LoopThread | None = field(default=None, repr=False, compare=False)
 
     def expert_names(self) -> list[str]:
@@ -165,6 +168,7 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
         budgets=_budgets(raw["budgets"], where),
         dataset=str(dataset) if dataset is not None else None,
         ledger=ledger,
+        charge_controller=_flag(raw.get("charge_controller", False), "charge_controller", where),
     )
 
 
@@ -198,6 +202,12 @@ def _check_top(raw: Any, where: str) -> None:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_TOP_KEYS))}")
     if not isinstance(raw["experts"], list) or not raw["experts"]:
         raise ValueError(f"{where}: `experts` must be a non-empty list of expert entries")
+
+
+def _flag(value: Any, key: str, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}: `{key}` must be true or false, got {value!r}")
+    return value
 
 
 def _budgets(raw: Any, where: str) -> dict[str, float]:
