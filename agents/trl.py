@@ -74,7 +74,7 @@ class GRPOConfig:
 
     model: str = _f("", "folder of a transformers causal LM with its tokenizer (e.g. an SFT checkpoint)")
     preset: str = _f("", "`tiny-cpu`: the PPO preset's SFT start (unless --model), GRPO, then eval")
-    out: str = _f("runs/trl-grpo", "output folder: model/, metrics.jsonl, eval.json")
+    out: str = _f("runs/trl-grpo", "output folder: actor/ (the trained model), metrics.jsonl, eval.json")
     device: str = _f("auto", "`cpu`, `cuda` or `auto`")
     pool: str = _f("sim-paper", "expert pool name or YAML path")
     dataset: str = _f("synthetic", "training problems (its train split is used)")
@@ -295,16 +295,16 @@ def _MetricsFile(path: Path, time_limit_s: float):
     return MetricsFile()
 
 
-def train(cfg: GRPOConfig) -> Path:
-    """Run GRPO; save the model (a transformers folder `corl-gym eval` loads) under `out/model`."""
+def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
+    """Run GRPO; save the model (a transformers folder `corl-gym eval` loads) under `out/actor`."""
     from corl_gym.agents.evaluate import TRAIN_CONFIG
 
-    trainer, rollout = build_trainer(cfg)
+    trainer, rollout = build_trainer(cfg, rollout)
     try:
         trainer.train()
     finally:
         rollout.close()
-    folder = Path(cfg.out) / "model"
+    folder = Path(cfg.out) / "actor"  # as PPO: `corl-gym eval --checkpoint OUT` finds it
     trainer.save_model(str(folder))
     trainer.processing_class.save_pretrained(str(folder))
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
@@ -375,7 +375,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if not cfg.model:
         raise SystemExit(f"{prog}: error: --model is required (or --preset tiny-cpu)")
     folder = train(cfg)
-    print(f"saved {folder}; evaluate it with: corl-gym eval --checkpoint {folder}")
+    print(f"saved {folder}; evaluate it with: corl-gym eval --checkpoint {cfg.out}")
     return 0
 
 

@@ -3,6 +3,7 @@ through, the repeated prompts, and a 2-step GRPO run of a tiny model on CPU (not
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ pytest.importorskip("trl", reason="trl is not installed: pip install 'corl-gym[t
 from corl_gym.agents.evaluate import select_problems  # noqa: E402
 from corl_gym.agents.llm import Generation, HFGenerator  # noqa: E402
 from corl_gym.agents.tiny import env_corpus, tiny_qwen2, train_tokenizer  # noqa: E402
-from corl_gym.agents.trl import CORLRollout, GRPOConfig, build_trainer, env_reward, episode_prompts  # noqa: E402
+from corl_gym.agents.trl import CORLRollout, GRPOConfig, env_reward, episode_prompts  # noqa: E402
 from corl_gym.envs.math_env import CORLMathEnv  # noqa: E402
 
 EXPERT = "gpt-4.1-nano"
@@ -139,30 +140,35 @@ class RecordingRollout(CORLRollout):
 
 
 def test_two_grpo_steps_on_a_tiny_model_on_cpu(tokenizer, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from corl_gym.agents.evaluate import resolve_checkpoint
+    from corl_gym.agents.trl import train
+
     model_dir = tmp_path / "model"
-    tiny_qwen2(len(tokenizer), "micro", seed=0).save_pretrained(model_dir)
+    start = tiny_qwen2(len(tokenizer), "micro", seed=0)
+    start.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     cfg = GRPOConfig(model=str(model_dir), out=str(tmp_path / "run"), device="cpu", integer_answers=True, max_turns=2,
                      episodes=8, episodes_per_step=8, num_generations=4, num_minibatches=2, max_new_tokens=12,
                      lr=1e-3, beta=0.001, progress=False)
     train_problems = select_problems("synthetic", "train", integer_answers=True)  # the trainer's dataset
     rollout = RecordingRollout(tokenizer, train_problems, max_turns=2, max_new_tokens=12, seed=0)
-    trainer, _ = build_trainer(cfg, rollout=rollout)
-    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}
-    trainer.train()
-    rollout.close()
+    folder = train(cfg, rollout=rollout)
 
-    assert trainer.state.global_step == 2 and len(rollout.outputs) == 1  # one generation of 8, two minibatches
+    assert len(rollout.outputs) == 1 and len(rollout.outputs[0]["completion_ids"]) == 8  # one generation of 8
     out = rollout.outputs[0]
-    assert len(out["completion_ids"]) == 8
-    logs = [h for h in trainer.state.log_history if "loss" in h]
-    assert len(logs) == 2 and all(math.isfinite(h["loss"]) for h in logs)
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logs = [m for m in metrics if "loss" in m]
+    assert [m["step"] for m in logs] == [1, 2] and all(math.isfinite(m["loss"]) for m in logs)  # two minibatches
     assert logs[0]["reward"] == pytest.approx(0.5) and logs[0]["rewards/env_reward/mean"] == pytest.approx(0.5)
     # TRL counts only env_mask == 1 tokens as the completion's length: the mask reached the trainer
     controller_tokens = [sum(m) for m in out["env_mask"]]
     assert logs[0]["completions/mean_length"] == pytest.approx(sum(controller_tokens) / 8)
-    assert any(not torch.equal(before[k], v) for k, v in trainer.model.named_parameters())
-    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") >= 2
+    assert resolve_checkpoint(tmp_path / "run") == folder  # `corl-gym eval --checkpoint OUT` finds the model
+    assert json.loads((folder / "corl_train.json").read_text())["episodes"] == 8
+    trained = AutoModelForCausalLM.from_pretrained(folder)
+    assert any(not torch.equal(p, q) for p, q in zip(start.parameters(), trained.parameters()))
 
 
 def test_preset_matches_the_ppo_presets_task_and_episode_budget():
