@@ -12,7 +12,8 @@ concurrent), and returns the whole multi-turn trajectory after the prompt as the
 reward as every controller token's advantage, clipped ratio, optional k3 KL to a reference), so the
 same env, generator, SFT start and eval as PPO; what differs is the learner.
 
-The contract (trl 1.16; `rollout_func` is marked experimental there; `setup.cfg` pins the tested range):
+The contract (trl 1.16; `rollout_func` is marked experimental there; `setup.cfg` pins the tested range:
+1.15.0 fails on CPU, because its log-prob path needs Triton and the CPU build of torch has none):
 
 - `rollout_func(prompts: list, trainer: GRPOTrainer) -> dict`; required keys `prompt_ids`,
   `completion_ids`, `logprobs` (lists of per-row lists); every other key is an "extra field": a list is
