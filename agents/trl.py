@@ -2,6 +2,7 @@
 
     corl-gym train --learner trl-grpo --preset tiny-cpu                 # SFT (the PPO preset's), GRPO, eval
     corl-gym train --learner trl-grpo --model SFT_DIR --episodes 640    # GRPO from any causal LM folder
+    python -m corl_gym.agents.trl --preset tiny-cpu --model runs/tiny-cpu/sft --out runs/grpo   # same flags
 
 Each prompt row of the dataset names a training problem and a budget mode (a JSON key, not text: see
 trap 2). `CORLRollout` plays one episode per row through a token-mode `CORLMathVectorEnv` with the
@@ -23,10 +24,11 @@ The contract (trl 1.16; `rollout_func` is marked experimental there; `setup.cfg`
 
 Traps, each handled here:
 
-1. The prompts arrive already repeated `num_generations` times, consecutively (the `RepeatSampler`):
-   play exactly one episode per row, in order, never `num_generations` per prompt (advantages are
-   normalised over consecutive blocks of `num_generations` rows). vLLM helpers that take unique prompts
-   and `n=num_generations` would need `prompts[::num_generations]` instead; we do not use them.
+1. The prompts arrive already repeated `num_generations` times, consecutively (the `RepeatSampler`;
+   TRL's docstring says "no duplication": the trainer adds none on top of that). Play exactly one
+   episode per row, in order, never `num_generations` per prompt (advantages are normalised over
+   consecutive blocks of `num_generations` rows). vLLM helpers that take unique prompts and
+   `n=num_generations` would need `prompts[::num_generations]` instead; we do not use them.
 2. `rollout_func` receives the prompts only, not the dataset's other columns: whatever the episode
    needs (problem id, budget) must be recoverable from the prompt itself. Our prompts are JSON keys.
    All rows of a group must play the same problem and budget, with different sampling noise
@@ -44,9 +46,10 @@ Traps, each handled here:
    `mask_truncated_completions=True` would mask every episode out of the loss: it stays False.
 7. `max_completion_length` is ignored by `rollout_func`: length is bounded by `max_turns` x
    `max_new_tokens` plus the env's blocks.
-8. GRPOConfig defaults are GPU ones: `bf16=True` and `gradient_checkpointing=True` (set False on CPU),
-   `use_cpu` for CPU, `beta=0.0` (no KL; with `beta > 0` the reference model is loaded again from
-   `model.config._name_or_path`, so pass a model folder, not an in-memory model).
+8. GRPOConfig defaults are GPU ones: `bf16=True` and `gradient_checkpointing=True` (both turned off
+   here on CPU; transformers 5 renames the latter `activation_checkpointing`); CPU needs `use_cpu`.
+   `beta` defaults to 0.0 (no KL); with `beta > 0` the reference model is loaded again from
+   `model.config._name_or_path`, so pass a model folder, not an in-memory model.
 9. Generation without vLLM: the trainer's own model (unwrapped from accelerate) generates, switched to
    eval mode and back, under `no_grad`; `generation_batch_size = per_device_train_batch_size *
    steps_per_generation` must be a multiple of `num_generations`, and with `steps_per_generation > 1` TRL
