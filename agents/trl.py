@@ -46,8 +46,8 @@ Traps, each handled here:
    `mask_truncated_completions=True` would mask every episode out of the loss: it stays False.
 7. `max_completion_length` is ignored by `rollout_func`: length is bounded by `max_turns` x
    `max_new_tokens` plus the env's blocks.
-8. GRPOConfig defaults are GPU ones: `bf16=True` and `gradient_checkpointing=True` (both turned off
-   here on CPU; transformers 5 renames the latter `activation_checkpointing`); CPU needs `use_cpu`.
+8. GRPOConfig defaults are GPU ones: `bf16=True` (off here on CPU) and `gradient_checkpointing=True`
+   (always off here; transformers 5 renames it `activation_checkpointing`); CPU needs `use_cpu`.
    `beta` defaults to 0.0 (no KL); with `beta > 0` the reference model is loaded again from
    `model.config._name_or_path`, so pass a model folder, not an in-memory model.
 9. Generation without vLLM: the trainer's own model (unwrapped from accelerate) generates, switched to
