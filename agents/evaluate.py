@@ -137,6 +137,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-turns", type=int, default=None, help="default: the run's, else 3")
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's, else 96")
+    parser.add_argument("--integer-answers", choices=["true", "false"], default=None,
+                        help="keep only integer answers of <= 3 digits (default: as the run was trained)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--policy", default=None, help="policy name in the table (default: the folder name)")
     parser.add_argument("--device", default="cpu")
@@ -148,13 +150,29 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     settings = train_settings(model_dir)
     model, tokenizer = load_controller(model_dir, args.device)
-    rows = evaluate(
+    try:
+        rows = _evaluate_args(args, model, tokenizer, settings, model_dir)
+    except (ValueError, FileNotFoundError) as exc:  # unknown dataset or pool, missing data file
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    print(write_report(rows, args.out or model_dir))
+    return 0
+
+
+def _evaluate_args(args, model, tokenizer, settings, model_dir) -> list[dict[str, Any]]:
+    return evaluate(
         model, tokenizer, pool=args.pool or settings.get("pool", "sim-paper"),
         datasets=args.dataset or [settings.get("dataset", "synthetic")], budgets=args.budgets,
         limit=args.limit or None, seed=args.seed, test_fraction=settings.get("test_fraction", 0.5),
-        integer_answers=settings.get("integer_answers", False), max_turns=args.max_turns or settings.get("max_turns", 3),
+        integer_answers=settings.get("integer_answers", False) if args.integer_answers is None else args.integer_answers == "true",
+        max_turns=args.max_turns or settings.get("max_turns", 3),
         max_new_tokens=args.max_new_tokens or settings.get("max_new_tokens", 96), batch_size=args.batch_size,
-        policy=args.policy or model_dir.parent.name if model_dir.name == "actor" else args.policy or model_dir.name,
+        policy=args.policy or _run_name(model_dir),
     )
-    print(write_report(rows, args.out or model_dir))
-    return 0
+
+
+def _run_name(model_dir: Path) -> str:
+    """`runs/x` for `runs/x/checkpoints/latest/actor`, `runs/x/actor` and `runs/x`."""
+    parts = model_dir.parts
+    if parts[-3:] == ("checkpoints", "latest", "actor"):
+        return parts[-4] if len(parts) > 3 else "controller"
+    return model_dir.parent.name if model_dir.name == "actor" else model_dir.name
