@@ -40,6 +40,8 @@ from corl_gym.agents.ppo.rollout import Episode
 
 @dataclass
 class SFTConfig:
+    """SFT warm start: clone scripted routers' token-mode trajectories (loss on the controller's tokens)."""
+
     model: str = _f("", "folder of a transformers causal LM with its tokenizer; empty: build one of --size")
     size: str = _f("tiny-cpu", "with no --model: a Qwen2 of this size (agents.tiny.SIZES) and a tokenizer trained here")
     out: str = _f("runs/sft", "output folder: the model and tokenizer, corl_train.json, sft_metrics.jsonl")

@@ -16,6 +16,8 @@ def _f(default: Any, help: str) -> Any:
 
 @dataclass
 class PPOConfig:
+    """Token-level PPO for a controller LLM in CORL-Math-v0 (defaults: Search-R1 / Router-R1 at 7B)."""
+
     # model and output
     model: str = _f("", "folder of a transformers causal LM with its tokenizer (e.g. an SFT checkpoint)")
     out: str = _f("runs/ppo", "output folder: metrics.jsonl, checkpoints/, tensorboard/")
