@@ -72,11 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in FORWARDED_VERBS:
         return _forward(FORWARDED_VERBS[argv[0]], argv[1:], f"corl-gym {argv[0]}")
-    args, rest = _parser().parse_known_args(argv)
-    if args.verb == "train" and args.learner in FORWARDED_LEARNERS:
-        return _forward(FORWARDED_LEARNERS[args.learner], rest, f"corl-gym train --learner {args.learner}")
-    if rest:
-        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    learner = _forwarded_learner(argv)
+    if learner is not None:  # the learner parses every flag itself (ours would swallow --out, --seed, ...)
+        name, rest = learner
+        return _forward(FORWARDED_LEARNERS[name], rest, f"corl-gym train --learner {name}")
+    args = _parser().parse_args(argv)
     try:
         if args.verb == "bench":
             return _bench(args)
@@ -117,6 +117,22 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"corl-gym bench: stopped early: {result.stopped}", file=sys.stderr)
         return 3
     return 0
+
+
+def _forwarded_learner(argv: list[str]) -> tuple[str, list[str]] | None:
+    """(learner, the other arguments) for `train --learner NAME ...` with a forwarded learner, else None."""
+    if not argv or argv[0] != "train":
+        return None
+    rest = argv[1:]
+    for i, arg in enumerate(rest):
+        if arg.startswith("--learner="):
+            name, others = arg.split("=", 1)[1], rest[:i] + rest[i + 1:]
+        elif arg == "--learner" and i + 1 < len(rest):
+            name, others = rest[i + 1], rest[:i] + rest[i + 2:]
+        else:
+            continue
+        return (name, others) if name in FORWARDED_LEARNERS else None
+    return None
 
 
 def _forward(target: str, argv: list[str], prog: str) -> int:

@@ -119,3 +119,14 @@ def test_several_pools_datasets_and_seeds(data_dir, tmp_path):
     assert "### math500 | pool sim-paper" in result.markdown and "### synthetic | pool sim-paper" in result.markdown
     train_ids = {p.id for p in split_problems(load_problems("math500"), 0.5)[0]}
     assert not train_ids & {r["problem_id"] for r in result.rows}  # evaluated on the test split only
+
+
+def test_train_forwards_every_flag_to_its_learner(monkeypatch):
+    import corl_gym.cli as cli
+
+    seen = {}
+    monkeypatch.setattr(cli, "_forward", lambda target, argv, prog: seen.update(target=target, argv=argv, prog=prog) or 0)
+    assert main(["train", "--out", "X", "--learner", "ppo", "--seed", "3", "--preset", "tiny-cpu"]) == 0
+    assert seen == {"target": "corl_gym.agents.ppo.train:main", "argv": ["--out", "X", "--seed", "3", "--preset", "tiny-cpu"],
+                    "prog": "corl-gym train --learner ppo"}
+    assert main(["train", "--learner=sft", "--pool", "paper"]) == 0 and seen["argv"] == ["--pool", "paper"]
