@@ -1,20 +1,12 @@
-"""Tiny tokenizers and models built inside the tests: nothing is downloaded.
+"""Tiny tokenizers for the tests: nothing is downloaded.
 
-The tokenizer is a byte-level BPE with Qwen2's pre-tokenizer split pattern, trained on a small corpus,
-with ChatML special tokens and a ChatML chat template, saved and reloaded so ids are stable."""
+`make_tokenizer` trains the project's tiny-controller tokenizer (`corl_gym.agents.tiny`: byte-level BPE
+with Qwen2's split pattern, ChatML special tokens and template, saved and reloaded so ids are stable) on
+a small corpus of the grammar's tags and arithmetic, with Qwen2's own one-digit split."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-CHATML = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
 def corpus() -> list[str]:
@@ -29,23 +21,6 @@ def corpus() -> list[str]:
 
 def make_tokenizer(folder: Path, vocab_size: int = 1200):
     """A PreTrainedTokenizerFast trained here, saved to `folder` and reloaded from it."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    from corl_gym.agents.tiny import QWEN2_SPLIT, train_tokenizer
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tokenizer.train_from_iterator(corpus(), trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|endoftext|>", chat_template=CHATML
-    )
-    fast.save_pretrained(folder)
-    return PreTrainedTokenizerFast.from_pretrained(folder)
+    return train_tokenizer(corpus(), folder, vocab_size=vocab_size, split=QWEN2_SPLIT)
