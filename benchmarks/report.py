@@ -37,7 +37,9 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     if n < 2:
         return (mean, mean)
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return (mean - Z95 * sd / math.sqrt(n), mean + Z95 * sd / math.sqrt(n))
+    # a normal interval can leave the range the values can take (1.004 for a 0/1 reward): clip it there
+    low, high = min(values), max(values)
+    return (max(mean - Z95 * sd / math.sqrt(n), low), min(mean + Z95 * sd / math.sqrt(n), high))
 
 
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -136,7 +138,7 @@ def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]])
             cells = [s["policy"], s["budget"], str(s["n"])]
             cells += [f"{s['accuracy']:.3f} ({s['accuracy_ci'][0]:.3f}-{s['accuracy_ci'][1]:.3f})"]
             cells += [f"{s['mean_reward']:.3f} ({s['reward_ci'][0]:.3f}-{s['reward_ci'][1]:.3f})"]
-            cells += [f"{s['mean_cost_usd']:.6f} ({max(s['cost_ci'][0], 0):.6f}-{s['cost_ci'][1]:.6f})"]
+            cells += [f"{s['mean_cost_usd']:.6f} ({s['cost_ci'][0]:.6f}-{s['cost_ci'][1]:.6f})"]
             cells += [f"{s['expert_call_ratio']:.3f}"]
             cells += [f"{s['calls_per_episode'].get(e, 0.0):.3f}" for e in experts]
             cells += [f"{s['over_budget_rate']:.3f}"]
