@@ -2,7 +2,7 @@
 writes its JSON before the next starts, so a run cut short still leaves every finished stage.
 
     python -m corl_gym.benchmarks.ppo_gpu --out benchmarks/results/ppo_gpu          # the H200 run
-    python -m corl_gym.benchmarks.ppo_gpu --dry-run --out /tmp/ppo_gpu_dry          # CPU, toy sizes: the code path
+    python -m corl_gym.benchmarks.ppo_gpu --dry-run --out runs/ppo_gpu_dry          # CPU, toy sizes: the code path
 
 Models are Qwen2.5-0.5B- and 1.5B-shaped (`Qwen2Config` with their published shapes), random weights,
 bf16; nothing is downloaded. Stages:
