@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--cache-mode", choices=("off", "read-write", "replay-only", "record"), default=None,
                        help="expert cache mode (default read-write with --cache)")
     bench.add_argument("--max-spend", type=float, default=None, help="stop before expert calls spend more USD (see ledger.json)")
-    train = verbs.add_parser("train", help="train a router")
+    train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)")
     learners = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
     train.add_argument("--learner", required=True, help=f"one of {learners}; ppo and sft take their own flags")
     train.add_argument("--pool", default="sim-paper", help="an expert pool name or a YAML path")
