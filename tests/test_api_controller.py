@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 import corl_gym  # noqa: F401
-from corl_gym.agents.api_controller import ChatController, close_open_tag, make_chat_controller
+from corl_gym.agents.api_controller import close_open_tag, make_chat_controller
 from corl_gym.benchmarks.episodes import run_episode
 from corl_gym.data import Problem
 from corl_gym.experts import load_pool

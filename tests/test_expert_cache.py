@@ -12,7 +12,7 @@ import pytest
 
 from corl_gym.data import Problem
 from corl_gym.envs.math_env import CORLMathEnv
-from corl_gym.experts import CacheConfig, ExpertReply, ExpertSpec, Ledger, load_pool
+from corl_gym.experts import CacheConfig, ExpertSpec, Ledger, load_pool
 from corl_gym.experts.cache import ExpertCache, cache_key
 from corl_gym.experts.fake_server import ChatServer
 from corl_gym.experts.openai_backend import OpenAIExpert

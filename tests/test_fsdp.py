@@ -3,7 +3,6 @@ does on the union of the two batches: same losses, same gradient norms, same wei
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 import pytest

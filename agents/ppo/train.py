@@ -21,8 +21,6 @@ global token counts, so the update equals one process's on the union of the batc
 
 from __future__ import annotations
 
-import copy
-import math
 import random
 import shutil
 import sys
