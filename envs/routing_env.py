@@ -94,7 +94,7 @@ class CORLRoutingEnv(gym.Env):
         problem = self.text_env.problem
         self._info = info
         self._own = stated_answer(self.pool.controller.call(problem.problem, problem).text)
-        self._candidate, self._source, self._answers = self._own, 0, [self._own]
+        self._candidate, self._source, self._distinct = self._own, 0, [self._own]
         self._latest: dict[int, str] = {0: self._own}  # answerer (0 = self, k = expert k) -> its answer
         self._problem_features = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)
         self._expected = np.array(
@@ -117,7 +117,8 @@ class CORLRoutingEnv(gym.Env):
             answer = verify.extract_answer(reply.text)
             if answer is not None:
                 self._candidate, self._source = answer, action
-                self._answers.append(answer)
+                if not any(verify.is_equivalent(answer, kept) for kept in self._distinct):
+                    self._distinct.append(answer)  # answers up to equivalence, kept as they come
                 self._latest[action] = answer
         self._info = info
         return self._observation(), reward, terminated, truncated, self._full_info(info)
@@ -141,8 +142,9 @@ class CORLRoutingEnv(gym.Env):
         source = np.zeros(K + 1, dtype=np.float32)
         source[self._source] = 1.0
         calls = np.array([info["calls"][n] for n in self.expert_names], dtype=np.float32) / self.max_steps
-        agrees = float(self._source == 0 or verify.is_equivalent(self._candidate, self._own))
-        distinct = len(_distinct(self._answers)) / (K + 1)
+        agreement = self._agreement()
+        agrees = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
+        distinct = len(self._distinct) / (K + 1)
         parts = [
             budget,
             [(np.log10(max(threshold, 1e-6)) + 6.0) / 8.0],
@@ -151,7 +153,7 @@ class CORLRoutingEnv(gym.Env):
             calls,
             source,
             [agrees, distinct, info["turn"] / self.max_steps],
-            self._agreement(),
+            agreement,
             self._problem_features,
         ]
         return np.clip(np.concatenate([np.asarray(p, dtype=np.float32) for p in parts]), -1.0, 1.0)
@@ -174,12 +176,3 @@ class CORLRoutingEnv(gym.Env):
     def close(self) -> None:
         self.text_env.close()
         super().close()
-
-
-def _distinct(answers: list[str]) -> list[str]:
-    """Answers up to equivalence (few answers per episode, so pairwise checks are cheap)."""
-    kept: list[str] = []
-    for answer in answers:
-        if not any(verify.is_equivalent(answer, other) for other in kept):
-            kept.append(answer)
-    return kept
