@@ -177,7 +177,10 @@ def _text_policy(policy: str, block: _Block) -> Any:
 def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfig, out: Path | None) -> BenchResult:
     summary = summarize(rows)
     budgets = {(b.pool_name, b.dataset): b.pool.budgets for b in blocks}
-    frontiers = {(b.pool_name, b.dataset): _frontier(b) for b in blocks if b.seed == blocks[0].seed}
+    # The frontier calls every expert on every test problem: only where the run already peeks (`oracle`),
+    # so a live pool is never billed for a plot nobody asked for.
+    frontiers = {(b.pool_name, b.dataset): _frontier(b) for b in blocks
+                 if b.seed == blocks[0].seed and "oracle" in b.policies}
     curves = curve_metrics(summary, budgets, config.at_cost, config.target_accuracy)
     markdown = report_markdown(summary, curves)
     plot = None

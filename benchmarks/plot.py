@@ -2,7 +2,7 @@
 
 Each policy's points per budget (marker shape = budget) joined by a thin line; the oracle frontier
 (the best accuracy reachable at each per-query dollar cap with perfect knowledge, from the test
-problems' labels) in black; the upper hull of every non-oracle point, i.e. what mixing the policies
+problems' labels; drawn when the run includes `oracle`) in black; the upper hull of every non-oracle point, i.e. what mixing the policies
 shown can reach, dashed. The x axis is symmetric-log in dollars, so $0 (answering alone) sits on the axis with the rest.
 """
 
