@@ -37,6 +37,7 @@ _TOKEN = re.compile(
     r"|(?P<cmd>\\[A-Za-z]+|\\[{}|])|(?P<row>\\\\)|(?P<sym>[A-Za-z])"
     r"|(?P<op><=|>=|!=|[-+*/^_()\[\]{},=<>!|&;:]))"
 )
+_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan",
           "sinh", "cosh", "tanh"}
 _RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=",
@@ -65,6 +66,8 @@ def tokenize(text: str) -> list[tuple[str, str]]:
 
 
 def number(raw: str, repeating: str = "") -> tuple:
+    if _NUMBER.fullmatch(raw) is None or (repeating and not repeating.isdigit()):
+        raise ParseError(f"not a number: {raw[:20]!r}")
     digits = raw.lower().split("e")
     if len(digits[0]) > MAX_DIGITS or (len(digits) > 1 and abs(int(digits[1])) > 400):
         raise LimitExceeded("number too long")
@@ -95,7 +98,11 @@ class _Parser:
         return self.tokens[k] if k < len(self.tokens) else ("end", "")
 
     def take(self) -> tuple[str, str]:
+        # Consuming past the end is always a syntax error; raising here (rather than handing back an
+        # "end" token) guarantees that every loop which takes a token per turn terminates.
         token = self.peek()
+        if token[0] == "end":
+            raise ParseError("unexpected end of answer")
         self.pos += 1
         return token
 
@@ -280,7 +287,7 @@ class _Parser:
     def _braced_name(self) -> tuple[str, str]:
         self.expect("{")
         parts = []
-        while not self.at("}", ""):
+        while not self.at("}"):
             parts.append(self.take()[1])
         self.expect("}")
         return ("name", "".join(parts))
@@ -316,7 +323,10 @@ class _Parser:
             self.expect("}")
             return inner
         if kind == "num" and len(value) > 1:
-            # `\frac43`: a LaTeX argument without braces is one character.
+            # `\frac43`: a LaTeX argument without braces is one character. `\frac1.5` or `\frac1e5`
+            # would leave a stray `.5` or `e5` behind: refused, the slower path reads it as LaTeX does.
+            if not value.isdigit():
+                raise ParseError("unbraced argument that is not a digit")
             self.tokens[self.pos] = ("num", value[1:])
             return number(value[0])
         return self.nested(self.atom)

@@ -7,6 +7,7 @@ does not flake; benchmarks/verify_bench.py reports the real figures.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
@@ -35,6 +36,13 @@ PATHOLOGICAL = {
     "10k nested braces": "{" * 10_000 + "1" + "}" * 10_000,
     "unbalanced latex": "\\frac{1}{2 + \\left( 3",
     "sympy blow-up": "(x+1)^{5000}",  # against (x+2)^{5000}: expansion never finishes in time
+    # Unclosed groups once sent the fast parser round an endless loop that grew until the OOM killer
+    # came (found by a random action in the env's fuzz test); every kind of group is covered here.
+    "unclosed subscript": "E=TCmO_{(T",
+    "unclosed environment name": "\\begin{pmatrix",
+    "unclosed set": "\\{1,2",
+    "unclosed matrix": "\\begin{pmatrix}1&2",
+    "unbraced decimal argument": "\\frac1.5",
 }
 GOLDS = {"sympy blow-up": "(x+2)^{5000}"}
 ALLOWED = {Verdict.TIMEOUT, Verdict.UNPARSEABLE, Verdict.WRONG}
@@ -134,7 +142,6 @@ def _alive_or_zombie(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")  # still in the process table (running or zombie)
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
 def _zombie_children() -> set[str]:
     zombies = set()
     for entry in os.listdir("/proc"):
@@ -149,6 +156,7 @@ def _zombie_children() -> set[str]:
     return zombies
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
 def test_no_zombies_and_no_threads_left() -> None:
     # Compared with what was there before: children that other tests in this process left are theirs.
     threads, zombies_before = threading.active_count(), _zombie_children()
@@ -218,3 +226,68 @@ def test_import_corl_gym_stays_light() -> None:
 def test_odd_timeouts_are_clamped(timeout) -> None:
     assert check("\\sqrt{8}", "2\\sqrt{2}", timeout=timeout) is Verdict.CORRECT
     assert check("\\sqrt{8}", "2\\sqrt{2}", timeout=-1) is Verdict.TIMEOUT
+
+
+_FRAGMENTS = list("0123456789xyzE+-*/^_=<>!,;.()[]{}|&' ") + [
+    "\\frac", "\\sqrt", "\\{", "\\}", "\\left(", "\\right)", "\\begin{pmatrix}", "\\end{pmatrix}", "\\\\",
+    "\\pi", "\\infty", "\\cup", "\\pm", "\\text{", "\\boxed{", "\\binom", "\\sin", "\\le", "\\cdot",
+    "^\\circ", "\\%", "\\dfrac", "\\begin{array}{cc}", "\\end{array}", "\\mathbf{", "\\,", "\\in", "\\emptyset",
+]
+
+
+class _Hung(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _watchdog(seconds: float, what: str):
+    """Fail (rather than hang the run) when the block takes longer than `seconds`: not a speed test."""
+
+    def hung(*_):
+        raise _Hung
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    except _Hung:
+        pytest.fail(f"never ended on {what}")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+_UNCLOSED = ["E=TCmO_{(T", "x_{", "\\begin{pmatrix", "\\{1,2", "\\begin{pmatrix}1&2", "\\sqrt[3", "(1,2", "\\frac{1}{"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+@pytest.mark.parametrize("text", _UNCLOSED)
+def test_parser_ends_on_every_unclosed_group(text: str) -> None:
+    from corl_gym._verify_parse import ParseError, parse
+
+    with _watchdog(5.0, repr(text)), pytest.raises(ParseError):
+        parse(text)
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_fast_path_ends_on_random_latex_fragments() -> None:
+    """The in-process steps (normalising, parsing, exact arithmetic, action parsing) have no deadline
+    of their own: they must end on any input, raising nothing but the hand-off to the worker."""
+    from corl_gym import protocol
+    from corl_gym.verify import _decide_fast, _Slow, extract_answer
+
+    rng = random.Random(0)
+    golds = ["5", "\\frac{1}{2}", "x^2+1", "(1,2)", "\\{1,2\\}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", "[0,1)"]
+    for _ in range(5_000):
+        text = "".join(
+            rng.choice(_FRAGMENTS) if rng.random() < 0.6 else rng.choice(string.printable)
+            for _ in range(rng.randint(1, 25))
+        )
+        for pred, gold in ((text, rng.choice(golds)), (rng.choice(golds), text)):
+            with _watchdog(5.0, f"pred={pred!r} gold={gold!r}"):
+                try:
+                    assert isinstance(_decide_fast(pred, gold), Verdict)
+                except _Slow:
+                    pass
+                protocol.parse_action(f"<answer>{pred}</answer>", ["o3"])
+                extract_answer(pred)
