@@ -116,6 +116,7 @@ def test_random_and_hostile_actions_never_raise():
         '<call expert="o3\\" onload=">q</call>', "<ANSWER>1</ANSWER>", "\ud800", "<answer>1e999999</answer>",
     ]
     env.reset(seed=0)
+    env.action_space.seed(0)  # samples are drawn from the space's own generator, not the env's
     done = False
     for step in range(10_000):
         if done:
