@@ -149,17 +149,28 @@ def test_accuracy_profiles():
             accuracy_profile(bad, "expert 'e'")
 
 
-def test_latency_reported_not_slept_unless_asked():
+def test_latency_reported_not_slept_unless_asked(monkeypatch):
     problem = Problem("s-1", "p", "3", level=5)
     spec = ExpertSpec(name="slow", backend="sim", model="m", options={"skill": 1.0, "completion_tokens": 100,
                                                                       "tokens_per_s": 1000.0, "latency_base_s": 0.2})
-    start = time.perf_counter()
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
     reply = SimExpert(spec).call("q", problem)
-    assert reply.latency_s > 0.2 and time.perf_counter() - start < 0.1
+    assert reply.latency_s > 0.2 and slept == []  # reported, not slept
     spec = ExpertSpec(name="slow", backend="sim", model="m", options={**spec.options, "simulate_latency": True})
-    start = time.perf_counter()
-    replies = asyncio.run(SimExpert(spec).acall_batch([("q", problem)] * 5))  # concurrent sleeps
-    assert 0.2 <= time.perf_counter() - start < 0.6 and len(replies) == 5
+    reply = SimExpert(spec).call("q", problem)
+    assert slept == [reply.latency_s]
+    real_sleep, waiting = asyncio.sleep, {"now": 0, "most": 0}
+
+    async def sleep(delay, *args, **kwargs):
+        waiting["now"] += 1
+        waiting["most"] = max(waiting["most"], waiting["now"])
+        await real_sleep(0)
+        waiting["now"] -= 1
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    replies = asyncio.run(SimExpert(spec).acall_batch([("q", problem)] * 5))
+    assert len(replies) == 5 and waiting["most"] == 5  # the five latencies are waited out concurrently
 
 
 @pytest.mark.parametrize("gold", ["0", "7", "-3", "1,000", "025", "0.5", ".35625", "\\frac{1}{2}", "-\\frac{24}{25}",
