@@ -136,6 +136,8 @@ def _pathological() -> dict[str, tuple[str, str]]:
         "100k-character garbage": ("".join(rng.choice(string.printable) for _ in range(100_000)), "5"),
         "10k nested braces": ("{" * 10_000 + "1" + "}" * 10_000, "5"),
         "unbalanced LaTeX": ("\\frac{1}{2 + \\left( 3", "5"),
+        "unclosed subscript E=TCmO_{(T": ("E=TCmO_{(T", "5"),
+        "unclosed matrix": ("\\begin{pmatrix}1&2", "5"),
         "sympy blow-up (x+1)^{5000} vs (x+2)^{5000}": ("(x+1)^{5000}", "(x+2)^{5000}"),
     }
 
