@@ -32,12 +32,13 @@ class LimitExceeded(ValueError):
     """Input past a safety cap (size, depth, magnitude): refused, never handed to a slower path."""
 
 
+_NUMBER_PATTERN = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
+_NUMBER = re.compile(_NUMBER_PATTERN)
 _TOKEN = re.compile(
-    r"\s*(?:(?P<num>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
+    rf"\s*(?:(?P<num>{_NUMBER_PATTERN})"
     r"|(?P<cmd>\\[A-Za-z]+|\\[{}|])|(?P<row>\\\\)|(?P<sym>[A-Za-z])"
     r"|(?P<op><=|>=|!=|[-+*/^_()\[\]{},=<>!|&;:]))"
 )
-_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?")
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan",
           "sinh", "cosh", "tanh"}
 _RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=",
