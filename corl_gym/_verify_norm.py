@@ -16,10 +16,10 @@ MAX_ANSWER_CHARS = 1000
 MAX_TEXT_CHARS = 200_000
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.S)
 _GSM8K_MARK = re.compile(r"####\s*([^\n]+)")
-_PHRASE = re.compile(r"(?:final answer|answer is|answer:|answer =)\s*(?:is\s*)?[:=]?\s*([^\n]+)", re.I)
-_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_PHRASE_HEAD = re.compile(r"final answer|answer is|answer:|answer =", re.I)
+_SPACE_RUN = re.compile(r"\s*")
+_MATH_OPENER = re.compile(r"\$|\\[(\[]")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _PROSE = re.compile(r"(?<!\\)\b[A-Za-z]{2,}\s+[A-Za-z]{2,}\b")
 
@@ -81,30 +81,97 @@ def extract_answer(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed is not None:
         return boxed or None
-    tags = _ANSWER_TAG.findall(text)
-    if tags:
-        inner = tags[-1].strip()
+    tag = _last_answer_tag(text)
+    if tag is not None:
+        inner = tag.strip()
         return (extract_answer(inner) if inner else None) if "<answer>" not in inner else None
     if _BOXED.search(text):  # a box was opened but never closed: truncated output, no answer
         return None
     return _fallback(text)
 
 
+# The three scanners below find what the lazy regexes `<answer>(.*?)</answer>`, `\$(.+?)\$` (and the
+# other math delimiters) and `answer:\s*(?:is\s*)?[:=]?\s*([^\n]+)` would, in linear time. Those
+# regexes backtrack quadratically on model output such as 50,000 unclosed `\(` or "Answer:" followed by
+# a long run of newlines, and this code runs in the caller's process, outside any deadline.
+
+
+def _last_answer_tag(text: str) -> str | None:
+    """The content of the last `<answer>...</answer>` pair, pairs taken left to right as a lazy regex would."""
+    found, pos = None, 0
+    while (start := text.find("<answer>", pos)) >= 0:
+        end = text.find("</answer>", start + len("<answer>"))
+        if end < 0:
+            break
+        found, pos = text[start + len("<answer>") : end], end + len("</answer>")
+    return found
+
+
+def _phrase_answers(text: str) -> tuple[list[str], bool]:
+    """What follows each "final answer: / answer is / answer:" phrase, to the end of its line, and whether
+    some phrase was followed by nothing at all."""
+    hits, pos, dangling = [], 0, False
+    while (head := _PHRASE_HEAD.search(text, pos)) is not None:
+        k = _SPACE_RUN.match(text, head.end()).end()
+        if text[k : k + 2].lower() == "is" and not text[k + 2 : k + 3].isalpha():  # not the "is" of "isosceles"
+            k = _SPACE_RUN.match(text, k + 2).end()
+        if text[k : k + 1] in (":", "="):
+            k = _SPACE_RUN.match(text, k + 1).end()
+        end = text.find("\n", k)
+        end = len(text) if end < 0 else end
+        if end > k:
+            hits.append(text[k:end])
+            pos = end
+        else:
+            dangling = dangling or k > head.end()  # "Answer: " and then nothing: a truncated reply
+            pos = max(k, head.end())
+    return hits, dangling
+
+
+def _last_math_span(text: str) -> str | None:
+    r"""The content of the last complete `$$..$$`, `$..$`, `\(..\)` or `\[..\]` span (spans left to right)."""
+    closers = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+    next_at: dict[str, int] = {}  # the first occurrence at or after the last search start, or -1
+
+    def find(closer: str, start: int) -> int:
+        # Searches only move forward, so a remembered hit at or past `start` is still the first one.
+        known = next_at.get(closer)
+        if known is None or (0 <= known < start):
+            known = next_at[closer] = text.find(closer, start)
+        return known
+
+    found, pos = None, 0
+    while (opener := _MATH_OPENER.search(text, pos)) is not None:
+        i = opener.start()
+        candidates = ("$$", "$") if text.startswith("$$", i) else (opener.group(0),)
+        for candidate in candidates:
+            begin = i + len(candidate)
+            end = find(closers[candidate], begin + 1)  # at least one character of content
+            if end >= 0:
+                found, pos = text[begin:end], end + len(closers[candidate])
+                break
+        else:
+            pos = i + 1
+    return found
+
+
 def _fallback(text: str) -> str | None:
-    for pattern in (_GSM8K_MARK, _PHRASE):
-        hits = pattern.findall(text)
+    phrases, dangling = _phrase_answers(text)
+    for hits in (_GSM8K_MARK.findall(text), phrases):
         if hits:
             value = hits[-1].strip().strip("*`").rstrip(".").strip()  # markdown emphasis is not the answer
-            spans = _MATH_SPAN.findall(value)
-            if spans:
-                value = next(part for part in spans[-1] if part)
+            span = _last_math_span(value)
+            if span is not None:
+                value = span
             return value.strip("$*` ").strip() or None
+    if dangling:  # "The answer is" and the reply ends: no answer, and the text is not one either
+        return None
     stripped = text.strip()
     if _looks_like_bare_answer(stripped):
         return stripped.rstrip(".") or None
-    spans = _MATH_SPAN.findall(text)
-    if spans:
-        return next(part for part in spans[-1] if part).strip() or None
+    span = _last_math_span(text)
+    if span is not None:
+        return span.strip() or None
     numbers = _NUMBER.findall(text)
     return numbers[-1].rstrip(",") if numbers else None
 
@@ -197,7 +264,9 @@ def is_text_answer(s: str) -> bool:
     return bool(_WORDS.fullmatch(s)) and s not in _MATH_WORDS
 
 
-_WORDS = re.compile(r"[A-Za-z]*[A-Za-z]{3,}[A-Za-z]*(?: [A-Za-z']+)*")
+# The first word is all letters, so "has a run of three letters" is "is three letters or longer"
+# (written that way: `[A-Za-z]*[A-Za-z]{3,}[A-Za-z]*` backtracks cubically on a long word that fails).
+_WORDS = re.compile(r"[A-Za-z]{3,}(?: [A-Za-z']+)*")
 
 
 _MATH_WORDS = {"pi", "inf", "infty", "sqrt", "frac"}

@@ -84,7 +84,10 @@ def parse(text: str) -> tuple:
     parser = _Parser(tokenize(text))
     if not parser.tokens:
         raise ParseError("empty answer")
-    tree = parser.top()
+    try:
+        tree = parser.top()
+    except RecursionError:  # MAX_DEPTH counts groups, not frames: a deep caller's stack can run out first
+        raise LimitExceeded("nesting too deep") from None
     if parser.pos != len(parser.tokens):
         raise ParseError(f"unexpected {parser.peek()[1]!r}")
     return tree

@@ -291,3 +291,41 @@ def test_fast_path_ends_on_random_latex_fragments() -> None:
                     pass
                 protocol.parse_action(f"<answer>{pred}</answer>", ["o3"])
                 extract_answer(pred)
+
+
+_HUGE_MODEL_TEXTS = {
+    # Each of these once took seconds to minutes in the caller's process (quadratic or cubic regex
+    # backtracking); extraction and the fast path now scan them in linear time.
+    "50k unclosed \\(": "\\(" * 50_000,
+    "100k unclosed \\[": "\\[" * 50_000,
+    "16k unclosed <answer>": "%final answer" + "\\\\.5<answer>" * 16_000,
+    "Answer: then 50k newlines": "The answer:" + "\n" * 50_000,
+    "Answer: then 199k spaces": "The answer:" + " " * 199_000,
+    "999-letter word that fails": "a" * 999 + "1",
+}
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+@pytest.mark.parametrize("name", list(_HUGE_MODEL_TEXTS))
+def test_huge_model_text_is_scanned_without_backtracking(name: str) -> None:
+    from corl_gym.protocol import stated_answer
+    from corl_gym.verify import extract_answer, fast_path
+
+    text = _HUGE_MODEL_TEXTS[name]
+    with _watchdog(5.0, name):  # linear scans take milliseconds; the old regexes took 5 s to minutes
+        extract_answer(text)
+        stated_answer(text)
+        assert fast_path(text[:1000], "5") in (Verdict.UNPARSEABLE, Verdict.WRONG, None)
+        assert check("<answer>" + text + "</answer>", "5", timeout=0.5) in ALLOWED
+
+
+def test_deep_nesting_from_a_deep_stack_is_refused_not_a_recursion_error() -> None:
+    from corl_gym._verify_parse import LimitExceeded, parse
+
+    def from_depth(frames: int) -> None:
+        if frames:
+            return from_depth(frames - 1)
+        with pytest.raises(LimitExceeded):
+            parse("(" * 110 + "1" + ")" * 110)
+
+    from_depth(600)
