@@ -21,6 +21,7 @@ a new list; the `Problem` objects in it are shared between calls, so treat them 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,14 +145,20 @@ def _read_cached(path: Path, dataset: str, task: str | None = None) -> tuple[Pro
 
 def _parse_jsonl(path: Path, dataset: str) -> list[Problem]:
     problems: list[Problem] = []
-    with path.open(encoding="utf-8") as lines:
-        for lineno, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for lineno, raw in enumerate(lines, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(f"{path}, line {lineno}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataFormatError(f"{path}, line {lineno}: invalid JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # a 5000-digit integer, or 100k nested brackets
+                raise DataFormatError(f"{path}, line {lineno}: unreadable JSON ({type(exc).__name__})") from None
             problems.append(row_to_problem(row, dataset, len(problems), where=f"{path}, line {lineno}"))
     _check_unique(problems, str(path))
     return problems
@@ -185,6 +192,8 @@ def row_to_problem(row: Any, dataset: str, index: int, where: str = "row") -> Pr
 def _answer_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON's NaN and Infinity are not answers
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # sources store integer answers as floats (27.0); the gold is "27"
     text = str(value).strip() if isinstance(value, (str, int, float)) else ""
@@ -195,6 +204,8 @@ def _level(value: Any) -> int | None:
     if isinstance(value, str):  # the hub's MATH copies write "Level 3"
         value = value.removeprefix("Level").strip()
         value = int(value) if value.isdigit() else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON's NaN and Infinity are not answers
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5 else None

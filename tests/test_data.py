@@ -105,6 +105,13 @@ def test_jsonl_path_schema(tmp_path: Path) -> None:
     assert load_problems(path, limit=1) == problems[:1]  # os.PathLike works too
 
 
+def test_non_utf8_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"id": "a", "problem": "p", "answer": "1"}\n{"id": "b", "problem": "caf\xe9", "answer": "2"}\n')
+    with pytest.raises(DataFormatError, match="line 2: not UTF-8"):
+        load_problems(str(path))
+
+
 @pytest.mark.parametrize("line, message", [
     ('{"id": "x", "problem": "p", "answer": ', "invalid JSON"),
     ('{"id": "x", "problem": "p"}', "missing required key 'answer'"),
@@ -113,6 +120,10 @@ def test_jsonl_path_schema(tmp_path: Path) -> None:
     ('{"id": "x", "problem": "  ", "answer": "1"}', "'problem' must be a non-empty string"),
     ('{"id": "x", "problem": "p", "answer": ""}', "'answer' must be"),
     ('{"id": "ok", "problem": "p", "answer": "1"}', "duplicate id 'ok'"),
+    ('{"id": "x", "problem": "p", "answer": NaN}', "'answer' must be"),
+    ('{"id": "x", "problem": "p", "answer": -Infinity}', "'answer' must be"),
+    ('{"id": "x", "problem": "p", "answer": ' + "9" * 5000 + "}", "unreadable JSON"),
+    ("[" * 100_000, "unreadable JSON"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path: Path, line: str, message: str) -> None:
     path = write_jsonl(tmp_path / "bad.jsonl", ['{"id": "ok", "problem": "p", "answer": "1"}', "", line])
