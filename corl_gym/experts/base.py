@@ -8,6 +8,7 @@ the single place prices live.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,29 @@ def boxed_reply(answer: str, model: str, steps: int) -> str:
         f"[{model}] I worked through the problem in {steps} steps, checking each intermediate result.\n"
         f"The final answer is $\\boxed{{{answer}}}$."
     )
+
+
+def storable_text(text: str) -> str:
+    """`text` with every lone surrogate (which no UTF-8 file or SQLite cache can hold) replaced by U+FFFD;
+    proper surrogate pairs become the character they encode. Text without surrogates is returned as is."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def checked_reply(reply: Any, name: str) -> ExpertReply:
+    """`reply` when it is a well-formed `ExpertReply`; else a `bad_response` error reply that keeps what the
+    call cost (a backend handing back non-text would break the cache, the ledger and the env)."""
+    if not isinstance(reply, ExpertReply):
+        return ExpertReply(text="", error=f"expert {name!r} returned a {type(reply).__name__}, not an ExpertReply",
+                           error_kind="bad_response")
+    if isinstance(reply.text, str):
+        text = storable_text(reply.text)
+        return reply if text is reply.text else dataclasses.replace(reply, text=text)
+    error = reply.error or f"expert {name!r} replied with a {type(reply.text).__name__}, not text"
+    return dataclasses.replace(reply, text="", error=error, error_kind=reply.error_kind or "bad_response")
 
 
 def error_reply(exc: BaseException, **usage: Any) -> ExpertReply:

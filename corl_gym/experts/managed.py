@@ -8,21 +8,26 @@ goes through the same steps:
    a miss in `replay-only` returns an error reply naming the key;
 2. spend cap: the ledger reserves the call's worst-case cost or refuses the call (`spend_cap`);
 3. the live call (the backend's own `acall_batch`, so batching backends still batch);
-4. store a successful reply (modes `read-write`, `record`), release the reservation, book the call.
+4. release the reservation, book the call, then store a successful reply (modes `read-write`, `record`).
+   A reply whose text is not a string becomes a `bad_response` error (its cost kept); a store that fails
+   is logged as a warning and the reply is still returned, so a billed call is never lost.
 
 Anything else (`spec`, `name`, backend attributes such as `params` or `seed`) is the wrapped expert's.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import Expert, ExpertReply, error_reply
+from corl_gym.experts.base import Expert, ExpertReply, checked_reply, error_reply
 from corl_gym.experts.cache import CacheConfig, ExpertCache, cache_key, open_cache
 from corl_gym.experts.ledger import Ledger
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,8 +77,12 @@ class ManagedExpert(Expert):
         except Exception as exc:  # acall_batch should never raise; if a backend's does, every call failed
             replies = [error_reply(exc)] * len(live)
         out: list[Any] = list(before)
-        for index, reply in zip(live, replies):
-            out[index] = self._after(before[index], reply)
+        for position, index in enumerate(live):  # each call on its own: one bad reply spoils no other
+            reply = replies[position] if position < len(replies) else error_reply(RuntimeError("no reply"))
+            try:
+                out[index] = self._after(before[index], reply)
+            except Exception as exc:  # noqa: BLE001 - e.g. a ledger that cannot book it
+                out[index] = error_reply(exc)
         return out
 
     # --------------------------------------------------------------------------------------- helpers
@@ -98,11 +107,19 @@ class ManagedExpert(Expert):
                                           error_kind="spend_cap", attempts=0))
         return _Pending(key, request, reserved)
 
-    def _after(self, pending: _Pending, reply: ExpertReply) -> ExpertReply:
+    def _after(self, pending: _Pending, reply: Any) -> ExpertReply:
+        """Release the reservation, book the call, then store it: the provider billed it whatever the cache
+        does, so a store that fails (a full disk, a locked file) is a warning, never a lost reply."""
         self._release(pending)
+        reply = self._book(checked_reply(reply, self.name))
         if pending.key is not None and reply.ok and not reply.cached:
-            self.cache.put(pending.key, self.name, pending.request, reply)
-        return self._book(reply)
+            try:
+                self.cache.put(pending.key, self.name, pending.request, reply)
+            except Exception as exc:  # noqa: BLE001 - the reply is good; only the cache copy is lost
+                _LOG.warning("expert cache %s: could not store a reply of expert %r (%s: %s); the reply is "
+                             "used, but this call will be made again next time", self.cache.path, self.name,
+                             type(exc).__name__, str(exc)[:200])
+        return reply
 
     def _release(self, pending: _Pending) -> None:
         if self.ledger is not None:

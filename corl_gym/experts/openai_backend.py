@@ -21,7 +21,9 @@ and is kept out of `repr` and scrubbed from every error message. The client's ow
 raises: after the last attempt, or on an error retrying cannot fix (4xx other than 408/409/429), it
 returns a reply with `error` and `error_kind`; its `cost_usd` is what the responses we saw billed (an
 HTTP error bills nothing; a timed-out request may have been billed by the provider, but we never see
-its usage). A usage block that is missing or malformed (negative, not integers) is replaced by the
+its usage). A 200 whose message content is not a string (a list, an object) is a bad response like one
+with no choices; lone surrogates in the text are replaced by U+FFFD, so a reply can always be stored.
+A usage block that is missing or malformed (negative, not integers) is replaced by the
 ~4-characters-a-token estimate and flagged `usage_estimated`. The async client and the concurrency
 semaphore are made lazily, one per event loop, because an httpx connection pool cannot outlive the loop
 that opened it; the blocking `call` runs on one background loop per expert, so sequential calls reuse
@@ -39,7 +41,8 @@ import weakref
 from typing import Any
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens
+from corl_gym.experts.base import (CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens,
+                                   storable_text)
 from corl_gym.experts.loop import LoopThread, ensure
 from corl_gym.experts.resilience import BadResponse, RateLimiter, RetryPolicy, classify
 
@@ -168,7 +171,13 @@ class OpenAIExpert(Expert):
         choices = getattr(response, "choices", None)
         if not choices or getattr(choices[0], "message", None) is None:
             raise BadResponse("the response has no choices", self.spec.cost(*usage) if usage else 0.0)
-        text = choices[0].message.content or ""
+        text = choices[0].message.content
+        if text is None:
+            text = ""
+        elif not isinstance(text, str):  # a list or object where the protocol says a string: unusable
+            raise BadResponse(f"the response's message content is a {type(text).__name__}, not text",
+                              self.spec.cost(*usage) if usage else 0.0)
+        text = storable_text(text)  # a lone surrogate (from a `\ud800` escape) fits no file or cache
         if usage is None:  # missing or nonsense usage: estimate rather than bill nothing or garbage
             prompt, completion = estimate_prompt_tokens(query), len(text) // CHARS_PER_TOKEN
         else:

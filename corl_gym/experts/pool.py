@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, error_reply
+from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, checked_reply, error_reply
 from corl_gym.experts.cache import MODES, CacheConfig
 from corl_gym.experts.ledger import Ledger
 from corl_gym.experts.loop import LoopThread, ensure
@@ -90,11 +90,11 @@ class Pool:
         async def run_group(name: str, indices: list[int]) -> None:
             try:
                 expert = self.get(name)
-                batch = await expert.acall_batch([(calls[i][1], calls[i][2]) for i in indices])
-            except Exception as exc:
+                batch = list(await expert.acall_batch([(calls[i][1], calls[i][2]) for i in indices]))
+            except Exception as exc:  # acall_batch never raises; a backend's that does failed the whole batch
                 batch = [error_reply(exc)] * len(indices)
-            for index, reply in zip(indices, batch):
-                replies[index] = reply
+            for index, reply in zip(indices, batch):  # each reply on its own: a malformed one spoils no other
+                replies[index] = checked_reply(reply, name)
 
         await asyncio.gather(*(run_group(name, indices) for name, indices in groups.items()))
         return [reply if reply is not None else error_reply(RuntimeError("no reply")) for reply in replies]

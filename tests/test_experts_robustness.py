@@ -1,0 +1,136 @@
+"""Bad input to the expert layer: replies that are not clean text, damaged cache files, bad replay rows and
+hostile pool files. Each gets a clear error naming the file, or a documented penalty (a failed call is
+an `ExpertReply` with `error` set, billed and booked), never a crash, a hang or a lost call."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from corl_gym.data import Problem
+from corl_gym.envs.math_env import CORLMathEnv
+from corl_gym.experts import ExpertReply, ExpertSpec, Ledger, load_pool
+from corl_gym.experts.base import Expert
+from corl_gym.experts.cache import ExpertCache
+from corl_gym.experts.fake_server import ChatServer
+from corl_gym.experts.managed import ManagedExpert
+from corl_gym.experts.pool import Pool
+from corl_gym.experts.resilience import RateLimiter
+
+PROBLEM = Problem(id="t-0", problem="What is 1+1?", answer="2", level=1)
+SECRET = "sk-robust-0123456789abcdefSECRET"
+HEAD = ("name: lb\ndataset: synthetic\nbudgets: {low: 0.001, medium: 0.01, high: 1}\n"
+        "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n")
+SIM = "{name: a, backend: sim, model: m, price_in: 0, price_out: 0, accuracy: {1: 0.5}%s}"
+
+
+def _odd_reply(body):
+    """The fake server's reply: a lone surrogate, a list or an object when the message asks for one."""
+    content = body["messages"][-1]["content"]
+    if "surrogate" in content:
+        return "It is \ud800 \\boxed{2}."
+    if "list" in content:
+        return [{"type": "text", "text": "It is \\boxed{2}."}]
+    if "object" in content:
+        return {"text": "It is \\boxed{2}."}
+    return "It is \\boxed{2}."
+
+
+@pytest.fixture()
+def odd_server():
+    with ChatServer(reply_fn=_odd_reply, max_requests=100, lifetime_s=60) as running:
+        yield running
+
+
+def _write(folder: Path, text: str, name: str = "pool.yaml") -> str:
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _openai_pool(folder: Path, server: ChatServer, extra: str = ", cache: {path: c.sqlite}") -> str:
+    entry = ("{name: a, backend: openai, model: m, price_in: 1, price_out: 4, base_url: '" + server.base_url +
+             "', api_key_env: ROBUST_KEY, timeout: 2, max_retries: 0" + extra + "}")
+    return _write(folder, HEAD + f"experts: [{entry}]\n")
+
+
+# ------------------------------------------------------------------ 1. replies that are not clean text
+def test_odd_content_is_stored_or_a_billed_bad_response_and_every_call_is_booked(odd_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUST_KEY", SECRET)
+    ledger = Ledger()
+    pool = load_pool(_openai_pool(tmp_path, odd_server), ledger=ledger)
+    expert = pool.experts["a"]
+    surrogate = expert.call("surrogate", PROBLEM)
+    assert surrogate.ok and surrogate.text == "It is \ufffd \\boxed{2}."  # replaced, so it can be stored
+    assert expert.call("surrogate", PROBLEM).cached  # ... and it was stored
+    replies = [expert.call(query, PROBLEM) for query in ("list", "object")]
+    for reply in replies:
+        assert not reply.ok and reply.error_kind == "bad_response" and "not text" in reply.error
+        assert reply.cost_usd > 0 and reply.text == ""  # the provider billed it: so does the reply
+    book = ledger.to_dict()
+    assert book["calls"] == 4 and book["requests"] == len(odd_server.requests) == 3
+    assert book["failures"] == {"bad_response": 2}
+    assert book["spend_usd"] == pytest.approx(surrogate.cost_usd + sum(r.cost_usd for r in replies))
+    pool.close()
+
+
+def test_one_bad_reply_in_a_batch_spoils_no_other(odd_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUST_KEY", SECRET)
+    for extra in (", cache: {path: c.sqlite}", ""):  # with and without a cache
+        pool = load_pool(_openai_pool(tmp_path, odd_server, extra), ledger=Ledger())
+        good, bad, other = pool.call_many([("a", "one", PROBLEM), ("a", "list", PROBLEM), ("a", "two", PROBLEM)])
+        assert good.ok and other.ok and good.text == other.text == "It is \\boxed{2}."
+        assert bad.error_kind == "bad_response"
+        pool.close()
+
+
+def test_a_bad_reply_is_charged_to_the_episode(odd_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("ROBUST_KEY", SECRET)
+    env = CORLMathEnv(pool=load_pool(_openai_pool(tmp_path, odd_server), ledger=Ledger()), problems=[PROBLEM],
+                      budget="high")
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step('<call expert="a">list</call>')
+    assert not terminated and info["expert_error"] and "not text" in info["expert_error"]
+    assert info["step_cost_usd"] > 0 and info["cost_usd"] == info["step_cost_usd"]
+    env.close()
+
+
+def test_a_cache_that_cannot_store_keeps_the_reply_and_books_the_call(odd_server, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("ROBUST_KEY", SECRET)
+    ledger = Ledger()
+    pool = load_pool(_openai_pool(tmp_path, odd_server), ledger=ledger)
+    expert = pool.experts["a"]
+
+    def full_disk(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(expert.cache, "put", full_disk)
+    with caplog.at_level(logging.WARNING):
+        reply = expert.call("q", PROBLEM)
+        batch = pool.call_many([("a", "q1", PROBLEM), ("a", "q2", PROBLEM)])
+    assert reply.ok and reply.cost_usd > 0 and all(r.ok for r in batch)
+    book = ledger.to_dict()
+    assert book["calls"] == 3 and book["spend_usd"] == pytest.approx(reply.cost_usd + sum(r.cost_usd for r in batch))
+    assert "disk is full" in caplog.text and str(expert.cache.path) in caplog.text and SECRET not in caplog.text
+    pool.close()
+
+
+class _ListExpert(Expert):
+    """A backend (a third party's, say) that hands back a list where text belongs."""
+
+    def call(self, query, problem):
+        return ExpertReply(text=["It is", "\\boxed{2}"], prompt_tokens=3, completion_tokens=4, cost_usd=0.25)
+
+
+def test_a_backend_replying_non_text_gives_a_bad_response_with_its_cost():
+    spec = ExpertSpec(name="odd", backend="sim", model="m")
+    for expert in (_ListExpert(spec), ManagedExpert(_ListExpert(spec), ledger=Ledger())):
+        pool = Pool("p", controller=expert, experts={"odd": expert}, budgets={"low": 1.0, "medium": 2.0, "high": 3.0})
+        (reply,) = pool.call_many([("odd", "q", PROBLEM)])
+        assert reply.text == "" and reply.error_kind == "bad_response" and reply.cost_usd == 0.25
+        pool.close()
