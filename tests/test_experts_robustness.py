@@ -134,3 +134,43 @@ def test_a_backend_replying_non_text_gives_a_bad_response_with_its_cost():
         (reply,) = pool.call_many([("odd", "q", PROBLEM)])
         assert reply.text == "" and reply.error_kind == "bad_response" and reply.cost_usd == 0.25
         pool.close()
+
+
+# ------------------------------------------------------------------------------- 2. damaged caches
+@pytest.mark.parametrize("column, value", [("cost_usd", "abc"), ("prompt_tokens", "x"), ("completion_tokens", -5),
+                                           ("cost_usd", math.inf), ("cost_usd", -0.5), ("text", b"\x00\xff")])
+def test_a_cache_row_of_the_wrong_types_is_a_miss_that_heals(odd_server, tmp_path, monkeypatch, caplog, column, value):
+    monkeypatch.setenv("ROBUST_KEY", SECRET)
+    pool = load_pool(_openai_pool(tmp_path, odd_server))
+    assert pool.experts["a"].call("q", PROBLEM).ok
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    db.execute(f"UPDATE replies SET {column} = ?", (value,))
+    db.commit()
+    with caplog.at_level(logging.WARNING):
+        again = pool.experts["a"].call("q", PROBLEM)
+    assert again.ok and not again.cached and len(odd_server.requests) == 2  # a miss: called live again
+    assert "not a valid reply" in caplog.text and column in caplog.text and str(tmp_path / "c.sqlite") in caplog.text
+    healed = pool.experts["a"].call("q", PROBLEM)
+    assert healed.cached and isinstance(healed.cost_usd, float) and healed.cost_usd == again.cost_usd
+    env = CORLMathEnv(pool=pool, problems=[PROBLEM], budget="high")
+    env.reset(seed=0)
+    assert env.step('<call expert="a">q</call>')[4]["step_cost_usd"] == pytest.approx(again.cost_usd)
+    env.close()
+
+
+@pytest.mark.parametrize("content", [b"this is not a database at all" * 200, b"SQLite format 3\x00" + b"\x07" * 4000])
+def test_a_garbage_cache_file_fails_at_load_naming_it(odd_server, tmp_path, monkeypatch, content):
+    monkeypatch.setenv("ROBUST_KEY", SECRET)
+    (tmp_path / "c.sqlite").write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        load_pool(_openai_pool(tmp_path, odd_server))
+    message = str(error.value)
+    assert str(tmp_path / "c.sqlite") in message and "delete it" in message and SECRET not in message
+
+
+def test_a_foreign_table_named_replies_fails_at_load(tmp_path):
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    db.execute("CREATE TABLE replies (id INTEGER)")
+    db.commit()
+    with pytest.raises(ValueError, match="not a usable cache file"):
+        ExpertCache(tmp_path / "c.sqlite")

@@ -19,12 +19,18 @@ Several processes may read and write one file at once: WAL lets readers run besi
 `busy_timeout` makes a writer wait for the lock instead of failing, and each write is one autocommit
 `INSERT OR REPLACE` of a whole row. A connection belongs to one process and thread (sqlite3 objects
 must not cross a fork or a thread), so connections are opened per (pid, thread).
+
+Bad files: a row whose fields have the wrong types (SQLite's type affinity lets a REAL or INTEGER column
+hold text) is treated as a miss, with a warning, and a read-write run stores a fresh reply over it; a
+file that is not an SQLite cache fails when the pool loads, with an error naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import sqlite3
 import threading
@@ -39,6 +45,23 @@ MODES = ("off", "read-write", "replay-only", "record")
 _SCHEMA = """CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY, expert TEXT NOT NULL, model TEXT NOT NULL, request TEXT NOT NULL, text TEXT NOT NULL,
     prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, created REAL NOT NULL)"""
+
+
+_COLUMNS = ("key", "expert", "model", "request", "text", "prompt_tokens", "completion_tokens", "cost_usd", "created")
+_LOG = logging.getLogger(__name__)
+
+
+def _row_problem(row: tuple[Any, ...]) -> str | None:
+    """Why a (text, prompt_tokens, completion_tokens, cost_usd) row is not a valid reply, or None."""
+    text, prompt, completion, cost = row
+    if not isinstance(text, str):
+        return f"text is a {type(text).__name__}"
+    for label, count in (("prompt_tokens", prompt), ("completion_tokens", completion)):
+        if not isinstance(count, int) or count < 0:
+            return f"{label} is {count!r}, not a count"
+    if not isinstance(cost, (int, float)) or not math.isfinite(cost) or cost < 0:
+        return f"cost_usd is {cost!r}, not a USD amount"
+    return None
 
 
 @dataclass(frozen=True)
@@ -76,22 +99,41 @@ class ExpertCache:
     def _connection(self) -> sqlite3.Connection:
         owner = (os.getpid(), threading.get_ident())
         if getattr(self._local, "owner", None) != owner:
-            connection = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None)
-            connection.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
-            if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
-                raise RuntimeError(f"{self.path}: SQLite refused WAL mode (a network filesystem?)")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            connection.execute(_SCHEMA)
+            try:
+                connection = sqlite3.connect(str(self.path), timeout=self.timeout_s, isolation_level=None)
+                connection.execute(f"PRAGMA busy_timeout = {int(self.timeout_s * 1000)}")
+                if connection.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                    raise RuntimeError(f"{self.path}: SQLite refused WAL mode (a network filesystem?)")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                connection.execute(_SCHEMA)
+                connection.execute(f"SELECT {', '.join(_COLUMNS)} FROM replies LIMIT 0")  # the columns we use
+            except sqlite3.DatabaseError as exc:  # not SQLite, a damaged file, another program's table
+                raise ValueError(
+                    f"expert cache {self.path} is not a usable cache file (SQLite: {exc}); delete it to start an "
+                    f"empty cache, or point the cache elsewhere (`cache: {{path: ...}}` in the pool file, --cache)"
+                ) from exc
             self._local.connection, self._local.owner = connection, owner
         return self._local.connection
 
     def get(self, key: str) -> ExpertReply | None:
-        row = self._connection().execute(
-            "SELECT text, prompt_tokens, completion_tokens, cost_usd FROM replies WHERE key = ?", (key,)
-        ).fetchone()
+        """The stored reply for `key`, or None. A row that is not a valid reply (a field of the wrong type:
+        SQLite lets any column hold text) or a read that fails is a miss, with a warning."""
+        try:
+            row = self._connection().execute(
+                "SELECT text, prompt_tokens, completion_tokens, cost_usd FROM replies WHERE key = ?", (key,)
+            ).fetchone()
+        except (sqlite3.Error, ValueError) as exc:  # ValueError: a new thread's connection failed to open
+            _LOG.warning("expert cache %s: could not read key %s (%s: %s); treated as a miss", self.path, key,
+                         type(exc).__name__, exc)
+            return None
         if row is None:
             return None
-        return ExpertReply(text=row[0], prompt_tokens=row[1], completion_tokens=row[2], cost_usd=row[3],
+        problem = _row_problem(row)
+        if problem is not None:
+            _LOG.warning("expert cache %s: the row for key %s is not a valid reply (%s); treated as a miss (a "
+                         "read-write or record run stores a fresh reply over it)", self.path, key, problem)
+            return None
+        return ExpertReply(text=row[0], prompt_tokens=row[1], completion_tokens=row[2], cost_usd=float(row[3]),
                            cached=True, attempts=0)
 
     def put(self, key: str, expert: str, request: dict[str, Any], reply: ExpertReply) -> None:
