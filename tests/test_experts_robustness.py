@@ -174,3 +174,55 @@ def test_a_foreign_table_named_replies_fails_at_load(tmp_path):
     db.commit()
     with pytest.raises(ValueError, match="not a usable cache file"):
         ExpertCache(tmp_path / "c.sqlite")
+
+
+# ------------------------------------------------------------------------------------ 3. replay rows
+def _replay_pool(folder: Path, rows: list[str], problems: list[str] | None = None) -> str:
+    (folder / "r.jsonl").write_text("".join(row + "\n" for row in rows), encoding="utf-8")
+    if problems is not None:
+        (folder / "r_problems.jsonl").write_text("".join(row + "\n" for row in problems), encoding="utf-8")
+    return _write(folder, HEAD + "experts: [{name: a, backend: replay, model: m, price_in: 1, price_out: 1, file: r.jsonl}]\n")
+
+
+GOOD = {"problem_id": "t-0", "model": "m", "correct": True, "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.5}
+GOOD_ROW = json.dumps(GOOD)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("cost_usd", math.nan), ("cost_usd", math.inf), ("cost_usd", -0.1), ("cost_usd", "0.1"),
+    ("prompt_tokens", -3), ("prompt_tokens", "x"), ("completion_tokens", 2.5), ("completion_tokens", math.inf),
+    ("correct", "false"), ("correct", 2), ("correct", None), ("model", None),
+])
+def test_a_bad_replay_value_fails_at_load_with_file_and_line(tmp_path, field, value):
+    row = json.dumps({**GOOD, field: value})  # NaN and Infinity as Python's json writes them
+    with pytest.raises(ValueError) as error:
+        load_pool(_replay_pool(tmp_path, [GOOD_ROW.replace("t-0", "t-1"), row]))
+    assert f"{tmp_path / 'r.jsonl'}:2" in str(error.value) and f"`{field}`" in str(error.value)
+
+
+def test_correct_may_be_0_or_1(tmp_path):
+    rows = [GOOD_ROW.replace('"correct": true', '"correct": 1'),
+            GOOD_ROW.replace("t-0", "t-1").replace('"correct": true', '"correct": 0')]
+    pool = load_pool(_replay_pool(tmp_path, rows))
+    right = pool.experts["a"].call("q", PROBLEM)
+    wrong = pool.experts["a"].call("q", Problem(id="t-1", problem="What is 2+2?", answer="4", level=1))
+    assert "\\boxed{2}" in right.text and "\\boxed{4}" not in wrong.text and right.cost_usd == 0.5
+
+
+@pytest.mark.parametrize("problems, line", [
+    (['{"problem_id": "t-0", "problem": "What is 1+1?"}', '{"problem": "What is 2+2?"}'], 2),
+    (['{"problem_id": "t-0", "problem": 5}'], 1),
+    (['{"problem_id": "t-0", "problem": "What is 1+1?"}', "{not json"], 2),
+    (['["t-0", "What is 1+1?"]'], 1),
+])
+def test_a_bad_problems_row_fails_at_load_with_file_and_line(tmp_path, problems, line):
+    with pytest.raises(ValueError) as error:
+        load_pool(_replay_pool(tmp_path, [GOOD_ROW], problems))
+    assert f"{tmp_path / 'r_problems.jsonl'}:{line}" in str(error.value)
+
+
+def test_bad_estimate_options_fail_at_load(tmp_path):
+    path = _replay_pool(tmp_path, [GOOD_ROW])
+    text = Path(path).read_text().replace("file: r.jsonl", "file: r.jsonl, est_completion_tokens: -1")
+    with pytest.raises(ValueError, match="est_completion_tokens"):
+        load_pool(_write(tmp_path, text))

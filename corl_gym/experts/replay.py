@@ -1,7 +1,10 @@
 """Backend `replay`: recorded results of real models, replayed per problem (RouterBench semantics).
 
 A replay file is JSONL, one row per (problem, model), with `problem_id`, `model`, `correct`, `answer`,
-`prompt_tokens`, `completion_tokens`, `cost_usd` (data README §2). Entry options:
+`prompt_tokens`, `completion_tokens`, `cost_usd` (data README §2). Rows are checked when the pool loads
+(an error names the file and line): `correct` is true or false (0 and 1 are accepted too; a string such as
+"false" is refused, not read as true), token counts are non-negative integers or null, `cost_usd` a finite
+non-negative number or null. A problems file's rows need `problem_id` and `problem` (a string). Entry options:
 
 - `file` (required): the replay JSONL. `$CORL_DATA_DIR/...` (or `${CORL_DATA_DIR}/...`) resolves against
   that environment variable; another relative path against the pool file's folder.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -55,26 +59,80 @@ def resolve_data_path(value: str, base_dir: Path | None) -> Path:
 
 @functools.lru_cache(maxsize=8)
 def _read_rows(path: str, mtime: float) -> dict[str, dict[str, dict[str, Any]]]:
-    """model -> problem_id -> row; cached because every expert of a pool reads the same file."""
+    """model -> problem_id -> row; cached because every expert of a pool reads the same file. Every row is
+    checked here, so a bad value fails when the pool loads, naming the file and line."""
     table: dict[str, dict[str, dict[str, Any]]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                table.setdefault(str(row["model"]), {})[str(row["problem_id"])] = row
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a replay row ({exc})") from exc
+    for number, row in _jsonl(path, "replay row"):
+        try:
+            _check_row(row)
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: not a replay row: {exc}") from exc
+        table.setdefault(str(row["model"]), {})[str(row["problem_id"])] = row
     return table
 
 
 @functools.lru_cache(maxsize=8)
 def _read_texts(path: str, mtime: float) -> dict[str, str]:
     """normalised problem text -> problem_id."""
-    with open(path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    return {_normalise(row["problem"]): str(row["problem_id"]) for row in rows if "problem" in row}
+    texts = {}
+    for number, row in _jsonl(path, "problems row"):
+        if not isinstance(row, dict) or not _is_id(row.get("problem_id")) or not isinstance(row.get("problem"), str):
+            raise ValueError(f"{path}:{number}: not a problems row: it needs `problem_id` (a string or integer) and "
+                             f"`problem` (a string)")
+        texts[_normalise(row["problem"])] = str(row["problem_id"])
+    return texts
+
+
+def _jsonl(path: str, what: str) -> list[tuple[int, Any]]:
+    """(line number, parsed JSON) for each non-blank line; ValueError names the file and line."""
+    rows = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((number, json.loads(line)))
+                except ValueError as exc:  # JSONDecodeError, or a number too long to convert
+                    raise ValueError(f"{path}:{number}: not a {what} (not valid JSON: {exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); a replay file is UTF-8 JSONL") from exc
+    return rows
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _check_row(row: Any) -> None:
+    """ValueError saying what is wrong with a replay row (see the module docstring), else None."""
+    if not isinstance(row, dict):
+        raise ValueError(f"a JSON object is needed, got {type(row).__name__}")
+    for key in ("model", "problem_id"):
+        if not _is_id(row.get(key)):
+            raise ValueError(f"`{key}` must be a string (or an integer), got {row.get(key)!r}")
+    correct = row.get("correct")
+    if not isinstance(correct, bool) and not (type(correct) is int and correct in (0, 1)):
+        raise ValueError(f"`correct` must be true or false (or 0 or 1), got {correct!r}")
+    for key in ("prompt_tokens", "completion_tokens"):
+        if row.get(key) is not None and _token_count(row[key]) is None:
+            raise ValueError(f"`{key}` must be a non-negative integer or null, got {row[key]!r}")
+    cost = row.get("cost_usd")
+    if cost is not None and not _amount(cost):
+        raise ValueError(f"`cost_usd` must be a finite non-negative number or null, got {cost!r}")
+
+
+def _token_count(value: Any) -> int | None:
+    """`value` as a token count (an integer, or a float with no fraction), or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+        return None
+    return int(value) if value >= 0 else None
+
+
+def _amount(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
 
 
 def _normalise(text: str) -> str:
@@ -98,8 +156,8 @@ class ReplayExpert(Expert):
             raise ValueError(f"{path} has no rows for model {self.model_key!r}; models: {', '.join(sorted(table))}")
         self.rows = table[self.model_key]
         self.texts = self._problem_texts(path, opts.get("problems_file"), base_dir)
-        self.est_prompt_tokens = opts.get("est_prompt_tokens")
-        self.est_completion_tokens = int(opts.get("est_completion_tokens", DEFAULT_COMPLETION_TOKENS))
+        self.est_prompt_tokens = _option_count(opts, "est_prompt_tokens", None)
+        self.est_completion_tokens = _option_count(opts, "est_completion_tokens", DEFAULT_COMPLETION_TOKENS)
 
     @staticmethod
     def _problem_texts(path: Path, option: Any, base_dir: Path | None) -> dict[str, str]:
@@ -142,7 +200,7 @@ class ReplayExpert(Expert):
 
     def _answer(self, row: dict[str, Any], problem: Problem) -> str:
         gold = strip_answer(problem.answer)
-        if row.get("correct"):
+        if row.get("correct") in (True, 1):
             return gold
         recorded = row.get("answer")
         if recorded is not None and strip_answer(str(recorded)) != gold:
@@ -150,6 +208,12 @@ class ReplayExpert(Expert):
         return wrong_answer(problem.answer, "replay", problem.id, self.model_key)
 
 
-def _count(recorded: Any, estimate: Any) -> int | None:
-    value = recorded if recorded is not None else estimate
-    return int(value) if value is not None else None
+def _count(recorded: Any, estimate: int | None) -> int | None:
+    return _token_count(recorded) if recorded is not None else estimate
+
+
+def _option_count(opts: dict[str, Any], key: str, default: int | None) -> int | None:
+    value = opts.get(key, default)
+    if value is not None and _token_count(value) is None:
+        raise ValueError(f"option `{key}` must be a non-negative integer, got {value!r}")
+    return None if value is None else _token_count(value)
