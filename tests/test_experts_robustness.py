@@ -226,3 +226,74 @@ def test_bad_estimate_options_fail_at_load(tmp_path):
     text = Path(path).read_text().replace("file: r.jsonl", "file: r.jsonl, est_completion_tokens: -1")
     with pytest.raises(ValueError, match="est_completion_tokens"):
         load_pool(_write(tmp_path, text))
+
+
+# ---------------------------------------------------------------------------------------- 4. pool files
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "0", "-1", "'cheap'", "true"])
+def test_budgets_must_be_finite_positive_amounts(tmp_path, value):
+    text = HEAD.replace("low: 0.001", f"low: {value}") + f"experts: [{SIM % ''}]\n"
+    with pytest.raises(ValueError, match="budgets: low must be a finite USD amount > 0"):
+        load_pool(_write(tmp_path, text))
+
+
+@pytest.mark.parametrize("option", ["rpm: -5", "rpm: .nan", "rpm: .inf", "rpm: 0", "tpm: -100", "tpm: .nan",
+                                    "rpm: '60'", "timeout: .nan", "timeout: 0", "backoff_base_s: .nan",
+                                    "concurrency: 0", "max_tokens: -1"])
+def test_bad_rate_limits_and_timeouts_fail_at_load_instead_of_hanging(tmp_path, option):
+    entry = ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, base_url: 'http://127.0.0.1:9/v1', "
+             f"api_key_env: null, {option}}}")
+    with pytest.raises(ValueError) as error:
+        load_pool(_write(tmp_path, HEAD + f"experts: [{entry}]\n"))
+    assert str(tmp_path / "pool.yaml") in str(error.value) and f"`{option.split(':')[0]}`" in str(error.value)
+
+
+@pytest.mark.parametrize("rpm, tpm", [(-5, None), (math.nan, None), (0, None), (None, -100), (None, math.inf),
+                                      ("60", None)])
+def test_the_rate_limiter_refuses_a_limit_that_never_refills(rpm, tpm):
+    with pytest.raises(ValueError, match="finite number > 0"):
+        RateLimiter(rpm=rpm, tpm=tpm)
+    assert not RateLimiter().active and RateLimiter(rpm=60.5).active
+
+
+@pytest.mark.parametrize("field, value", [("name", "[a]"), ("model", "{x: 1}"), ("description", "[1, 2]"),
+                                          ("name", "''"), ("model", "7"), ("base_url", "[h]")])
+def test_entry_strings_must_be_strings(tmp_path, field, value):
+    entry = {"name": "a", "model": "m", "description": "d", "base_url": "'http://127.0.0.1:9/v1'"}
+    entry[field] = value
+    text = ("experts: [{backend: openai, price_in: 1, price_out: 1, api_key_env: null, "
+            + ", ".join(f"{k}: {v}" for k, v in entry.items()) + "}]\n")
+    with pytest.raises(ValueError, match=f"`{field}` must be"):
+        load_pool(_write(tmp_path, HEAD + text))
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
+    levels = "".join(f"      - &x{i} [" + ", ".join([f"*x{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    text = (HEAD + "experts:\n  - name: a\n    backend: sim\n    model: m\n    price_in: 0\n    price_out: 0\n"
+            "    accuracy: {1: 0.5}\n    notes:\n      - &x0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+            + levels + "    description: *x8\n")
+    assert len(text) < 2000  # 9 ** 9 values in two kilobytes
+    with pytest.raises(ValueError, match="aliases .* expand to more than"):
+        load_pool(_write(tmp_path, text))
+
+
+def test_modest_aliases_still_work(tmp_path):
+    text = HEAD + "experts:\n  - &a {name: a, backend: sim, model: m, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n" \
+        "  - {<<: *a, name: b}\n"
+    assert load_pool(_write(tmp_path, text)).expert_names() == ["a", "b"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 50_000, "not valid YAML"),
+    ("{a: " * 50_000, "not valid YAML"),
+    (HEAD + "experts: &r [*r]\n", "recursive alias"),
+])
+def test_pathological_yaml_is_a_clear_error(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message) as error:
+        load_pool(_write(tmp_path, text))
+    assert str(tmp_path / "pool.yaml") in str(error.value)
+
+
+def test_a_pool_file_that_is_not_utf8_names_itself(tmp_path):
+    (tmp_path / "pool.yaml").write_bytes(HEAD.encode() + b"experts: [\xff\xfe]\n")
+    with pytest.raises(ValueError, match="not UTF-8"):
+        load_pool(str(tmp_path / "pool.yaml"))

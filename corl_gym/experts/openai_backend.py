@@ -33,6 +33,7 @@ a client and its connections.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import re
@@ -68,6 +69,8 @@ class OpenAIExpert(Expert):
                     f"(or `api_key_env` in the pool file; `api_key_env: null` for servers without keys)"
                 )
         self.timeout = float(opts.get("timeout", 120.0))
+        if not math.isfinite(self.timeout) or self.timeout <= 0:
+            raise ValueError(f"`timeout` must be a finite number of seconds > 0, got {opts.get('timeout')!r}")
         self.retry = RetryPolicy.from_options(opts)
         self.max_retries = self.retry.max_retries
         self.concurrency = max(1, int(opts.get("concurrency", 32)))

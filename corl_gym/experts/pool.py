@@ -10,6 +10,11 @@ API model, is charged for it against the episode's budget). Each entry has `name
 
 Built-in pools live in `corl_gym/experts/pools/<name>.yaml`; any other YAML path works too.
 
+Checks at load (each error names the file): budgets are finite USD amounts above 0; `name`, `backend`,
+`model` and `description` are strings; shared options are checked by `registry.parse_entry` (`rpm`, `tpm`
+and `timeout` finite and above 0, ...); YAML aliases may share values but not expand past
+`MAX_YAML_VALUES` values, and nesting too deep for the parser is a "not valid YAML" error.
+
 Production options: an entry may carry `cache: {path, mode}` (the SQLite expert cache, `cache.py`; a
 relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `load_pool` takes a run's
 `ledger` (spend, retries, failures, the spend cap: `ledger.py`) and a `cache` that overrides every entry's
@@ -19,6 +24,7 @@ relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `lo
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmroute
 BUDGET_MODES = ("low", "medium", "high")
 _TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
 _SHOWN_IDS = 5
+MAX_YAML_VALUES = 100_000  # values a pool file may stand for with its aliases expanded (built-in ones: < 1000)
 
 
 @dataclass
@@ -132,15 +139,14 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
     `ledger` books every call of the pool (and enforces its spend cap); `cache` overrides the entries'
     `cache` option (its `path` may be None to keep each entry's file and change only the mode)."""
     path = pool_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    raw = _read_yaml(path)
     where = str(path)
     _check_top(raw, where)
+    budgets = _budgets(raw["budgets"], where)
+    charge_controller = _flag(raw.get("charge_controller", False), "charge_controller", where)
     specs = [parse_entry(raw["controller"], f"{where}: controller")]
     for index, entry in enumerate(raw["experts"]):
-        label = entry.get("name", f"#{index + 1}") if isinstance(entry, dict) else f"#{index + 1}"
+        label = entry.get("name") if isinstance(entry, dict) and isinstance(entry.get("name"), str) else f"#{index + 1}"
         specs.append(parse_entry(entry, f"{where}: expert {label}"))
     names = [spec.name for spec in specs[1:]]
     duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -160,16 +166,76 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
         if isinstance(exc, (ValueError, FileNotFoundError, ImportError)):
             raise type(exc)(f"{where}: expert {spec.name!r}: {exc}") from exc
         raise
-    dataset = raw.get("dataset")
     return Pool(
-        name=str(raw["name"]),
+        name=raw["name"],
         controller=experts[0],
         experts={expert.name: expert for expert in experts[1:]},
-        budgets=_budgets(raw["budgets"], where),
-        dataset=str(dataset) if dataset is not None else None,
+        budgets=budgets,
+        dataset=raw.get("dataset"),
         ledger=ledger,
-        charge_controller=_flag(raw.get("charge_controller", False), "charge_controller", where),
+        charge_controller=charge_controller,
     )
+
+
+def _read_yaml(path: Path) -> Any:
+    """The parsed pool file. Errors are ValueErrors naming the file: bad UTF-8, bad YAML, nesting too deep
+    for the parser, and aliases that expand past `MAX_YAML_VALUES` values (a few lines of nested aliases
+    can stand for billions of values, which anything that walks them, such as `str`, would spend hours on)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); a pool file is UTF-8 YAML") from exc
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node)
+        if size > MAX_YAML_VALUES:
+            raise ValueError(f"{path}: its aliases (*name) expand to more than {MAX_YAML_VALUES} values (an alias "
+                             f"bomb?); write the values out, or use fewer aliases")
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{path}: not valid YAML: nested too deeply for a pool file") from exc
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values `root` stands for with every alias written out (stops counting past the limit);
+    a YAMLError for an alias to one of its own ancestors (a value that contains itself)."""
+    sizes: dict[int, int] = {}
+    path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        children = _children(node)
+        if finished:
+            path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[id(node)] > MAX_YAML_VALUES:
+                return sizes[id(node)]
+            continue
+        if id(node) in sizes:
+            continue
+        path.add(id(node))
+        stack.append((node, True))
+        for child in children:
+            if id(child) in path:
+                raise yaml.YAMLError(f"a recursive alias (a value that contains itself) {child.start_mark}")
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
 
 
 def _cache_config(spec: ExpertSpec, override: CacheConfig | None, base_dir: Path) -> CacheConfig | None:
@@ -202,6 +268,11 @@ def _check_top(raw: Any, where: str) -> None:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_TOP_KEYS))}")
     if not isinstance(raw["experts"], list) or not raw["experts"]:
         raise ValueError(f"{where}: `experts` must be a non-empty list of expert entries")
+    if not isinstance(raw["name"], str) or not raw["name"].strip():
+        raise ValueError(f"{where}: `name` must be a non-empty string")
+    for key in ("dataset", "description"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ValueError(f"{where}: `{key}` must be a string, got a {type(raw[key]).__name__}")
 
 
 def _flag(value: Any, key: str, where: str) -> bool:
@@ -218,7 +289,9 @@ def _budgets(raw: Any, where: str) -> dict[str, float]:
         raise ValueError(f"{where}: budgets: missing mode(s) {', '.join(missing)}")
     budgets = {}
     for mode, value in raw.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{where}: budgets: {mode} must be a non-negative USD amount, got {value!r}")
-        budgets[str(mode)] = float(value)
+        if not isinstance(mode, str):
+            raise ValueError(f"{where}: budgets: a mode name must be a string, got {mode!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{where}: budgets: {mode} must be a finite USD amount > 0 per query, got {value!r}")
+        budgets[mode] = float(value)
     return budgets

@@ -22,6 +22,15 @@ BACKENDS: dict[str, str] = {
 }
 REQUIRED_KEYS = ("name", "backend", "model", "price_in", "price_out")
 SPEC_KEYS = REQUIRED_KEYS + ("description",)
+# Options that must be strings when given (null allowed: the backend's default).
+_STRING_OPTIONS = ("base_url", "api_key_env", "system_prompt", "file", "replay_model", "problems_file",
+                   "max_tokens_param", "device", "dtype")
+# Numeric options: (minimum, integer?); _POSITIVE ones must be above 0, _NULLABLE ones may be null.
+_NUMBER_OPTIONS = {"rpm": (0, False), "tpm": (0, False), "timeout": (0, False), "max_tokens": (1, True),
+                   "expected_completion_tokens": (1, True), "concurrency": (1, True), "max_retries": (0, True),
+                   "backoff_base_s": (0, False), "backoff_max_s": (0, False), "max_retry_after_s": (0, False)}
+_POSITIVE = frozenset({"rpm", "tpm", "timeout"})
+_NULLABLE = frozenset({"rpm", "tpm"})
 
 
 def parse_entry(raw: Any, where: str) -> ExpertSpec:
@@ -31,19 +40,43 @@ def parse_entry(raw: Any, where: str) -> ExpertSpec:
     missing = [key for key in REQUIRED_KEYS if key not in raw]
     if missing:
         raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
-    name, backend = str(raw["name"]), str(raw["backend"])
+    name, backend, model = (_text(raw[key], key, where) for key in ("name", "backend", "model"))
     if backend not in BACKENDS:
         raise ValueError(f"{where}: unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    description = raw.get("description")
+    if description is not None and not isinstance(description, str):
+        raise ValueError(f"{where}: `description` must be a string, got a {type(description).__name__}")
     prices = {key: _price(raw[key], key, where) for key in ("price_in", "price_out")}
     options = {key: value for key, value in raw.items() if key not in SPEC_KEYS}
-    return ExpertSpec(
-        name=name,
-        backend=backend,
-        model=str(raw["model"]),
-        description=str(raw.get("description") or raw["model"]),
-        options=options,
-        **prices,
-    )
+    _check_options(options, where)
+    return ExpertSpec(name=name, backend=backend, model=model, description=description or model, options=options,
+                      **prices)
+
+
+def _text(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        shown = repr(value) if isinstance(value, (str, int, float, type(None))) else f"a {type(value).__name__}"
+        raise ValueError(f"{where}: `{key}` must be a non-empty string, got {shown}")
+    return value
+
+
+def _check_options(options: dict[str, Any], where: str) -> None:
+    """Type and range checks of the options several backends share; a bad value fails at load, not as a
+    hang or a crash mid-run (a negative `rpm` used to make the rate limiter wait forever)."""
+    for key in _STRING_OPTIONS:
+        value = options.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}: `{key}` must be a string, got a {type(value).__name__}")
+    for key, (minimum, integer) in _NUMBER_OPTIONS.items():
+        if key not in options or (options[key] is None and key in _NULLABLE):
+            continue
+        value = options[key]
+        number = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
+        if not number or not math.isfinite(value) or value < minimum or (key in _POSITIVE and value <= 0):
+            kind = "an integer" if integer else "a finite number"
+            bound = "> 0" if key in _POSITIVE else f">= {minimum}"
+            raise ValueError(f"{where}: `{key}` must be {kind} {bound}, got {value!r}"
+                             + ("; leave it out for no limit" if key in ("rpm", "tpm") else ""))
 
 
 def _price(value: Any, key: str, where: str) -> float:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import random
 import threading
 import time
@@ -38,6 +39,12 @@ class RetryPolicy:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     max_retry_after_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        for key in ("backoff_base_s", "backoff_max_s", "max_retry_after_s"):
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:  # a NaN delay would make every retry wait forever
+                raise ValueError(f"`{key}` must be a finite number of seconds >= 0, got {value!r}")
 
     @classmethod
     def from_options(cls, opts: dict[str, Any]) -> "RetryPolicy":
@@ -131,11 +138,17 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Requests (`rpm`) and tokens (`tpm`) per minute; either may be None (unlimited)."""
+    """Requests (`rpm`) and tokens (`tpm`) per minute; either may be None (unlimited). A value that is
+    not a finite number above 0 is refused (ValueError): such a bucket would never refill."""
 
     def __init__(self, rpm: float | None = None, tpm: float | None = None):
-        self._requests = _Bucket(rpm) if rpm else None
-        self._tokens = _Bucket(tpm) if tpm else None
+        for label, value in (("rpm", rpm), ("tpm", tpm)):
+            # a bucket that refills at a negative, zero or NaN rate never has room: the caller would wait forever
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value) or value <= 0):
+                raise ValueError(f"`{label}` must be a finite number > 0, got {value!r}; leave it out for no limit")
+        self._requests = _Bucket(rpm) if rpm is not None else None
+        self._tokens = _Bucket(tpm) if tpm is not None else None
         self._lock = threading.Lock()
         self.waited_s = 0.0
 
