@@ -297,3 +297,26 @@ def test_a_pool_file_that_is_not_utf8_names_itself(tmp_path):
     (tmp_path / "pool.yaml").write_bytes(HEAD.encode() + b"experts: [\xff\xfe]\n")
     with pytest.raises(ValueError, match="not UTF-8"):
         load_pool(str(tmp_path / "pool.yaml"))
+
+
+# ----------------------------------------------------------------- 5. errors that keep their message
+def test_a_replay_file_that_is_not_utf8_is_a_value_error_naming_it(tmp_path):
+    path = _replay_pool(tmp_path, [GOOD_ROW])
+    with open(tmp_path / "r.jsonl", "ab") as handle:
+        handle.write(b'{"problem_id": "t-1", "model": "m", "correct": true, "answer": "\xff"}\n')
+    with pytest.raises(ValueError) as error:
+        load_pool(path)
+    assert str(tmp_path / "r.jsonl") in str(error.value) and "not UTF-8" in str(error.value)
+    assert f"{path}: expert 'a'" in str(error.value)
+
+
+def test_any_value_error_subclass_from_a_backend_keeps_the_pool_context(tmp_path, monkeypatch):
+    import corl_gym.experts.pool as pool_module
+
+    def broken(spec, **kwargs):
+        raise json.JSONDecodeError("Expecting value", "{", 1)
+
+    monkeypatch.setattr(pool_module, "make_expert", broken)
+    with pytest.raises(ValueError, match=r"pool\.yaml: expert 'self': Expecting value") as error:
+        load_pool(_write(tmp_path, HEAD + f"experts: [{SIM % ''}]\n"))
+    assert isinstance(error.value.__cause__, json.JSONDecodeError)

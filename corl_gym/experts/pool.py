@@ -164,7 +164,9 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
         for expert in experts:
             expert.close()
         if isinstance(exc, (ValueError, FileNotFoundError, ImportError)):
-            raise type(exc)(f"{where}: expert {spec.name!r}: {exc}") from exc
+            # the plain class: subclasses (UnicodeDecodeError, JSONDecodeError) take other arguments
+            kind = next(k for k in (FileNotFoundError, ModuleNotFoundError, ImportError, ValueError) if isinstance(exc, k))
+            raise kind(f"{where}: expert {spec.name!r}: {exc}") from exc
         raise
     return Pool(
         name=raw["name"],
