@@ -1,4 +1,10 @@
-"""Baseline routers: scripted policies that act in `CORL-Math-v0` by writing actions.
+"""Baseline routers: scripted policies that act in `CORL-Math-v0`.
+
+A router's action is a parsed `corl_gym.protocol` action (`CallAction`, `AnswerAction`), which the env
+takes without re-parsing (in text and token mode alike), so a query or an answer that holds grammar tags
+(an expert's `\\boxed{7</call>}`, a problem quoting `<answer>`) cannot break or redirect the turn. The
+env appends the action's canonical text (`<call expert="NAME">query</call>`, `<answer>...</answer>`) to
+the context, as if the router had written it.
 
 A router makes at most one expert call per episode. Where it answers itself, the answer comes from the
 pool's `controller` entry (the controller model's own answer profile, free of charge), since no LLM is
@@ -28,13 +34,14 @@ import numpy as np
 
 from corl_gym import verify
 from corl_gym.experts import Expert
-from corl_gym.protocol import stated_answer
+from corl_gym.protocol import AnswerAction, CallAction, stated_answer
 
 SELF = "self"
 
 
 class Router:
-    """Base class: `reset(env, info)` at the start of each episode, then `act(observation, info)`."""
+    """Base class: `reset(env, info)` at the start of each episode, then `act(observation, info)`, which
+    returns the action for `env.step` (a protocol action here; text from `ChatController`)."""
 
     name = "router"
 
@@ -42,7 +49,7 @@ class Router:
         self.env = env.unwrapped
         self.called = False
 
-    def act(self, observation: str, info: dict[str, Any]) -> str:
+    def act(self, observation: str, info: dict[str, Any]) -> str | CallAction | AnswerAction:
         if self.called:
             return self._answer_from_reply()
         choice = self.choose(info)
@@ -59,7 +66,7 @@ class Router:
         problem = self.env.problem
         return stated_answer(self.env.pool.controller.call(problem.problem, problem).text)
 
-    def _answer_from_reply(self) -> str:
+    def _answer_from_reply(self) -> AnswerAction:
         reply = self.env.last_reply
         if reply is None or reply.error is not None:
             return answer_action(self.own_answer())
@@ -134,7 +141,7 @@ class Cascade(Router):
         self.queue = sorted(costs, key=costs.get)
         self.answers = [self.own_answer()]
 
-    def act(self, observation: str, info: dict[str, Any]) -> str:
+    def act(self, observation: str, info: dict[str, Any]) -> CallAction | AnswerAction:
         reply = self.env.last_reply
         if reply is not None and reply.error is None:
             self.answers.append(stated_answer(reply.text))
@@ -202,11 +209,13 @@ def router_names(expert_names: list[str]) -> list[str]:
     return ["always-self", *(f"always:{e}" for e in expert_names), *BASELINES[1:]]
 
 
-def answer_action(value: str) -> str:
-    return f"<answer>\\boxed{{{value}}}</answer>"
+def answer_action(value: str) -> AnswerAction:
+    """Answer `value` (boxed); the env takes it as is, whatever tags `value` holds."""
+    return AnswerAction(f"\\boxed{{{value}}}")
 
 
-def call_action(expert: str, query: str) -> str:
-    return f'<call expert="{expert}">{query}</call>'
+def call_action(expert: str, query: str) -> CallAction:
+    """Send `query` to `expert`; the env takes it as is, whatever tags `query` holds."""
+    return CallAction(expert, query)
 
 

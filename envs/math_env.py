@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -14,12 +17,15 @@ from corl_gym.budget import BudgetSpec, reward, validate_penalty
 from corl_gym.data import Problem, load_problems
 from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.protocol import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    CALL_CLOSE,
+    INVALID_REASONS,
     AnswerAction,
     CallAction,
     InvalidAction,
     RosterEntry,
     corrective_message,
-    format_call_failure,
     format_response,
     parse_action,
     system_prompt,
@@ -28,6 +34,8 @@ from corl_gym.envs.spaces import UnicodeText, token_space
 
 MAX_ACTION_CHARS = 100_000
 MAX_OBSERVATION_CHARS = 10_000_000
+_PARSED = (CallAction, AnswerAction, InvalidAction)
+_CUT_NOTE = f"\n[the rest was cut: the context holds at most {MAX_OBSERVATION_CHARS:,} characters]"
 
 
 @dataclass
@@ -69,19 +77,33 @@ class CORLMathEnv(gym.Env):
     **Observation.** Text mode (no tokenizer): the exact text the controller continues from, a `str`
     (space `UnicodeText`): the system prompt (expert roster with descriptions and prices, the budget mode
     and its dollar threshold, the grammar, an example), the problem, then every turn and every block the
-    env appended. Token mode (`tokenizer=` given): the prompt is rendered with the tokenizer's chat
-    template and the observation is the int64 array of the whole context's token ids (space
-    `Sequence(Discrete(vocab), stack=True)`); the controller's own ids are appended verbatim, never
-    re-tokenised.
+    env appended, never cut at the front. The text context holds at most `MAX_OBSERVATION_CHARS`
+    characters: an expert reply that would overflow it is cut to fit (its end replaced by a note saying
+    so), the episode is truncated (reward 0) once the context has no room left for another turn, and
+    `reset` raises ValueError for a problem whose prompt leaves no such room. Token mode (`tokenizer=`
+    given): the prompt is rendered with the tokenizer's chat template and the observation is the int64
+    array of the whole context's token ids (space `Sequence(Discrete(vocab), stack=True)`); the
+    controller's own ids are appended verbatim, never re-tokenised.
 
-    **Action.** One turn of text (`str`), or in token mode its token ids. Grammar (`corl_gym.protocol`):
+    **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters), or in token mode its
+    token ids (integers; ids outside the vocabulary are dropped). Grammar (`corl_gym.protocol`):
     `<think>...</think>` optional, then `<call expert="NAME">sub-query</call>` or
     `<answer>...</answer>`; the first complete action counts and the rest of the turn is ignored. A call
     sends only the sub-query to the expert and appends `<response expert="NAME">reply</response>` plus a
     `<budget spent=... threshold=... remaining=.../>` line. Anything else (no tag, unknown expert, empty
     query, unclosed tag) appends a fixed `<error>` message, counts as a turn and is named in
-    `info["action_error"]`. With `hard_cap=True` a call whose expected cost exceeds the remaining budget
-    is refused the same way (`over_cap`), at no cost.
+    `info["action_error"]`. So is a turn that cannot be text: in text mode a non-`str` action
+    (`malformed_tag`) or one over `MAX_ACTION_CHARS` (`too_long`), in token mode ids that are not
+    integers (`malformed_tag`, e.g. 1.5, NaN or inf); none of it is appended. With `hard_cap=True` a
+    call whose expected cost exceeds the remaining budget is refused the same way (`over_cap`), at no
+    cost.
+
+    A scripted policy may also pass an already parsed action, a `corl_gym.protocol` `CallAction`,
+    `AnswerAction` or `InvalidAction`, in either mode: it is never re-parsed, so its query or answer may
+    hold any text, grammar tags included. It is checked as a parsed turn would be (known expert, text
+    not empty once stripped, fields of type `str`, canonical text within `MAX_ACTION_CHARS`) and its
+    canonical text (`<call expert="NAME">query</call>` or `<answer>text</answer>`) is appended to the
+    context as the turn.
 
     **Reward.** 0 on every step but the last. On the answer: `correct * penalty(cost, threshold)`;
     `penalty="hard"` (default, the paper's gate `1[cost <= threshold]`), `"soft"` or `"linear"` (see
@@ -89,7 +111,10 @@ class CORLMathEnv(gym.Env):
     `\\boxed{}` value. Truncation earns 0. Correctness is `corl_gym.verify.check` against the gold answer.
     Expert calls cost dollars at the pool's prices from the reply's token usage; the controller's own
     tokens are free, so answering without a call costs $0. A failed call is shown as a failed response
-    and costs what was billed.
+    and costs what was billed. Expert replies are untrusted: one that is not an `ExpertReply`, whose
+    text is not a `str`, or whose `cost_usd`, `prompt_tokens` or `completion_tokens` is not a finite
+    non-negative number is a failed call (`info["expert_error"]` says what was wrong) that charges only
+    the amounts that are valid; charging never raises.
 
     **Info** (every step, and at reset): `problem_id`, `budget`, `threshold_usd`, `expert_names`,
     `prices` (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative),
@@ -155,6 +180,9 @@ class CORLMathEnv(gym.Env):
         else:
             self.observation_space = token_space(len(tokenizer))
             self.action_space = token_space(len(tokenizer))
+        # Room the text context keeps for one more turn: the turn itself, then the env's longest block
+        # (a corrective message lists the experts, maybe twice; a response block's framing and cut note).
+        self._turn_room = MAX_ACTION_CHARS + 2_000 + 3 * len(", ".join(self.expert_names))
         self._episode: _Episode | None = None
         self.last_reply: ExpertReply | None = None  # the latest expert reply, for wrappers and routers
 
@@ -166,6 +194,11 @@ class CORLMathEnv(gym.Env):
         budget = self.budget_spec.draw(self.np_random, options.get("budget"))
         prompt = system_prompt(self._roster, budget.mode, budget.threshold_usd)
         text, ids = self._render_prompt(prompt, problem.problem)
+        if ids is None and len(text) > MAX_OBSERVATION_CHARS - self._turn_room:
+            raise ValueError(
+                f"problem {problem.id!r}: its prompt has {len(text):,} characters, too many for a text context of "
+                f"{MAX_OBSERVATION_CHARS:,} with room for a turn"
+            )
         self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids)
         info = self._info(step_cost=0.0, action_error=None, expert_error=None, verdict=None, correct=False)
         if ids is not None:
@@ -192,7 +225,7 @@ class CORLMathEnv(gym.Env):
         return text, self._encode(text)
 
     # ------------------------------------------------------------------------------------------ step
-    def step(self, action: str | Sequence[int] | np.ndarray):
+    def step(self, action: str | Sequence[int] | np.ndarray | CallAction | AnswerAction | InvalidAction):
         turn = self._begin_step(action)
         reply = None
         if isinstance(turn.action, CallAction):
@@ -204,8 +237,7 @@ class CORLMathEnv(gym.Env):
         episode = self._episode
         if episode is None or episode.done:
             raise RuntimeError("the episode is over (or never began): call reset() before step()")
-        text, ids = self._action_text(action)
-        parsed = parse_action(text, self.expert_names)
+        text, ids, parsed = self._read_action(action)
         if isinstance(parsed, CallAction) and self.hard_cap:
             spec = self.pool.experts[parsed.expert].spec
             remaining = episode.threshold_usd - episode.cost_usd
@@ -219,18 +251,14 @@ class CORLMathEnv(gym.Env):
         self._append(turn.text, turn.token_ids)
         step_cost, verdict, correct, expert_error, terminated, rew = 0.0, None, False, None, False, 0.0
         action = turn.action
-        self.last_reply = reply
         controller_cost, episode.pending_controller_cost = episode.pending_controller_cost, 0.0
         episode.cost_usd += controller_cost
         episode.controller_cost_usd += controller_cost
+        self.last_reply = None
         if isinstance(action, CallAction):
+            reply = self.last_reply = self._checked_reply(reply)
             step_cost, expert_error = self._charge(action.expert, reply)
-            spent = episode.cost_usd
-            if reply.error is None:
-                block = format_response(action.expert, reply.text, spent, episode.threshold_usd)
-            else:
-                block = format_call_failure(action.expert, reply.error, spent, episode.threshold_usd)
-            env_ids = self._append(block)
+            env_ids = self._append(self._response_block(action.expert, reply))
         elif isinstance(action, AnswerAction):
             verdict, correct = self._grade(action.text)
             rew = self._final_reward(correct, action.text)
@@ -238,7 +266,8 @@ class CORLMathEnv(gym.Env):
         else:
             episode.invalid_turns += 1
             env_ids = self._append(corrective_message(action, self.expert_names))
-        truncated = not terminated and episode.turn >= self.max_turns
+        context_full = episode.token_ids is None and len(episode.text) > MAX_OBSERVATION_CHARS - self._turn_room
+        truncated = not terminated and (episode.turn >= self.max_turns or context_full)
         episode.done = terminated or truncated
         error = action.reason if isinstance(action, InvalidAction) else None
         info = self._info(step_cost + controller_cost, error, expert_error, verdict, correct)
@@ -246,37 +275,113 @@ class CORLMathEnv(gym.Env):
             info["env_token_ids"] = env_ids
         return self._observation(), rew, terminated, truncated, info
 
-    def _action_text(self, action: Any) -> tuple[str, list[int] | None]:
-        if isinstance(action, str):
-            return action, (self._encode(action) if self.tokenizer is not None else None)
-        if self.tokenizer is None:
-            return f"{action!r}"[:200], None  # not text: parsed as an invalid turn, shown as its repr
-        try:
-            ids = [int(t) for t in np.asarray(action, dtype=np.int64).reshape(-1)]
-        except (TypeError, ValueError):
-            return f"{action!r}"[:200], None
-        vocab = len(self.tokenizer)
-        ids = [t for t in ids if 0 <= t < vocab]  # out-of-vocabulary ids cannot be decoded or appended
-        return self.tokenizer.decode(ids, skip_special_tokens=False), ids
+    def _read_action(self, action: Any) -> tuple[str, list[int] | None, CallAction | AnswerAction | InvalidAction]:
+        """The turn's text, its ids in token mode, and its action. Never raises: what cannot be a turn is an
+        invalid one with nothing appended."""
+        token_mode = self.tokenizer is not None
+        parsed = None
+        if isinstance(action, _PARSED):
+            text, parsed = self._checked_action(action)
+        elif isinstance(action, str):
+            text = action
+        elif not token_mode:
+            detail = f"an action is a str or a corl_gym.protocol action, got {type(action).__name__[:60]}"
+            return "", None, InvalidAction("malformed_tag", detail)
+        else:
+            ids = _token_ids(action)
+            if ids is None:
+                return "", [], InvalidAction("malformed_tag", "token ids must be integers")
+            ids = [t for t in ids if 0 <= t < len(self.tokenizer)]  # out-of-vocabulary ids cannot be decoded
+            text = self.tokenizer.decode(ids, skip_special_tokens=False)
+            return text, ids, parse_action(text, self.expert_names)
+        if not token_mode and len(text) > MAX_ACTION_CHARS:
+            detail = f"the turn had {len(text):,} characters; the limit is {MAX_ACTION_CHARS:,}"
+            return "", None, InvalidAction("too_long", detail)
+        if parsed is None:
+            parsed = parse_action(text, self.expert_names)
+        return text, (self._encode(text) if token_mode else None), parsed
+
+    def _checked_action(self, action: CallAction | AnswerAction | InvalidAction) -> tuple[str, Any]:
+        """A parsed action given directly: its canonical text, and the action checked as a parsed turn is."""
+        if isinstance(action, InvalidAction):
+            known = isinstance(action.reason, str) and action.reason in INVALID_REASONS
+            detail = action.detail[:200] if isinstance(action.detail, str) else ""
+            return "", InvalidAction(action.reason if known else "malformed_tag", detail)
+        if isinstance(action, AnswerAction):
+            if not isinstance(action.text, str):
+                return "", InvalidAction("malformed_tag", "an AnswerAction's text must be a str")
+            content = action.text.strip()
+            checked = AnswerAction(content) if content else InvalidAction("empty_answer")
+            return f"{ANSWER_OPEN}{action.text}{ANSWER_CLOSE}", checked
+        expert, query = action.expert, action.query
+        if not (isinstance(expert, str) and isinstance(query, str)):
+            return "", InvalidAction("malformed_tag", "a CallAction's expert and query must be str")
+        text = f'<call expert="{expert}">{query}{CALL_CLOSE}'
+        if expert not in self.expert_names:
+            names = ", ".join(self.expert_names)
+            return text, InvalidAction("unknown_expert", f"{expert[:60]!r} is not one of: {names}")
+        if not query.strip():
+            return text, InvalidAction("empty_query", f"the call to {expert} had no query")
+        return text, CallAction(expert, query.strip())
 
     def charge_controller(self, cost_usd: float) -> bool:
         """Charge the controller's own tokens for the turn about to be stepped (an API model that
         reports its usage) when the pool says so (`charge_controller: true`). The cost counts against
         the budget like an expert call's, in this step's `step_cost_usd`, and accumulates in
-        `info["controller_cost_usd"]`. Returns whether it was charged."""
-        if self._episode is None or not self.pool.charge_controller:
+        `info["controller_cost_usd"]`. Returns whether it was charged: a cost that is not a finite
+        non-negative number is not."""
+        cost = _amount(cost_usd)
+        if self._episode is None or not self.pool.charge_controller or cost is None:
             return False
-        self._episode.pending_controller_cost += max(float(cost_usd), 0.0)
+        if not math.isfinite(self._episode.cost_usd + self._episode.pending_controller_cost + cost):
+            return False
+        self._episode.pending_controller_cost += cost
         return True
 
+    def _checked_reply(self, reply: Any) -> ExpertReply:
+        """The reply as the env shows and charges it: a reply it cannot trust becomes a failed call that
+        keeps only its valid amounts (a cost so large that the episode's total overflows is not valid)."""
+        if not isinstance(reply, ExpertReply):
+            error = f"bad reply: the expert returned {type(reply).__name__[:60]}, not an ExpertReply"
+            return ExpertReply(text="", error=error, error_kind="bad_response")
+        bad, amounts = [], {}
+        for key in ("cost_usd", "prompt_tokens", "completion_tokens"):
+            value = _amount(getattr(reply, key, None))
+            if value is None or (key == "cost_usd" and not math.isfinite(self._episode.cost_usd + value)):
+                bad.append(f"{key}={getattr(reply, key, None)!r:.40}")
+                value = 0.0
+            amounts[key] = value if key == "cost_usd" else int(value)
+        text = reply.text if isinstance(reply.text, str) else ""
+        if not isinstance(reply.text, str):
+            bad.append(f"text is a {type(reply.text).__name__[:60]}, not a str")
+        error = reply.error
+        if error is not None and not isinstance(error, str):
+            error = f"an error of type {type(error).__name__[:60]}"
+        if bad:
+            note = f"bad reply ({', '.join(bad)}): amounts must be finite non-negative numbers, text a str"
+            error = note if error is None else f"{error}; {note}"
+        kind = reply.error_kind if not bad else "bad_response"
+        return dataclasses.replace(reply, text=text, error=error, error_kind=kind, **amounts)
+
     def _charge(self, expert: str, reply: ExpertReply) -> tuple[float, str | None]:
+        """Charge a checked reply (`_checked_reply`), whose amounts are finite and non-negative."""
         episode = self._episode
-        cost = max(float(reply.cost_usd), 0.0)
-        episode.cost_usd += cost
+        episode.cost_usd += reply.cost_usd
         episode.calls[expert] += 1
-        episode.prompt_tokens += max(int(reply.prompt_tokens), 0)
-        episode.completion_tokens += max(int(reply.completion_tokens), 0)
-        return cost, reply.error
+        episode.prompt_tokens += reply.prompt_tokens
+        episode.completion_tokens += reply.completion_tokens
+        return reply.cost_usd, reply.error
+
+    def _response_block(self, expert: str, reply: ExpertReply) -> str:
+        """The reply (or the failure) with the spend line; in text mode its body is cut to fit the context."""
+        episode = self._episode
+        body = reply.text if reply.error is None else f"[the call failed: {reply.error}]"
+        block = format_response(expert, body, episode.cost_usd, episode.threshold_usd)
+        excess = len(episode.text) + len(block) - MAX_OBSERVATION_CHARS
+        if episode.token_ids is None and excess > 0:
+            body = body[: max(len(body) - excess - len(_CUT_NOTE), 0)] + _CUT_NOTE
+            block = format_response(expert, body, episode.cost_usd, episode.threshold_usd)
+        return block
 
     def _grade(self, answer_text: str) -> tuple[str, bool]:
         problem = self._episode.problem
@@ -311,7 +416,7 @@ class CORLMathEnv(gym.Env):
     def _observation(self):
         episode = self._episode
         if episode.token_ids is None:
-            return episode.text[-MAX_OBSERVATION_CHARS:]
+            return episode.text
         return np.asarray(episode.token_ids, dtype=np.int64)
 
     def _info(self, step_cost: float, action_error, expert_error, verdict, correct: bool) -> dict[str, Any]:
@@ -361,3 +466,31 @@ def _safe_call(pool: Pool, expert: str, query: str, problem: Problem) -> ExpertR
         return pool.experts[expert].call(query, problem)
     except Exception as exc:  # noqa: BLE001 - any backend failure is an expert error, by design
         return ExpertReply(text="", error=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _amount(value: Any) -> float | None:
+    """`value` as a float if it is a finite non-negative real number (not a bool, not a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _token_ids(action: Any) -> list[int] | None:
+    """Token ids as ints, or None unless every entry is an integer (a whole float counts; 1.5, NaN and inf do
+    not). Ids too large for int64 are kept as Python ints, out of any vocabulary."""
+    try:
+        array = np.asarray(action)
+        if array.dtype.kind in "iu":
+            return array.reshape(-1).tolist()
+        values = array.reshape(-1).tolist()
+    except Exception:  # noqa: BLE001 - ragged or exotic input is not a list of ids
+        return None
+    ids = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None
+        if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+            return None
+        ids.append(int(value))
+    return ids

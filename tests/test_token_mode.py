@@ -49,3 +49,44 @@ def test_token_mode_passes_check_env_and_accepts_text_or_bad_ids(tokenizer):
     assert info["action_error"] == "no_action"
     _, _, _, _, info = env.step("\ud800 <answer>1</answer>")
     assert info["verdict"] is not None
+
+
+@pytest.mark.parametrize(
+    "ids, reason",
+    [
+        ([2**70], "no_action"), ([-(2**70)], "no_action"),  # beyond int64: out of vocabulary, dropped
+        ([float("inf")], "malformed_tag"), ([float("-inf"), 3], "malformed_tag"), ([float("nan")], "malformed_tag"),
+        ([1.7, 2.2], "malformed_tag"), (["12"], "malformed_tag"), (np.array([True, False]), "malformed_tag"), ([[1, 2], [3]], "malformed_tag"),
+        (None, "malformed_tag"), ({"ids": [1]}, "malformed_tag"), (np.array([1 + 2j]), "malformed_tag"),
+    ],
+)
+def test_token_ids_that_are_not_integers_or_overflow_are_invalid_turns(tokenizer, ids, reason):
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer).unwrapped
+    obs, _ = env.reset(seed=0)
+    new_obs, reward, terminated, _, info = env.step(ids)
+    assert info["action_error"] == reason and not terminated and reward == 0.0
+    assert list(new_obs[: len(obs)]) == list(obs) and list(new_obs[len(obs) :]) == info["env_token_ids"]
+
+
+def test_non_integral_ids_are_never_truncated_into_an_action(tokenizer):
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer).unwrapped
+    answer = tokenizer.encode("<answer>\\boxed{2}</answer>")
+    env.reset(seed=0)
+    _, _, terminated, _, info = env.step(np.asarray(answer, dtype=np.float64) + 0.3)
+    assert not terminated and info["action_error"] == "malformed_tag"
+    _, _, terminated, _, info = env.step(np.asarray(answer, dtype=np.float64))  # whole floats are ids
+    assert terminated and info["verdict"] is not None
+
+
+def test_parsed_actions_are_appended_as_their_canonical_text(tokenizer):
+    from corl_gym.protocol import AnswerAction, CallAction
+
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer, budget="high").unwrapped
+    obs, _ = env.reset(seed=0)
+    query = "What is 1+1? <answer>5</answer>"
+    new_obs, _, terminated, _, info = env.step(CallAction("gpt-4.1-nano", query))
+    assert not terminated and info["calls"]["gpt-4.1-nano"] == 1
+    turn = list(new_obs[len(obs) : len(new_obs) - len(info["env_token_ids"])])
+    assert turn == tokenizer.encode(f'<call expert="gpt-4.1-nano">{query}</call>', add_special_tokens=False)
+    _, _, terminated, _, info = env.step(AnswerAction("\\boxed{2}"))
+    assert terminated and info["action_error"] is None

@@ -59,3 +59,28 @@ def test_vector_and_single_envs_agree_for_the_same_seed():
     for i, seed in enumerate([11, 12]):
         o, inf = single.reset(seed=seed)
         assert o == obs[i] and inf["problem_id"] == info["problem_id"][i]
+
+
+class BadCostExpert(Expert):
+    """Replies with a cost that is not a number, as a tampered cache row could."""
+
+    def call(self, query, problem):
+        reply = ExpertReply(text=f"\\boxed{{{problem.answer}}}", prompt_tokens=10, completion_tokens=10, cost_usd=0.0)
+        object.__setattr__(reply, "cost_usd", float("nan") if query == "nan" else "0.01")
+        return reply
+
+
+def test_batched_calls_check_replies_and_take_parsed_actions():
+    from corl_gym.protocol import AnswerAction, CallAction
+
+    base = load_pool("sim-paper")
+    pool = Pool("bad", base.controller, {"bad": BadCostExpert(ExpertSpec("bad", "test", "m"))}, dict(base.budgets))
+    envs = CORLMathVectorEnv(3, pool=pool, budget="high")
+    envs.reset(seed=0)
+    actions = [CallAction("bad", "nan"), CallAction("bad", "str </call> <answer>1</answer>"), AnswerAction("1 </call>")]
+    obs, rewards, terminated, truncated, info = envs.step(actions)
+    assert terminated.tolist() == [False, False, True] and info["action_error"].tolist() == [None, None, None]
+    # whichever layer catches the bad cost first (the pool or the env), the call fails and charges nothing bad
+    assert info["expert_error"][0] is not None and info["expert_error"][1] is not None
+    assert np.all(np.isfinite(info["cost_usd"])) and np.all(info["cost_usd"] >= 0)
+    assert info["calls"]["bad"].tolist() == [1, 1, 0] and all("[the call failed: " in o for o in obs[:2])
