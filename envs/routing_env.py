@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.error import ResetNeeded
 
 from corl_gym import verify
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import Pool
-from corl_gym.protocol import stated_answer
+from corl_gym.protocol import AnswerAction, CallAction, stated_answer
 
 BUDGET_SLOTS = ("low", "medium", "high", "custom")
 
@@ -28,7 +30,12 @@ class CORLRoutingEnv(gym.Env):
     the candidate. Before any call the candidate is the controller's own answer (the pool's `controller`
     entry, free). `action_masks()` is False for experts whose expected cost exceeds the remaining budget
     and, on the last allowed step, for every expert (only submitting can earn reward); masks are advice
-    for maskable learners: an unmasked learner may still call, and pays.
+    for maskable learners: an unmasked learner may still call, and pays. An action is an integer (a Python
+    or NumPy integer, or a one-element integer array); anything else (`1.5`, `"1"`, `True`) or an integer
+    out of range raises ValueError. `step()` or `action_masks()` before the first `reset()` raises
+    `gymnasium.error.ResetNeeded`. The turns reach the text env as parsed actions (`AnswerAction`,
+    `CallAction`), never as text to re-parse, so grammar tags in a problem or in an expert's answer are
+    plain text: they cannot end, cut or redirect the turn.
 
     **Observation** `Box(-1, 1, (D,), float32)`, in order: budget mode one-hot (low, medium, high,
     custom; 4); threshold `(log10(USD) + 6) / 8` clipped (1); remaining budget / threshold clipped to
@@ -79,6 +86,7 @@ class CORLRoutingEnv(gym.Env):
         size = 4 + 1 + 1 + self.K + self.K + (self.K + 1) + 3 + (self.K + 1) + feature_size(features)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.K + 1)
+        self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
 
     @property
     def problems(self) -> list[Problem]:
@@ -90,9 +98,9 @@ class CORLRoutingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
+        self._info = None
         _, info = self.text_env.reset(seed=seed, options=options)
         problem = self.text_env.problem
-        self._info = info
         self._own = stated_answer(self.pool.controller.call(problem.problem, problem).text)
         self._candidate, self._source, self._distinct = self._own, 0, [self._own]
         self._latest: dict[int, str] = {0: self._own}  # answerer (0 = self, k = expert k) -> its answer
@@ -100,18 +108,18 @@ class CORLRoutingEnv(gym.Env):
         self._expected = np.array(
             [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names], dtype=np.float64
         )
+        self._info = info
         return self._observation(), self._full_info(info)
 
     def step(self, action: int):
-        action = int(action)
-        if not 0 <= action <= self.K:
-            raise ValueError(f"action must be in 0..{self.K}, got {action}")
+        self._require_reset("step")
+        action = self._checked_action(action)
         problem = self.text_env.problem
         if action == 0:
-            text = f"<answer>\\boxed{{{self._candidate}}}</answer>"
+            turn = AnswerAction(f"\\boxed{{{self._candidate}}}")
         else:
-            text = f'<call expert="{self.expert_names[action - 1]}">{problem.problem}</call>'
-        _, reward, terminated, truncated, info = self.text_env.step(text)
+            turn = CallAction(self.expert_names[action - 1], problem.problem)
+        _, reward, terminated, truncated, info = self.text_env.step(turn)
         reply = self.text_env.last_reply
         if action > 0 and reply is not None and reply.error is None:
             answer = verify.extract_answer(reply.text)
@@ -123,8 +131,24 @@ class CORLRoutingEnv(gym.Env):
         self._info = info
         return self._observation(), reward, terminated, truncated, self._full_info(info)
 
+    def _require_reset(self, method: str) -> None:
+        if self._info is None:
+            raise ResetNeeded(f"call reset() before {method}(): the routing env has no episode yet")
+
+    def _checked_action(self, action: Any) -> int:
+        """`action` as an int in 0..K; ValueError for anything that is not an integer in range."""
+        value = action
+        if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iu":
+            value = value.reshape(-1)[0]
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise ValueError(f"action must be an integer in 0..{self.K}, got {action!r:.80} ({type(action).__name__})")
+        if not 0 <= int(value) <= self.K:
+            raise ValueError(f"action must be in 0..{self.K}, got {int(value)}")
+        return int(value)
+
     def action_masks(self) -> np.ndarray:
         """True where an action is allowed: submitting always; an expert while affordable and steps remain."""
+        self._require_reset("action_masks")
         info = self._info
         remaining = info["threshold_usd"] - info["cost_usd"]
         mask = np.ones(self.K + 1, dtype=bool)
