@@ -64,7 +64,9 @@ class Router:
 
     def own_answer(self) -> str:
         problem = self.env.problem
-        return stated_answer(self.env.pool.controller.call(problem.problem, problem).text)
+        pool = self.env.pool
+        reply = pool.call(pool.controller.name, problem.problem, problem)
+        return stated_answer(reply.text) if reply.error is None else ""  # a failed call states no answer
 
     def _answer_from_reply(self) -> AnswerAction:
         reply = self.env.last_reply

@@ -43,6 +43,7 @@ INVALID_REASONS: dict[str, str] = {
     "empty_query": "Your turn called an expert with an empty query.",
     "empty_answer": "Your turn gave an empty answer.",
     "over_cap": "That call would exceed your remaining budget, so it was refused.",
+    "too_long": "Your turn was too long.",
 }
 
 

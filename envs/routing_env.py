@@ -101,7 +101,8 @@ class CORLRoutingEnv(gym.Env):
         self._info = None
         _, info = self.text_env.reset(seed=seed, options=options)
         problem = self.text_env.problem
-        self._own = stated_answer(self.pool.controller.call(problem.problem, problem).text)
+        own = self.pool.call(self.pool.controller.name, problem.problem, problem)
+        self._own = stated_answer(own.text) if own.error is None else ""  # a failed call states no answer
         self._candidate, self._source, self._distinct = self._own, 0, [self._own]
         self._latest: dict[int, str] = {0: self._own}  # answerer (0 = self, k = expert k) -> its answer
         self._problem_features = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)

@@ -157,3 +157,36 @@ def test_actions_that_are_not_integers_are_rejected(action):
     assert info["turn"] == 1
     _, _, _, _, info = env.step(np.int64(2))
     assert info["turn"] == 2
+
+
+class RaisingController(Expert):
+    def call(self, query, problem):
+        raise ConnectionError("controller endpoint down")
+
+
+def test_a_failing_controller_gives_no_own_answer_instead_of_crashing_reset():
+    from corl_gym.agents.routers import make_router
+    from corl_gym.envs.math_env import CORLMathEnv
+
+    env = scripted_env("What is 3+4?", "\\boxed{7}")
+    env.pool.controller = RaisingController(ExpertSpec("self", "test", "m"))
+    obs, info = env.reset(seed=0)
+    assert info["candidate"] == "" and np.isfinite(obs).all()
+    _, reward, terminated, _, info = env.step(0)  # submitting the empty own answer is simply wrong
+    assert terminated and reward == 0.0 and not info["correct"]
+
+    text_env = CORLMathEnv(pool=env.pool, problems=[Problem("p1", "What is 3+4?", "7")], budget="high")
+    router = make_router("always-self")
+    obs, info = text_env.reset(seed=0)
+    router.reset(text_env, info)
+    _, reward, terminated, _, info = text_env.step(router.act(obs, info))
+    assert terminated and reward == 0.0 and info["action_error"] is None
+
+
+def test_pool_call_never_raises():
+    pool = scripted_env("q", "\\boxed{7}").pool
+    pool.controller = RaisingController(ExpertSpec("self", "test", "m"))
+    problem = Problem("p1", "q", "7")
+    assert "ConnectionError: controller endpoint down" in pool.call("self", "q", problem).error
+    assert "no expert 'nobody'" in pool.call("nobody", "q", problem).error
+    assert pool.call("echo", "q", problem).text == "\\boxed{7}"

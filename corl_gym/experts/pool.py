@@ -71,6 +71,15 @@ class Pool:
             return self.controller
         raise KeyError(f"pool {self.name!r} has no expert {name!r}; experts: {', '.join(self.experts)}")
 
+    def call(self, name: str, query: str, problem: Problem) -> ExpertReply:
+        """One blocking call to an expert (or the controller, by its name) that never raises: an unknown
+        name, a backend exception or a malformed reply becomes the reply's `error`."""
+        try:
+            reply = self.get(name).call(query, problem)
+        except Exception as exc:  # noqa: BLE001 - any backend failure is the call's error, by design
+            reply = error_reply(exc)
+        return checked_reply(reply, name)
+
     def check_covers(self, problems: list[Problem]) -> None:
         """Raise ValueError when an expert (a replay one) cannot answer some of `problems`."""
         for expert in [self.controller, *self.experts.values()]:
