@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -17,10 +15,6 @@ from corl_gym.budget import BudgetSpec, reward, validate_penalty
 from corl_gym.data import Problem, load_problems
 from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.protocol import (
-    ANSWER_CLOSE,
-    ANSWER_OPEN,
-    CALL_CLOSE,
-    INVALID_REASONS,
     AnswerAction,
     CallAction,
     InvalidAction,
@@ -31,10 +25,10 @@ from corl_gym.protocol import (
     system_prompt,
 )
 from corl_gym.envs.spaces import UnicodeText, token_space
+from corl_gym.envs.untrusted import PARSED_ACTIONS, amount, checked_action, checked_reply, token_ids
 
 MAX_ACTION_CHARS = 100_000
 MAX_OBSERVATION_CHARS = 10_000_000
-_PARSED = (CallAction, AnswerAction, InvalidAction)
 _CUT_NOTE = f"\n[the rest was cut: the context holds at most {MAX_OBSERVATION_CHARS:,} characters]"
 
 
@@ -229,7 +223,7 @@ class CORLMathEnv(gym.Env):
         turn = self._begin_step(action)
         reply = None
         if isinstance(turn.action, CallAction):
-            reply = _safe_call(self.pool, turn.action.expert, turn.action.query, self._episode.problem)
+            reply = self.pool.call(turn.action.expert, turn.action.query, self._episode.problem)  # never raises
         return self._end_step(turn, reply)
 
     def _begin_step(self, action: Any) -> _Turn:
@@ -256,7 +250,7 @@ class CORLMathEnv(gym.Env):
         episode.controller_cost_usd += controller_cost
         self.last_reply = None
         if isinstance(action, CallAction):
-            reply = self.last_reply = self._checked_reply(reply)
+            reply = self.last_reply = checked_reply(reply, episode.cost_usd)
             step_cost, expert_error = self._charge(action.expert, reply)
             env_ids = self._append(self._response_block(action.expert, reply))
         elif isinstance(action, AnswerAction):
@@ -280,15 +274,15 @@ class CORLMathEnv(gym.Env):
         invalid one with nothing appended."""
         token_mode = self.tokenizer is not None
         parsed = None
-        if isinstance(action, _PARSED):
-            text, parsed = self._checked_action(action)
+        if isinstance(action, PARSED_ACTIONS):
+            text, parsed = checked_action(action, self.expert_names)
         elif isinstance(action, str):
             text = action
         elif not token_mode:
             detail = f"an action is a str or a corl_gym.protocol action, got {type(action).__name__[:60]}"
             return "", None, InvalidAction("malformed_tag", detail)
         else:
-            ids = _token_ids(action)
+            ids = token_ids(action)
             if ids is None:
                 return "", [], InvalidAction("malformed_tag", "token ids must be integers")
             ids = [t for t in ids if 0 <= t < len(self.tokenizer)]  # out-of-vocabulary ids cannot be decoded
@@ -301,36 +295,13 @@ class CORLMathEnv(gym.Env):
             parsed = parse_action(text, self.expert_names)
         return text, (self._encode(text) if token_mode else None), parsed
 
-    def _checked_action(self, action: CallAction | AnswerAction | InvalidAction) -> tuple[str, Any]:
-        """A parsed action given directly: its canonical text, and the action checked as a parsed turn is."""
-        if isinstance(action, InvalidAction):
-            known = isinstance(action.reason, str) and action.reason in INVALID_REASONS
-            detail = action.detail[:200] if isinstance(action.detail, str) else ""
-            return "", InvalidAction(action.reason if known else "malformed_tag", detail)
-        if isinstance(action, AnswerAction):
-            if not isinstance(action.text, str):
-                return "", InvalidAction("malformed_tag", "an AnswerAction's text must be a str")
-            content = action.text.strip()
-            checked = AnswerAction(content) if content else InvalidAction("empty_answer")
-            return f"{ANSWER_OPEN}{action.text}{ANSWER_CLOSE}", checked
-        expert, query = action.expert, action.query
-        if not (isinstance(expert, str) and isinstance(query, str)):
-            return "", InvalidAction("malformed_tag", "a CallAction's expert and query must be str")
-        text = f'<call expert="{expert}">{query}{CALL_CLOSE}'
-        if expert not in self.expert_names:
-            names = ", ".join(self.expert_names)
-            return text, InvalidAction("unknown_expert", f"{expert[:60]!r} is not one of: {names}")
-        if not query.strip():
-            return text, InvalidAction("empty_query", f"the call to {expert} had no query")
-        return text, CallAction(expert, query.strip())
-
     def charge_controller(self, cost_usd: float) -> bool:
         """Charge the controller's own tokens for the turn about to be stepped (an API model that
         reports its usage) when the pool says so (`charge_controller: true`). The cost counts against
         the budget like an expert call's, in this step's `step_cost_usd`, and accumulates in
         `info["controller_cost_usd"]`. Returns whether it was charged: a cost that is not a finite
         non-negative number is not."""
-        cost = _amount(cost_usd)
+        cost = amount(cost_usd)
         if self._episode is None or not self.pool.charge_controller or cost is None:
             return False
         if not math.isfinite(self._episode.cost_usd + self._episode.pending_controller_cost + cost):
@@ -338,33 +309,8 @@ class CORLMathEnv(gym.Env):
         self._episode.pending_controller_cost += cost
         return True
 
-    def _checked_reply(self, reply: Any) -> ExpertReply:
-        """The reply as the env shows and charges it: a reply it cannot trust becomes a failed call that
-        keeps only its valid amounts (a cost so large that the episode's total overflows is not valid)."""
-        if not isinstance(reply, ExpertReply):
-            error = f"bad reply: the expert returned {type(reply).__name__[:60]}, not an ExpertReply"
-            return ExpertReply(text="", error=error, error_kind="bad_response")
-        bad, amounts = [], {}
-        for key in ("cost_usd", "prompt_tokens", "completion_tokens"):
-            value = _amount(getattr(reply, key, None))
-            if value is None or (key == "cost_usd" and not math.isfinite(self._episode.cost_usd + value)):
-                bad.append(f"{key}={getattr(reply, key, None)!r:.40}")
-                value = 0.0
-            amounts[key] = value if key == "cost_usd" else int(value)
-        text = reply.text if isinstance(reply.text, str) else ""
-        if not isinstance(reply.text, str):
-            bad.append(f"text is a {type(reply.text).__name__[:60]}, not a str")
-        error = reply.error
-        if error is not None and not isinstance(error, str):
-            error = f"an error of type {type(error).__name__[:60]}"
-        if bad:
-            note = f"bad reply ({', '.join(bad)}): amounts must be finite non-negative numbers, text a str"
-            error = note if error is None else f"{error}; {note}"
-        kind = reply.error_kind if not bad else "bad_response"
-        return dataclasses.replace(reply, text=text, error=error, error_kind=kind, **amounts)
-
     def _charge(self, expert: str, reply: ExpertReply) -> tuple[float, str | None]:
-        """Charge a checked reply (`_checked_reply`), whose amounts are finite and non-negative."""
+        """Charge a checked reply (`untrusted.checked_reply`), whose amounts are finite and non-negative."""
         episode = self._episode
         episode.cost_usd += reply.cost_usd
         episode.calls[expert] += 1
@@ -458,39 +404,3 @@ class CORLMathEnv(gym.Env):
         if self._owns_pool:
             self.pool.close()
         super().close()
-
-
-def _safe_call(pool: Pool, expert: str, query: str, problem: Problem) -> ExpertReply:
-    """A backend that raises is reported as a failed call, never as a crashed episode."""
-    try:
-        return pool.experts[expert].call(query, problem)
-    except Exception as exc:  # noqa: BLE001 - any backend failure is an expert error, by design
-        return ExpertReply(text="", error=f"{type(exc).__name__}: {exc}"[:500])
-
-
-def _amount(value: Any) -> float | None:
-    """`value` as a float if it is a finite non-negative real number (not a bool, not a string), else None."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and value >= 0 else None
-
-
-def _token_ids(action: Any) -> list[int] | None:
-    """Token ids as ints, or None unless every entry is an integer (a whole float counts; 1.5, NaN and inf do
-    not). Ids too large for int64 are kept as Python ints, out of any vocabulary."""
-    try:
-        array = np.asarray(action)
-        if array.dtype.kind in "iu":
-            return array.reshape(-1).tolist()
-        values = array.reshape(-1).tolist()
-    except Exception:  # noqa: BLE001 - ragged or exotic input is not a list of ids
-        return None
-    ids = []
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return None
-        if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
-            return None
-        ids.append(int(value))
-    return ids

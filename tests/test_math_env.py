@@ -262,7 +262,9 @@ def test_replies_with_bad_amounts_or_types_are_expert_errors_and_never_poison_th
     env.reset(seed=0)
     obs, _, terminated, _, info = env.step(CallAction("echo", "q"))
     assert not terminated and info["calls"]["echo"] == 1
-    if "error" not in fields:
+    if "text" in fields:  # the pool already refuses a reply that is not text, before the env's own check
+        assert "not text" in info["expert_error"] and "[the call failed: " in obs
+    elif "error" not in fields:
         assert info["expert_error"].startswith("bad reply") and "[the call failed: bad reply" in obs
     assert env.last_reply.error == info["expert_error"]
     assert np.isfinite(info["cost_usd"]) and info["cost_usd"] >= 0 and np.isfinite(info["step_cost_usd"])

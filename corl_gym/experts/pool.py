@@ -77,7 +77,7 @@ class Pool:
         try:
             reply = self.get(name).call(query, problem)
         except Exception as exc:  # noqa: BLE001 - any backend failure is the call's error, by design
-            reply = error_reply(exc)
+            reply = ExpertReply(text="", error=f"{type(exc).__name__}: {exc}"[:500], error_kind="exception")
         return checked_reply(reply, name)
 
     def check_covers(self, problems: list[Problem]) -> None:

@@ -1,0 +1,99 @@
+"""Checks on what `CORLMathEnv` is handed and cannot trust: parsed actions from a scripted policy, token
+ids from a sampler, and expert replies from a backend. Each check turns bad input into an invalid turn or
+a failed call that the env shows and accounts for; none of them raises.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+from corl_gym.experts import ExpertReply
+from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, INVALID_REASONS, AnswerAction, CallAction, InvalidAction
+
+PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
+
+
+def checked_action(
+    action: CallAction | AnswerAction | InvalidAction, expert_names: Sequence[str]
+) -> tuple[str, CallAction | AnswerAction | InvalidAction]:
+    """A parsed action given directly: its canonical text, and the action checked as a parsed turn is."""
+    if isinstance(action, InvalidAction):
+        known = isinstance(action.reason, str) and action.reason in INVALID_REASONS
+        detail = action.detail[:200] if isinstance(action.detail, str) else ""
+        return "", InvalidAction(action.reason if known else "malformed_tag", detail)
+    if isinstance(action, AnswerAction):
+        if not isinstance(action.text, str):
+            return "", InvalidAction("malformed_tag", "an AnswerAction's text must be a str")
+        content = action.text.strip()
+        checked = AnswerAction(content) if content else InvalidAction("empty_answer")
+        return f"{ANSWER_OPEN}{action.text}{ANSWER_CLOSE}", checked
+    expert, query = action.expert, action.query
+    if not (isinstance(expert, str) and isinstance(query, str)):
+        return "", InvalidAction("malformed_tag", "a CallAction's expert and query must be str")
+    text = f'<call expert="{expert}">{query}{CALL_CLOSE}'
+    if expert not in expert_names:
+        names = ", ".join(expert_names)
+        return text, InvalidAction("unknown_expert", f"{expert[:60]!r} is not one of: {names}")
+    if not query.strip():
+        return text, InvalidAction("empty_query", f"the call to {expert} had no query")
+    return text, CallAction(expert, query.strip())
+
+
+def checked_reply(reply: Any, spent_usd: float) -> ExpertReply:
+    """The reply as the env shows and charges it: a reply it cannot trust becomes a failed call that keeps
+    only its valid amounts (a cost so large that the episode's total `spent_usd + cost` overflows is not
+    valid)."""
+    if not isinstance(reply, ExpertReply):
+        error = f"bad reply: the expert returned {type(reply).__name__[:60]}, not an ExpertReply"
+        return ExpertReply(text="", error=error, error_kind="bad_response")
+    bad, amounts = [], {}
+    for key in ("cost_usd", "prompt_tokens", "completion_tokens"):
+        value = amount(getattr(reply, key, None))
+        if value is None or (key == "cost_usd" and not math.isfinite(spent_usd + value)):
+            bad.append(f"{key}={getattr(reply, key, None)!r:.40}")
+            value = 0.0
+        amounts[key] = value if key == "cost_usd" else int(value)
+    text = reply.text if isinstance(reply.text, str) else ""
+    if not isinstance(reply.text, str):
+        bad.append(f"text is a {type(reply.text).__name__[:60]}, not a str")
+    error = reply.error
+    if error is not None and not isinstance(error, str):
+        error = f"an error of type {type(error).__name__[:60]}"
+    if bad:
+        note = f"bad reply ({', '.join(bad)}): amounts must be finite non-negative numbers, text a str"
+        error = note if error is None else f"{error}; {note}"
+    kind = reply.error_kind if not bad else "bad_response"
+    return dataclasses.replace(reply, text=text, error=error, error_kind=kind, **amounts)
+
+
+def amount(value: Any) -> float | None:
+    """`value` as a float if it is a finite non-negative real number (not a bool, not a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def token_ids(action: Any) -> list[int] | None:
+    """Token ids as ints, or None unless every entry is an integer (a whole float counts; 1.5, NaN and inf do
+    not). Ids too large for int64 are kept as Python ints, out of any vocabulary."""
+    try:
+        array = np.asarray(action)
+        if array.dtype.kind in "iu":
+            return array.reshape(-1).tolist()
+        values = array.reshape(-1).tolist()
+    except Exception:  # noqa: BLE001 - ragged or exotic input is not a list of ids
+        return None
+    ids = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None
+        if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+            return None
+        ids.append(int(value))
+    return ids
