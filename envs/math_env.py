@@ -87,8 +87,8 @@ class CORLMathEnv(gym.Env):
     `<budget spent=... threshold=... remaining=.../>` line. Anything else (no tag, unknown expert, empty
     query, unclosed tag) appends a fixed `<error>` message, counts as a turn and is named in
     `info["action_error"]`. So is a turn that cannot be text: in text mode a non-`str` action
-    (`malformed_tag`) or one over `MAX_ACTION_CHARS` (`too_long`), in token mode ids that are not
-    integers (`malformed_tag`, e.g. 1.5, NaN or inf); none of it is appended. With `hard_cap=True` a
+    (`malformed_tag`), in token mode ids that are not integers (`malformed_tag`, e.g. 1.5, NaN or inf),
+    and in either mode a `str` or parsed turn over `MAX_ACTION_CHARS` (`too_long`); none of it is appended. With `hard_cap=True` a
     call whose expected cost exceeds the remaining budget is refused the same way (`over_cap`), at no
     cost.
 
@@ -288,9 +288,9 @@ class CORLMathEnv(gym.Env):
             ids = [t for t in ids if 0 <= t < len(self.tokenizer)]  # out-of-vocabulary ids cannot be decoded
             text = self.tokenizer.decode(ids, skip_special_tokens=False)
             return text, ids, parse_action(text, self.expert_names)
-        if not token_mode and len(text) > MAX_ACTION_CHARS:
+        if len(text) > MAX_ACTION_CHARS:  # a str or parsed turn, in either mode (sampled ids are capped by their generator)
             detail = f"the turn had {len(text):,} characters; the limit is {MAX_ACTION_CHARS:,}"
-            return "", None, InvalidAction("too_long", detail)
+            return "", ([] if token_mode else None), InvalidAction("too_long", detail)
         if parsed is None:
             parsed = parse_action(text, self.expert_names)
         return text, (self._encode(text) if token_mode else None), parsed

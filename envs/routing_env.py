@@ -99,6 +99,7 @@ class CORLRoutingEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._info = None
+        self._verdicts: dict[tuple[str, str], bool] = {}
         _, info = self.text_env.reset(seed=seed, options=options)
         problem = self.text_env.problem
         own = self.pool.call(self.pool.controller.name, problem.problem, problem)
@@ -126,7 +127,7 @@ class CORLRoutingEnv(gym.Env):
             answer = verify.extract_answer(reply.text)
             if answer is not None:
                 self._candidate, self._source = answer, action
-                if not any(verify.is_equivalent(answer, kept) for kept in self._distinct):
+                if not any(self._same(answer, kept) for kept in self._distinct):
                     self._distinct.append(answer)  # answers up to equivalence, kept as they come
                 self._latest[action] = answer
         self._info = info
@@ -188,9 +189,18 @@ class CORLRoutingEnv(gym.Env):
         across experts is the signal a controller has of which answer to trust)."""
         agreement = np.zeros(self.K + 1, dtype=np.float32)
         for source, answer in self._latest.items():
-            same = source == self._source or verify.is_equivalent(answer, self._candidate)
+            same = source == self._source or self._same(answer, self._candidate)
             agreement[source] = 1.0 if same else -1.0
         return agreement
+
+    def _same(self, a: str, b: str) -> bool:
+        """Whether two stated answers are equivalent, decided once per pair and episode within the text env's
+        `verify_timeout` (each step compares the candidate with every kept answer again)."""
+        key = (a, b) if a <= b else (b, a)
+        if key not in self._verdicts:
+            timeout = self.text_env.verify_timeout
+            self._verdicts[key] = a == b or verify.check(a, b, timeout=timeout) is verify.Verdict.CORRECT
+        return self._verdicts[key]
 
     def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
         return {**info, "candidate": self._candidate, "action_mask": self.action_masks()}

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from corl_gym.experts import ExpertReply
+from corl_gym.experts.base import amount
 from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, INVALID_REASONS, AnswerAction, CallAction, InvalidAction
 
 PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
@@ -69,14 +70,6 @@ def checked_reply(reply: Any, spent_usd: float) -> ExpertReply:
         error = note if error is None else f"{error}; {note}"
     kind = reply.error_kind if not bad else "bad_response"
     return dataclasses.replace(reply, text=text, error=error, error_kind=kind, **amounts)
-
-
-def amount(value: Any) -> float | None:
-    """`value` as a float if it is a finite non-negative real number (not a bool, not a string), else None."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and value >= 0 else None
 
 
 def token_ids(action: Any) -> list[int] | None:

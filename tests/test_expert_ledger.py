@@ -83,3 +83,34 @@ def test_cli_bench_flags_and_exit_code(tmp_path, capsys):
     assert json.loads((tmp_path / "ledger.json").read_text())["max_spend_usd"] == 0.05
     with pytest.raises(SystemExit):
         cli.main(["bench", "--cache-mode", "sometimes"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, 10**400])
+def test_a_bad_amount_never_poisons_the_spend_or_the_cap(bad):
+    ledger = Ledger(max_spend_usd=1.5)
+    forged = ExpertReply(text="x", cost_usd=0.5)
+    object.__setattr__(forged, "cost_usd", bad)
+    object.__setattr__(forged, "prompt_tokens", bad)
+    ledger.record("p/a", forged)  # booked without its unusable amounts
+    ledger.record("p/a", ExpertReply(text="", error="x", error_kind=3))  # a non-str kind still counts
+    ledger.record("p/a", ExpertReply(text="", error="y", error_kind="rate_limit"))
+    book = ledger.to_dict()
+    assert book["spend_usd"] == 0.0 and book["calls"] == 3 and book["failures"] == {"3": 1, "rate_limit": 1}
+    assert ledger.reserve("p/a", 1.0) and not ledger.reserve("p/a", 1.0)  # the cap still holds
+    assert isinstance(ledger.summary(), str)
+
+
+@pytest.mark.parametrize("field, bad", [("cost_usd", float("nan")), ("cost_usd", 10**400), ("prompt_tokens", float("nan")),
+                                        ("completion_tokens", -5), ("attempts", "2"), ("error_kind", 3)])
+def test_checked_reply_turns_bad_amounts_into_a_bad_response(field, bad):
+    from corl_gym.experts.base import checked_reply
+
+    reply = ExpertReply(text="\\boxed{7}", prompt_tokens=3, completion_tokens=4, cost_usd=0.01, error="e" if field == "error_kind" else None)
+    object.__setattr__(reply, field, bad)
+    checked = checked_reply(reply, "x")
+    for key in ("cost_usd", "prompt_tokens", "completion_tokens", "attempts"):
+        value = getattr(checked, key)
+        assert not isinstance(value, bool) and value >= 0 and value == value and value < float("inf")
+    assert isinstance(checked.error_kind, str) and isinstance(checked.error, str)
+    if field != "error_kind":
+        assert checked.error_kind == "bad_response" and field in checked.error

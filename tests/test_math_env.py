@@ -265,12 +265,21 @@ def test_replies_with_bad_amounts_or_types_are_expert_errors_and_never_poison_th
     if "text" in fields:  # the pool already refuses a reply that is not text, before the env's own check
         assert "not text" in info["expert_error"] and "[the call failed: " in obs
     elif "error" not in fields:
-        assert info["expert_error"].startswith("bad reply") and "[the call failed: bad reply" in obs
+        assert "bad reply" in info["expert_error"] and f"[the call failed: {info['expert_error']}]" in obs
     assert env.last_reply.error == info["expert_error"]
     assert np.isfinite(info["cost_usd"]) and info["cost_usd"] >= 0 and np.isfinite(info["step_cost_usd"])
     assert isinstance(info["prompt_tokens"], int) and info["prompt_tokens"] >= 0
     _, reward, terminated, _, info = env.step("<answer>\\boxed{42}</answer>")
     assert terminated and info["correct"] and reward == 1.0 and not info["over_budget"]
+
+
+def test_an_integer_amount_past_float_range_is_a_bad_reply_not_an_overflow_error():
+    pool = scripted_pool(forged(prompt_tokens=10**400, cost_usd=10**400), charge_controller=True)
+    env = gym.make("CORL-Math-v0", pool=pool, problems=SIX_TIMES_SEVEN, budget="high").unwrapped
+    env.reset(seed=0)
+    assert env.charge_controller(10**400) is False
+    _, _, _, _, info = env.step(CallAction("echo", "q"))
+    assert "bad reply" in info["expert_error"] and info["cost_usd"] == 0.0 and info["prompt_tokens"] == 0
 
 
 def test_a_cost_that_would_overflow_the_episode_total_is_an_expert_error():

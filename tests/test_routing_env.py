@@ -190,3 +190,23 @@ def test_pool_call_never_raises():
     assert "ConnectionError: controller endpoint down" in pool.call("self", "q", problem).error
     assert "no expert 'nobody'" in pool.call("nobody", "q", problem).error
     assert pool.call("echo", "q", problem).text == "\\boxed{7}"
+
+
+def test_answer_agreement_is_checked_once_per_pair_within_the_envs_verify_timeout(monkeypatch):
+    env = scripted_env("What is 3+4?", "\\boxed{8}")
+    env.text_env.verify_timeout = 0.25
+    seen = []
+    real_check = verify.check
+
+    def counting_check(a, b, timeout=2.0):
+        seen.append((tuple(sorted((a, b))), timeout))
+        return real_check(a, b, timeout=timeout)
+
+    monkeypatch.setattr(verify, "check", counting_check)
+    env.reset(seed=0)
+    done = False
+    while not done:  # the same disagreeing answer again and again, until the step limit
+        _, _, terminated, truncated, _ = env.step(1)
+        done = terminated or truncated
+    pairs = [pair for pair, _ in seen]
+    assert pairs and len(pairs) == len(set(pairs)) and {t for _, t in seen} == {0.25}

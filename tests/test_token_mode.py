@@ -90,3 +90,16 @@ def test_parsed_actions_are_appended_as_their_canonical_text(tokenizer):
     assert turn == tokenizer.encode(f'<call expert="gpt-4.1-nano">{query}</call>', add_special_tokens=False)
     _, _, terminated, _, info = env.step(AnswerAction("\\boxed{2}"))
     assert terminated and info["action_error"] is None
+
+
+def test_str_and_parsed_turns_over_the_length_cap_are_refused_in_token_mode(tokenizer):
+    from corl_gym.envs.math_env import MAX_ACTION_CHARS
+    from corl_gym.protocol import AnswerAction, CallAction
+
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer, budget="high").unwrapped
+    for action in (CallAction("gpt-4.1-nano", "q" * MAX_ACTION_CHARS), AnswerAction("1" * MAX_ACTION_CHARS),
+                   "<answer>1</answer>" + " " * MAX_ACTION_CHARS):
+        obs, _ = env.reset(seed=0)
+        new_obs, _, terminated, _, info = env.step(action)
+        assert info["action_error"] == "too_long" and not terminated and info["calls"]["gpt-4.1-nano"] == 0
+        assert len(new_obs) == len(obs) + len(info["env_token_ids"])  # only the corrective message was appended

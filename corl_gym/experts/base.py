@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,17 +165,52 @@ def storable_text(text: str) -> str:
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+def amount(value: Any) -> float | None:
+    """`value` as a float if it is a finite non-negative real number (not a bool, not a string), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        value = float(value)
+    except (OverflowError, ValueError):  # an int past float's range (10**400)
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def checked_reply(reply: Any, name: str) -> ExpertReply:
-    """`reply` when it is a well-formed `ExpertReply`; else a `bad_response` error reply that keeps what the
-    call cost (a backend handing back non-text would break the cache, the ledger and the env)."""
+    """`reply` when it is a well-formed `ExpertReply`; else a `bad_response` error reply that keeps what it
+    validly cost. A backend handing back non-text, or a cost or token count that is not a finite
+    non-negative number, would break the cache, poison the ledger's spend (NaN passes every cap) and the
+    env's reward; `error_kind` and `error` are made strings for the ledger's counts."""
     if not isinstance(reply, ExpertReply):
         return ExpertReply(text="", error=f"expert {name!r} returned a {type(reply).__name__}, not an ExpertReply",
                            error_kind="bad_response")
-    if isinstance(reply.text, str):
+    problems, fixed = [], {}
+    for key in ("cost_usd", "prompt_tokens", "completion_tokens", "attempts"):
+        value = amount(getattr(reply, key))
+        if value is None:
+            problems.append(f"{key}={getattr(reply, key)!r:.40}")
+            value = 0.0 if key != "attempts" else 1.0
+        if key != "cost_usd":
+            value = int(value)
+        if value != getattr(reply, key) or type(value) is not type(getattr(reply, key)):
+            fixed[key] = value
+    if not isinstance(reply.text, str):
+        problems.append(f"replied with a {type(reply.text).__name__[:60]}, not text")
+        fixed["text"] = ""
+    else:
         text = storable_text(reply.text)
-        return reply if text is reply.text else dataclasses.replace(reply, text=text)
-    error = reply.error or f"expert {name!r} replied with a {type(reply.text).__name__}, not text"
-    return dataclasses.replace(reply, text="", error=error, error_kind=reply.error_kind or "bad_response")
+        if text is not reply.text:
+            fixed["text"] = text
+    error, kind = reply.error, reply.error_kind
+    if error is not None and not isinstance(error, str):
+        error = fixed["error"] = f"an error of type {type(error).__name__[:60]}"
+    if kind is not None and not isinstance(kind, str):
+        kind = fixed["error_kind"] = "other"
+    if problems:
+        note = f"expert {name!r} sent a bad reply: {'; '.join(problems)}"
+        fixed["error"] = note if error is None else f"{error}; {note}"
+        fixed["error_kind"] = kind or "bad_response"
+    return dataclasses.replace(reply, **fixed) if fixed else reply
 
 
 def error_reply(exc: BaseException, **usage: Any) -> ExpertReply:

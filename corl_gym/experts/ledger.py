@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corl_gym.experts.base import ExpertReply
+from corl_gym.experts.base import ExpertReply, amount
 
 
 @dataclass
@@ -96,18 +96,18 @@ class Ledger:
             account.calls += 1
             if reply.cached:
                 account.cached_hits += 1
-                account.cached_saved_usd += max(reply.cost_usd, 0.0)
+                account.cached_saved_usd += amount(reply.cost_usd) or 0.0
                 return
-            attempts = max(int(reply.attempts), 0)
+            attempts = int(amount(reply.attempts) or 0)
             account.requests += attempts
             account.retries += max(attempts - 1, 0)
             account.max_attempts = max(account.max_attempts, attempts)
-            account.spend_usd += max(float(reply.cost_usd), 0.0)
-            account.prompt_tokens += max(int(reply.prompt_tokens), 0)
-            account.completion_tokens += max(int(reply.completion_tokens), 0)
+            account.spend_usd += amount(reply.cost_usd) or 0.0  # NaN would pass every cap after it
+            account.prompt_tokens += int(amount(reply.prompt_tokens) or 0)
+            account.completion_tokens += int(amount(reply.completion_tokens) or 0)
             account.usage_estimated += bool(reply.usage_estimated)
             if reply.error is not None:
-                account.failures[reply.error_kind or "other"] += 1
+                account.failures[str(reply.error_kind or "other")] += 1
 
     def stop(self, reason: str) -> None:
         with self._lock:
