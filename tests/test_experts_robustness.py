@@ -38,6 +38,8 @@ def _odd_reply(body):
         return [{"type": "text", "text": "It is \\boxed{2}."}]
     if "object" in content:
         return {"text": "It is \\boxed{2}."}
+    if "number" in content:
+        return 42
     return "It is \\boxed{2}."
 
 
@@ -68,13 +70,13 @@ def test_odd_content_is_stored_or_a_billed_bad_response_and_every_call_is_booked
     surrogate = expert.call("surrogate", PROBLEM)
     assert surrogate.ok and surrogate.text == "It is \ufffd \\boxed{2}."  # replaced, so it can be stored
     assert expert.call("surrogate", PROBLEM).cached  # ... and it was stored
-    replies = [expert.call(query, PROBLEM) for query in ("list", "object")]
+    replies = [expert.call(query, PROBLEM) for query in ("list", "object", "number")]
     for reply in replies:
         assert not reply.ok and reply.error_kind == "bad_response" and "not text" in reply.error
         assert reply.cost_usd > 0 and reply.text == ""  # the provider billed it: so does the reply
     book = ledger.to_dict()
-    assert book["calls"] == 4 and book["requests"] == len(odd_server.requests) == 3
-    assert book["failures"] == {"bad_response": 2}
+    assert book["calls"] == 5 and book["requests"] == len(odd_server.requests) == 4
+    assert book["failures"] == {"bad_response": 3}
     assert book["spend_usd"] == pytest.approx(surrogate.cost_usd + sum(r.cost_usd for r in replies))
     pool.close()
 

@@ -200,14 +200,14 @@ class ChatServer:
         return True
 
     def _completion(self, body: dict[str, Any], fault: str) -> dict[str, Any]:
-        text = self.reply_fn(body)
+        text = self.reply_fn(body)  # any JSON value: a test may send content that is not a string
+        completion = len(text) // 4 + 1 if isinstance(text, str) else 1
         prompt = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4 + 8
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
             "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": len(text) // 4 + 1,
-                      "total_tokens": prompt + len(text) // 4 + 1},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
         if fault == "badusage":
             reply["usage"] = {"prompt_tokens": -7, "completion_tokens": "lots", "total_tokens": None}
