@@ -48,7 +48,7 @@ def label_choices(
     cost = np.zeros((len(problems), len(choices)), dtype=np.float64)
     for i, problem in enumerate(tqdm(problems, desc="label", unit="problem", disable=not progress)):
         for j, expert in enumerate(experts):
-            reply = expert.call(problem.problem, problem)
+            reply = pool.ask(expert, problem.problem, problem)  # never raises; a failure is labelled wrong
             cost[i, j] = 0.0 if j == 0 else reply.cost_usd  # the controller's own answer is free
             if reply.error is None:
                 verdict = verify.check(stated_answer(reply.text), problem.answer)

@@ -63,10 +63,10 @@ class Router:
         raise NotImplementedError
 
     def own_answer(self) -> str:
+        """The controller's own answer; "" when its call fails."""
         problem = self.env.problem
-        pool = self.env.pool
-        reply = pool.call(pool.controller.name, problem.problem, problem)
-        return stated_answer(reply.text) if reply.error is None else ""  # a failed call states no answer
+        reply = self.env.pool.call_controller(problem.problem, problem)
+        return stated_answer(reply.text) if reply.error is None else ""  # the pool logged the failure
 
     def _answer_from_reply(self) -> AnswerAction:
         reply = self.env.last_reply
@@ -167,8 +167,8 @@ class Oracle(Router):
         if self._correct(self.own_answer()):
             return SELF
         correct = {}
-        for name, expert in self.experts().items():
-            reply = expert.call(problem.problem, problem)
+        for name in self.experts():
+            reply = self.env.pool.call(name, problem.problem, problem)
             if reply.error is None and self._correct(stated_answer(reply.text)):
                 correct[name] = reply.cost_usd
         within = {n: c for n, c in correct.items() if c <= info["threshold_usd"]}

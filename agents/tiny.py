@@ -68,7 +68,7 @@ def env_corpus(pool: Any, problems: list, n_replies: int = 300) -> list[str]:
         texts.append(f"<answer>\\boxed{{{problem.answer}}}</answer>")
         if i < n_replies:
             name = pool.expert_names()[i % len(pool.experts)]
-            reply = pool.experts[name].call(problem.problem, problem)
+            reply = pool.call(name, problem.problem, problem)
             texts.append(f'<call expert="{name}">{problem.problem}</call>')
             texts.append(format_response(name, reply.text, reply.cost_usd, 0.01))
     return texts

@@ -102,7 +102,7 @@ class CORLRoutingEnv(gym.Env):
         self._verdicts: dict[tuple[str, str], bool] = {}
         _, info = self.text_env.reset(seed=seed, options=options)
         problem = self.text_env.problem
-        own = self.pool.call(self.pool.controller.name, problem.problem, problem)
+        own = self.pool.call_controller(problem.problem, problem)
         self._own = stated_answer(own.text) if own.error is None else ""  # a failed call states no answer
         self._candidate, self._source, self._distinct = self._own, 0, [self._own]
         self._latest: dict[int, str] = {0: self._own}  # answerer (0 = self, k = expert k) -> its answer

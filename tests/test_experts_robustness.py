@@ -193,7 +193,7 @@ GOOD_ROW = json.dumps(GOOD)
 @pytest.mark.parametrize("field, value", [
     ("cost_usd", math.nan), ("cost_usd", math.inf), ("cost_usd", -0.1), ("cost_usd", "0.1"),
     ("prompt_tokens", -3), ("prompt_tokens", "x"), ("completion_tokens", 2.5), ("completion_tokens", math.inf),
-    ("correct", "false"), ("correct", 2), ("correct", None), ("model", None),
+    ("correct", "false"), ("correct", 2), ("correct", None), ("model", None), ("cost_usd", 10**400),
 ])
 def test_a_bad_replay_value_fails_at_load_with_file_and_line(tmp_path, field, value):
     row = json.dumps({**GOOD, field: value})  # NaN and Infinity as Python's json writes them
@@ -231,7 +231,7 @@ def test_bad_estimate_options_fail_at_load(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- 4. pool files
-@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "0", "-1", "'cheap'", "true"])
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf", "0", "-1", "'cheap'", "true", "1" + "0" * 400])
 def test_budgets_must_be_finite_positive_amounts(tmp_path, value):
     text = HEAD.replace("low: 0.001", f"low: {value}") + f"experts: [{SIM % ''}]\n"
     with pytest.raises(ValueError, match="budgets: low must be a finite USD amount > 0"):
@@ -240,7 +240,8 @@ def test_budgets_must_be_finite_positive_amounts(tmp_path, value):
 
 @pytest.mark.parametrize("option", ["rpm: -5", "rpm: .nan", "rpm: .inf", "rpm: 0", "tpm: -100", "tpm: .nan",
                                     "rpm: '60'", "timeout: .nan", "timeout: 0", "backoff_base_s: .nan",
-                                    "concurrency: 0", "max_tokens: -1"])
+                                    "concurrency: 0", "max_tokens: -1", "rpm: 1" + "0" * 400,
+                                    "max_tokens: 1" + "0" * 400])
 def test_bad_rate_limits_and_timeouts_fail_at_load_instead_of_hanging(tmp_path, option):
     entry = ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, base_url: 'http://127.0.0.1:9/v1', "
              f"api_key_env: null, {option}}}")

@@ -183,13 +183,18 @@ def test_a_failing_controller_gives_no_own_answer_instead_of_crashing_reset():
     assert terminated and reward == 0.0 and info["action_error"] is None
 
 
-def test_pool_call_never_raises():
+def test_pool_calls_never_raise_and_the_controller_is_never_taken_for_an_expert(caplog):
     pool = scripted_env("q", "\\boxed{7}").pool
     pool.controller = RaisingController(ExpertSpec("self", "test", "m"))
     problem = Problem("p1", "q", "7")
-    assert "ConnectionError: controller endpoint down" in pool.call("self", "q", problem).error
+    with caplog.at_level("WARNING"):
+        assert "ConnectionError: controller endpoint down" in pool.call_controller("q", problem).error
+        pool.call_controller("q", problem)
+    assert len([r for r in caplog.records if "controller's own call failed" in r.message]) == 1  # once per kind
     assert "no expert 'nobody'" in pool.call("nobody", "q", problem).error
     assert pool.call("echo", "q", problem).text == "\\boxed{7}"
+    pool.controller = ScriptedExpert(ExpertSpec("echo", "test", "m"), "\\boxed{5}")  # shares the expert's name
+    assert pool.call_controller("q", problem).text == "\\boxed{5}" and pool.call("echo", "q", problem).text == "\\boxed{7}"
 
 
 def test_answer_agreement_is_checked_once_per_pair_within_the_envs_verify_timeout(monkeypatch):

@@ -165,6 +165,14 @@ def storable_text(text: str) -> str:
         return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
+def is_finite(value: Any) -> bool:
+    """`math.isfinite` that says False, not OverflowError, for an int past float's range (10**400)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def amount(value: Any) -> float | None:
     """`value` as a float if it is a finite non-negative real number (not a bool, not a string), else None."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -24,7 +24,8 @@ relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `lo
 from __future__ import annotations
 
 import asyncio
-import math
+import logging
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import yaml
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, checked_reply, error_reply
+from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, checked_reply, error_reply, is_finite
 from corl_gym.experts.cache import MODES, CacheConfig
 from corl_gym.experts.ledger import Ledger
 from corl_gym.experts.loop import LoopThread, ensure
@@ -45,6 +46,8 @@ BUDGET_MODES = ("low", "medium", "high")
 _TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
 _SHOWN_IDS = 5
 MAX_YAML_VALUES = 100_000  # values a pool file may stand for with its aliases expanded (built-in ones: < 1000)
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Pool:
     ledger: Ledger | None = None
     charge_controller: bool = False
     _runner: LoopThread | None = field(default=None, repr=False, compare=False)
+    _controller_failures: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def expert_names(self) -> list[str]:
         return list(self.experts)
@@ -71,14 +75,37 @@ class Pool:
             return self.controller
         raise KeyError(f"pool {self.name!r} has no expert {name!r}; experts: {', '.join(self.experts)}")
 
-    def call(self, name: str, query: str, problem: Problem) -> ExpertReply:
-        """One blocking call to an expert (or the controller, by its name) that never raises: an unknown
-        name, a backend exception or a malformed reply becomes the reply's `error`."""
+    def ask(self, expert: Expert, query: str, problem: Problem) -> ExpertReply:
+        """One blocking call that never raises: a backend exception or a malformed reply becomes the
+        reply's `error` (`checked_reply`)."""
         try:
-            reply = self.get(name).call(query, problem)
+            reply = expert.call(query, problem)
         except Exception as exc:  # noqa: BLE001 - any backend failure is the call's error, by design
-            reply = ExpertReply(text="", error=f"{type(exc).__name__}: {exc}"[:500], error_kind="exception")
-        return checked_reply(reply, name)
+            reply = error_reply(exc)
+            reply = dataclasses.replace(reply, error=reply.error[:500])
+        return checked_reply(reply, expert.name)
+
+    def call(self, name: str, query: str, problem: Problem) -> ExpertReply:
+        """`ask` the expert called `name` (an unknown name is the reply's `error`). The controller is asked
+        with `call_controller`, never by name: an expert may share its name."""
+        expert = self.experts.get(name)
+        if expert is None:
+            known = ", ".join(self.experts)
+            return ExpertReply(text="", error=f"pool {self.name!r} has no expert {name!r}; experts: {known}",
+                               error_kind="exception")
+        return self.ask(expert, query, problem)
+
+    def call_controller(self, query: str, problem: Problem) -> ExpertReply:
+        """`ask` the controller model itself (its own answer, which the env does not bill). A failure is
+        logged once per kind of error: a controller endpoint that is down would otherwise make a whole
+        benchmark score 0 on "self" in silence."""
+        reply = self.ask(self.controller, query, problem)
+        kind = (reply.error or "").split(":", 1)[0][:80]
+        if reply.error is not None and kind not in self._controller_failures:
+            self._controller_failures.add(kind)
+            _LOG.warning("pool %r: the controller's own call failed (%s); its answer counts as empty", self.name,
+                         reply.error[:200])
+        return reply
 
     def check_covers(self, problems: list[Problem]) -> None:
         """Raise ValueError when an expert (a replay one) cannot answer some of `problems`."""
@@ -302,7 +329,7 @@ def _budgets(raw: Any, where: str) -> dict[str, float]:
     for mode, value in raw.items():
         if not isinstance(mode, str):
             raise ValueError(f"{where}: budgets: a mode name must be a string, got {mode!r}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite(value) or value <= 0:
             raise ValueError(f"{where}: budgets: {mode} must be a finite USD amount > 0 per query, got {value!r}")
         budgets[mode] = float(value)
     return budgets

@@ -7,11 +7,10 @@ never imports openai, torch, transformers or vllm.
 from __future__ import annotations
 
 import importlib
-import math
 from pathlib import Path
 from typing import Any
 
-from corl_gym.experts.base import Expert, ExpertSpec
+from corl_gym.experts.base import Expert, ExpertSpec, is_finite
 
 BACKENDS: dict[str, str] = {
     "sim": "corl_gym.experts.sim:SimExpert",
@@ -72,7 +71,7 @@ def _check_options(options: dict[str, Any], where: str) -> None:
             continue
         value = options[key]
         number = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-        if not number or not math.isfinite(value) or value < minimum or (key in _POSITIVE and value <= 0):
+        if not number or not is_finite(value) or value < minimum or (key in _POSITIVE and value <= 0):
             kind = "an integer" if integer else "a finite number"
             bound = "> 0" if key in _POSITIVE else f">= {minimum}"
             raise ValueError(f"{where}: `{key}` must be {kind} {bound}, got {value!r}"
@@ -80,7 +79,7 @@ def _check_options(options: dict[str, Any], where: str) -> None:
 
 
 def _price(value: Any, key: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite(value) or value < 0:
         raise ValueError(f"{where}: {key} must be a non-negative number of USD per 1M tokens, got {value!r}")
     return float(value)
 

@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, boxed_reply, estimate_prompt_tokens
+from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, boxed_reply, estimate_prompt_tokens, is_finite
 from corl_gym.experts.wrong_answers import strip_answer, wrong_answer
 
 DEFAULT_COMPLETION_TOKENS = 350
@@ -126,13 +125,13 @@ def _token_count(value: Any) -> int | None:
     """`value` as a token count (an integer, or a float with no fraction), or None when it is not one."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
+    if isinstance(value, float) and (not is_finite(value) or not value.is_integer()):
         return None
     return int(value) if value >= 0 else None
 
 
 def _amount(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and is_finite(value) and value >= 0
 
 
 def _normalise(text: str) -> str:
