@@ -90,10 +90,12 @@ def extract_answer(text: str) -> str | None:
     return _fallback(text)
 
 
-# The three scanners below find what the lazy regexes `<answer>(.*?)</answer>`, `\$(.+?)\$` (and the
-# other math delimiters) and `answer:\s*(?:is\s*)?[:=]?\s*([^\n]+)` would, in linear time. Those
-# regexes backtrack quadratically on model output such as 50,000 unclosed `\(` or "Answer:" followed by
-# a long run of newlines, and this code runs in the caller's process, outside any deadline.
+# The scanners below replace the lazy regexes `<answer>(.*?)</answer>`, `\$(.+?)\$` (and the other math
+# delimiters) and `answer:\s*(?:is\s*)?[:=]?\s*([^\n]+)`, which backtrack quadratically on model output
+# such as 50,000 unclosed `\(` or "Answer:" followed by a long run of newlines; this code runs in the
+# caller's process, outside any deadline. The first two find exactly what their regexes found. The
+# phrase scanner differs on purpose in two ways: the "is" of "isosceles" is not the verb, and a phrase
+# with nothing after it is a truncated reply (no answer) rather than a capture of its own colon.
 
 
 def _last_answer_tag(text: str) -> str | None:
@@ -122,8 +124,8 @@ def _phrase_answers(text: str) -> tuple[list[str], bool]:
         if end > k:
             hits.append(text[k:end])
             pos = end
-        else:
-            dangling = dangling or k > head.end()  # "Answer: " and then nothing: a truncated reply
+        else:  # "Answer:" and then nothing on the rest of the text: a truncated reply
+            dangling = True
             pos = max(k, head.end())
     return hits, dangling
 

@@ -205,7 +205,7 @@ def _level(value: Any) -> int | None:
         value = value.removeprefix("Level").strip()
         value = int(value) if value.isdigit() else None
     if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON's NaN and Infinity are not answers
+        return None  # JSON's NaN and Infinity are not levels
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return value if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5 else None

@@ -90,6 +90,8 @@ def test_bad_input_never_raises(pred, gold, verdict: Verdict) -> None:
     ("The answer is:\n\n42", "42"),
     ("Answer: 5\nChecking again, the final answer is\n", "5"),  # a dangling later phrase is not an answer
     ("so the final answer is", None),  # truncated: the phrase itself is not an answer
+    ("Compute 6*7. The answer is", None),  # ... not even when a number came before it
+    ("Compute 6*7. The answer is ", None),
     ("We first get $1$ and then we get $$2$$ and then finally we get \\(3\\) then \\[4\\]", "4"),
     ("We paid $5 and then $6, so we call it $x$ in the end", "x"),  # spans pair left to right
     ("<answer>1</answer> no: <answer>2</answer>", "2"),

@@ -241,13 +241,15 @@ class _Hung(Exception):
 
 @contextlib.contextmanager
 def _watchdog(seconds: float, what: str):
-    """Fail (rather than hang the run) when the block takes longer than `seconds`: not a speed test."""
+    """Fail (rather than hang the run) when the block takes longer than `seconds`: not a speed test. The
+    timer it borrows (pytest-timeout's, when that runs on SIGALRM) is given back with its time left."""
 
     def hung(*_):
         raise _Hung
 
     previous = signal.signal(signal.SIGALRM, hung)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    outer_left, outer_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    started = time.monotonic()
     try:
         yield
     except _Hung:
@@ -255,6 +257,8 @@ def _watchdog(seconds: float, what: str):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer_left > 0:
+            signal.setitimer(signal.ITIMER_REAL, max(outer_left - (time.monotonic() - started), 1e-3), outer_interval)
 
 
 _UNCLOSED = ["E=TCmO_{(T", "x_{", "\\begin{pmatrix", "\\{1,2", "\\begin{pmatrix}1&2", "\\sqrt[3", "(1,2", "\\frac{1}{"]
