@@ -162,9 +162,9 @@ def format_response(expert: str, text: str, spent_usd: float, threshold_usd: flo
     )
 
 
-def format_call_failure(expert: str, error: str, spent_usd: float, threshold_usd: float) -> str:
-    """A failed call is shown as a response that says so; it still costs what was billed."""
-    return format_response(expert, f"[the call failed: {error}]", spent_usd, threshold_usd)
+def call_failure_text(error: str) -> str:
+    """What a failed call's response says instead of a reply; the call still costs what was billed."""
+    return f"[the call failed: {error}]"
 
 
 @dataclass(frozen=True)

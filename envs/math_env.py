@@ -19,13 +19,15 @@ from corl_gym.protocol import (
     CallAction,
     InvalidAction,
     RosterEntry,
+    call_failure_text,
     corrective_message,
     format_response,
     parse_action,
     system_prompt,
 )
 from corl_gym.envs.spaces import UnicodeText, token_space
-from corl_gym.envs.untrusted import PARSED_ACTIONS, amount, checked_action, checked_reply, token_ids
+from corl_gym.envs.untrusted import PARSED_ACTIONS, checked_action, checked_reply, token_ids
+from corl_gym.experts.base import amount
 
 MAX_ACTION_CHARS = 100_000
 MAX_OBSERVATION_CHARS = 10_000_000
@@ -250,7 +252,7 @@ class CORLMathEnv(gym.Env):
         episode.controller_cost_usd += controller_cost
         self.last_reply = None
         if isinstance(action, CallAction):
-            reply = self.last_reply = checked_reply(reply, episode.cost_usd)
+            reply = self.last_reply = checked_reply(reply, action.expert, episode.cost_usd)
             step_cost, expert_error = self._charge(action.expert, reply)
             env_ids = self._append(self._response_block(action.expert, reply))
         elif isinstance(action, AnswerAction):
@@ -321,7 +323,7 @@ class CORLMathEnv(gym.Env):
     def _response_block(self, expert: str, reply: ExpertReply) -> str:
         """The reply (or the failure) with the spend line; in text mode its body is cut to fit the context."""
         episode = self._episode
-        body = reply.text if reply.error is None else f"[the call failed: {reply.error}]"
+        body = reply.text if reply.error is None else call_failure_text(reply.error)
         block = format_response(expert, body, episode.cost_usd, episode.threshold_usd)
         excess = len(episode.text) + len(block) - MAX_OBSERVATION_CHARS
         if episode.token_ids is None and excess > 0:

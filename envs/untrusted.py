@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from corl_gym.experts import ExpertReply
-from corl_gym.experts.base import amount
+from corl_gym.experts.base import checked_reply as base_checked_reply
 from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, INVALID_REASONS, AnswerAction, CallAction, InvalidAction
 
 PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
@@ -45,31 +45,16 @@ def checked_action(
     return text, CallAction(expert, query.strip())
 
 
-def checked_reply(reply: Any, spent_usd: float) -> ExpertReply:
-    """The reply as the env shows and charges it: a reply it cannot trust becomes a failed call that keeps
-    only its valid amounts (a cost so large that the episode's total `spent_usd + cost` overflows is not
-    valid)."""
-    if not isinstance(reply, ExpertReply):
-        error = f"bad reply: the expert returned {type(reply).__name__[:60]}, not an ExpertReply"
-        return ExpertReply(text="", error=error, error_kind="bad_response")
-    bad, amounts = [], {}
-    for key in ("cost_usd", "prompt_tokens", "completion_tokens"):
-        value = amount(getattr(reply, key, None))
-        if value is None or (key == "cost_usd" and not math.isfinite(spent_usd + value)):
-            bad.append(f"{key}={getattr(reply, key, None)!r:.40}")
-            value = 0.0
-        amounts[key] = value if key == "cost_usd" else int(value)
-    text = reply.text if isinstance(reply.text, str) else ""
-    if not isinstance(reply.text, str):
-        bad.append(f"text is a {type(reply.text).__name__[:60]}, not a str")
-    error = reply.error
-    if error is not None and not isinstance(error, str):
-        error = f"an error of type {type(error).__name__[:60]}"
-    if bad:
-        note = f"bad reply ({', '.join(bad)}): amounts must be finite non-negative numbers, text a str"
-        error = note if error is None else f"{error}; {note}"
-    kind = reply.error_kind if not bad else "bad_response"
-    return dataclasses.replace(reply, text=text, error=error, error_kind=kind, **amounts)
+def checked_reply(reply: Any, expert: str, spent_usd: float) -> ExpertReply:
+    """`corl_gym.experts.base.checked_reply` (a reply that is not text, or whose amounts are not finite
+    non-negative numbers, is a failed call keeping its valid amounts), plus the env's own rule: a cost so
+    large that the episode's total `spent_usd + cost` overflows is not valid either."""
+    reply = base_checked_reply(reply, expert)
+    if math.isfinite(spent_usd + reply.cost_usd):
+        return reply
+    note = f"expert {expert!r} sent a bad reply: cost_usd={reply.cost_usd!r:.40} overflows the episode's total"
+    error = note if reply.error is None else f"{reply.error}; {note}"
+    return dataclasses.replace(reply, cost_usd=0.0, error=error, error_kind="bad_response")
 
 
 def token_ids(action: Any) -> list[int] | None:
