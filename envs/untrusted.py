@@ -71,7 +71,10 @@ def token_ids(action: Any) -> list[int] | None:
     for value in values:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return None
-        if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+        try:
+            if not isinstance(value, numbers.Integral) and not (math.isfinite(value) and float(value).is_integer()):
+                return None
+        except (OverflowError, ValueError):  # a Fraction past float's range
             return None
         ids.append(int(value))
     return ids

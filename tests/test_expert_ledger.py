@@ -100,8 +100,15 @@ def test_a_bad_amount_never_poisons_the_spend_or_the_cap(bad):
     assert isinstance(ledger.summary(), str)
 
 
+class _UnshowableNumber(float):
+    def __repr__(self):  # an untrusted value whose repr fails must not make the check fail
+        raise RuntimeError("no repr")
+
+
 @pytest.mark.parametrize("field, bad", [("cost_usd", float("nan")), ("cost_usd", 10**400), ("prompt_tokens", float("nan")),
-                                        ("completion_tokens", -5), ("attempts", "2"), ("error_kind", 3)])
+                                        ("completion_tokens", -5), ("attempts", "2"), ("error_kind", 3),
+                                        pytest.param("cost_usd", -10**5000, id="cost_usd-5000-digit-int"),
+                                        pytest.param("prompt_tokens", _UnshowableNumber(-1.0), id="prompt_tokens-no-repr")])
 def test_checked_reply_turns_bad_amounts_into_a_bad_response(field, bad):
     from corl_gym.experts.base import checked_reply
 

@@ -1,3 +1,5 @@
+from fractions import Fraction
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -58,6 +60,7 @@ def test_token_mode_passes_check_env_and_accepts_text_or_bad_ids(tokenizer):
         ([float("inf")], "malformed_tag"), ([float("-inf"), 3], "malformed_tag"), ([float("nan")], "malformed_tag"),
         ([1.7, 2.2], "malformed_tag"), (["12"], "malformed_tag"), (np.array([True, False]), "malformed_tag"), ([[1, 2], [3]], "malformed_tag"),
         (None, "malformed_tag"), ({"ids": [1]}, "malformed_tag"), (np.array([1 + 2j]), "malformed_tag"),
+        ([Fraction(10**400, 3)], "malformed_tag"), ([Fraction(10**400)], "malformed_tag"),  # past float's range
     ],
 )
 def test_token_ids_that_are_not_integers_or_overflow_are_invalid_turns(tokenizer, ids, reason):

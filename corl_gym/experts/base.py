@@ -184,6 +184,14 @@ def amount(value: Any) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
+def _shown(value: Any) -> str:
+    """A short repr for an error message that cannot itself fail (a 5000-digit int's repr raises)."""
+    try:
+        return repr(value)[:40]
+    except Exception:  # noqa: BLE001 - the value is untrusted; its type is enough to say what was wrong
+        return f"<{type(value).__name__[:40]}>"
+
+
 def checked_reply(reply: Any, name: str) -> ExpertReply:
     """`reply` when it is a well-formed `ExpertReply`; else a `bad_response` error reply that keeps what it
     validly cost. A backend handing back non-text, or a cost or token count that is not a finite
@@ -196,7 +204,7 @@ def checked_reply(reply: Any, name: str) -> ExpertReply:
     for key in ("cost_usd", "prompt_tokens", "completion_tokens", "attempts"):
         value = amount(getattr(reply, key))
         if value is None:
-            problems.append(f"{key}={getattr(reply, key)!r:.40}")
+            problems.append(f"{key}={_shown(getattr(reply, key))}")
             value = 0.0 if key != "attempts" else 1.0
         if key != "cost_usd":
             value = int(value)
