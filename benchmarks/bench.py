@@ -12,6 +12,17 @@ train part (`train_limit` caps it). Rows are appended to `results.jsonl` as they
 the same `out` skips the rows it already has (resume). `summary.md` and `pareto.png` are written at the
 end from every row of the run's configuration.
 
+Before any episode runs, every (pool, dataset) pair is checked: a pair whose pool cannot answer the
+dataset's problems (a replay pool has recorded answers for its own problems only) is skipped, and
+`BenchResult.notes` says which and why (all pairs skipped is an error); a split too small to test on (or
+to fit learned routers on) is an error naming the dataset and the split sizes. Budgets are the pool's
+modes, `mixed` (a mode drawn per episode; the rows say `mixed`) or dollar amounts (rows say `$0.005`).
+
+Curve metrics need reference points: the controller alone (`always-self`) and the single experts
+(`always:<expert>`). When the policies given lack them and the pool's experts are simulated or replayed,
+they run as extra policies marked as references in the table; with live experts they would cost money,
+so the report says why the curve metrics are missing instead.
+
 Expert calls are booked in a run ledger written to `ledger.json` (spend, calls, retries, failures by kind,
 cache hits per expert); `max_spend` stops the run before a call would pass the cap (the episode that met
 the cap is dropped, rows so far stay, `BenchResult.stopped` says why); `cache`/`cache_mode` override the
@@ -29,24 +40,28 @@ from typing import Any, Iterator
 from tqdm import tqdm
 
 from corl_gym.agents.labels import label_choices
+from corl_gym.agents.learned_routers import LEARNED
 from corl_gym.agents.routers import make_router, router_names
 from corl_gym.benchmarks.episodes import run_episode, run_routing_episode
 from corl_gym.benchmarks.metrics import oracle_frontier
 from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
-from corl_gym.budget import BUDGET_MODES
+from corl_gym.budget import BUDGET_MODES, validate_budget
+from corl_gym.cli_args import budget_label
 from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.routing_env import CORLRoutingEnv
 from corl_gym.experts import CacheConfig, Ledger, Pool, load_pool
-from corl_gym.splits import split_problems
+from corl_gym.splits import require_part
 
 KEY_FIELDS = ("pool", "dataset", "seed", "policy", "budget", "problem_id")
+# Policies that are not routers of `make_router`: written as `corl-gym list` shows them.
+EXTERNAL_POLICIES = ("sb3:<model.zip>", "api:<pool entry>")
 
 
 @dataclass
 class BenchConfig:
     policies: list[str] | None = None  # None: every baseline of the pool
-    budgets: list[str] = field(default_factory=lambda: list(BUDGET_MODES))
+    budgets: list[str | float] = field(default_factory=lambda: list(BUDGET_MODES))  # modes, `mixed` or USD
     datasets: list[str] | None = None  # None: the pool's own dataset, else `synthetic`
     pools: list[str] = field(default_factory=lambda: ["sim-paper"])
     seeds: list[int] = field(default_factory=lambda: [0])
@@ -61,6 +76,7 @@ class BenchConfig:
     cache: str | None = None  # expert cache file (SQLite) for every expert, overriding the pools'
     cache_mode: str | None = None  # off, read-write, replay-only or record (default read-write with `cache`)
     max_spend: float | None = None  # USD: stop before a call would pass it (ledger.json records the spend)
+    references: bool = True  # run the curve metrics' reference policies the list lacks (simulated pools only)
 
 
 @dataclass
@@ -71,6 +87,7 @@ class BenchResult:
     markdown: str
     plot: Path | None = None
     stopped: str | None = None  # why the spend cap stopped the run, if it did
+    notes: list[str] = field(default_factory=list)  # (pool, dataset) pairs skipped, and why
 
 
 @dataclass
@@ -84,6 +101,8 @@ class _Block:
     train: list[Problem]
     test: list[Problem]
     policies: list[str]
+    references: list[str] = field(default_factory=list)  # policies added for the curve metrics' ends
+    curve_note: str | None = None  # why curve metrics are missing, when they are
 
     def __post_init__(self) -> None:
         self.test_ids = {p.id for p in self.test}
@@ -95,7 +114,8 @@ def run_bench(config: BenchConfig) -> BenchResult:
     previous = _read_rows(out / "results.jsonl") if out else []
     done = {_key(row) for row in previous}
     ledger = Ledger(config.max_spend)
-    blocks = list(_plan(config, ledger))
+    notes: list[str] = []
+    blocks = list(_plan(config, ledger, notes))
     try:
         total = sum(len(b.policies) * len(config.budgets) * len(b.test) for b in blocks)
         rows = [row for row in previous if _in_config(row, blocks, config)]
@@ -117,25 +137,58 @@ def run_bench(config: BenchConfig) -> BenchResult:
     if out is not None:
         ledger.write(out / "ledger.json")  # again: the oracle frontier's labels call experts too
     result.stopped = ledger.stop_reason
+    result.notes = notes
     return result
 
 
-def _plan(config: BenchConfig, ledger: Ledger | None = None) -> Iterator[_Block]:
-    for budget in config.budgets:
-        if budget not in BUDGET_MODES:
-            raise ValueError(f"unknown budget {budget!r}: use some of {', '.join(BUDGET_MODES)}")
+def _plan(config: BenchConfig, ledger: Ledger | None = None, notes: list[str] | None = None) -> Iterator[_Block]:
+    """The run's blocks, checked before any episode runs; pairs a pool cannot cover go to `notes`."""
+    notes = [] if notes is None else notes
+    planned = 0
     for pool_name in config.pools:
         for seed in config.seeds:
             cache = CacheConfig(config.cache, config.cache_mode or "read-write") if config.cache or config.cache_mode else None
             pool = load_pool(pool_name, seed=seed, ledger=ledger, cache=cache)
+            for budget in config.budgets:
+                validate_budget(budget, pool.budgets)
             for dataset in config.datasets or [pool.dataset or "synthetic"]:
-                train, test = split_problems(load_problems(dataset), config.test_fraction)
-                train, test = train[: config.train_limit], test[: config.limit]
+                problems = load_problems(dataset)
+                try:
+                    pool.check_covers(problems)
+                except ValueError as exc:
+                    if seed == config.seeds[0]:
+                        notes.append(f"skipping pool {pool_name} x dataset {dataset}: {exc}")
+                    continue
+                train, test = _splits(dataset, problems, config)
                 policies = config.policies or router_names(pool.expert_names())
-                for name in policies:
+                for name in policies:  # unknown names and missing models fail now, before any episode runs
+                    if name.startswith("sb3:") and not Path(name.split(":", 1)[1]).exists():
+                        raise FileNotFoundError(f"no SB3 model at {name.split(':', 1)[1]}")
                     if not name.startswith(("sb3:", "api:")):
-                        make_router(name)  # unknown names fail now, before any episode runs
-                yield _Block(pool_name, seed, pool, dataset, train, test, policies)
+                        make_router(name)
+                references, curve_note = _references(policies, pool, pool_name) if config.references else ([], None)
+                planned += 1
+                yield _Block(pool_name, seed, pool, dataset, train, test, [*policies, *references], references, curve_note)
+    if not planned:
+        raise ValueError("nothing to run: " + "; ".join(notes))
+
+
+def _splits(dataset: str, problems: list[Problem], config: BenchConfig) -> tuple[list[Problem], list[Problem]]:
+    """The (train, test) parts; an error naming the sizes when there is nothing to test or to fit on."""
+    fitted = any(p in LEARNED for p in config.policies or ["best-fixed"])
+    train, test = require_part(dataset, problems, config.test_fraction, "test", *(["train"] if fitted else []))
+    return train[: config.train_limit], test[: config.limit]
+
+
+def _references(policies: list[str], pool: Pool, pool_name: str) -> tuple[list[str], str | None]:
+    """Reference policies the curve metrics need and `policies` lack; or why they are not run."""
+    missing = [] if "always-self" in policies else ["always-self"]
+    if not any(p.startswith("always:") for p in policies):
+        missing += [f"always:{e}" for e in pool.expert_names()]
+    if not missing or pool.simulated:
+        return missing, None
+    return [], (f"curve metrics not computed: they need {', '.join(missing)} as reference points, and pool "
+                f"{pool_name}'s experts are live (running them would cost money); add them to --policies")
 
 
 def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator[dict[str, Any]]:
@@ -145,7 +198,7 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
             (budget, index, problem)
             for budget in config.budgets
             for index, problem in enumerate(block.test)
-            if _key({**base, "policy": policy, "budget": budget, "problem_id": problem.id}) not in done
+            if _key({**base, "policy": policy, "budget": budget_label(budget), "problem_id": problem.id}) not in done
         ]
         if not todo:
             continue
@@ -162,7 +215,7 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
             env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns)
             run = lambda b, i: run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         for budget, index, _ in todo:
-            yield {**base, "policy": policy, "budget": budget, **run(budget, index)}
+            yield {**base, "policy": policy, "budget": budget_label(budget), **run(budget, index)}
 
 
 def _text_policy(policy: str, block: _Block) -> Any:
@@ -182,7 +235,9 @@ def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfi
     frontiers = {(b.pool_name, b.dataset): _frontier(b) for b in blocks
                  if b.seed == blocks[0].seed and "oracle" in b.policies}
     curves = curve_metrics(summary, budgets, config.at_cost, config.target_accuracy)
-    markdown = report_markdown(summary, curves)
+    markdown = report_markdown(summary, curves, references={(b.pool_name, b.dataset): b.references for b in blocks},
+                               notes={(b.pool_name, b.dataset): b.curve_note for b in blocks if b.curve_note},
+                               simulated={b.pool_name for b in blocks if b.pool.simulated})
     plot = None
     if out is not None:
         (out / "summary.md").write_text(markdown + "\n", encoding="utf-8")
@@ -241,5 +296,5 @@ def _key(row: dict[str, Any]) -> tuple:
 def _in_config(row: dict[str, Any], blocks: list[_Block], config: BenchConfig) -> bool:
     for b in blocks:
         if (row["pool"], row["dataset"], row["seed"]) == (b.pool_name, b.dataset, b.seed):
-            return row["policy"] in b.policies and row["budget"] in config.budgets and row["problem_id"] in b.test_ids
+            return row["policy"] in b.policies and row["budget"] in map(budget_label, config.budgets) and row["problem_id"] in b.test_ids
     return False

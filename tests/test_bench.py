@@ -94,7 +94,8 @@ def test_cli_bench_list_and_errors(tmp_path, capsys):
 
 
 def test_rerun_resumes_from_results_jsonl(tmp_path):
-    config = BenchConfig(policies=["always-self", "cascade"], budgets=["low", "high"], limit=10, out=str(tmp_path), progress=False)
+    config = BenchConfig(policies=["always-self", "cascade"], budgets=["low", "high"], limit=10, out=str(tmp_path),
+                         progress=False, references=False)
     first = run_bench(config)
     path = tmp_path / "results.jsonl"
     lines = path.read_text().splitlines()
@@ -130,3 +131,90 @@ def test_train_forwards_every_flag_to_its_learner(monkeypatch):
     assert seen == {"target": "corl_gym.agents.ppo.train:main", "argv": ["--out", "X", "--seed", "3", "--preset", "tiny-cpu"],
                     "prog": "corl-gym train --learner ppo"}
     assert main(["train", "--learner=sft", "--pool", "paper"]) == 0 and seen["argv"] == ["--pool", "paper"]
+
+
+def test_missing_curve_references_run_as_marked_extra_policies():
+    result = run_bench(BenchConfig(policies=["cascade"], budgets=["low", "high"], limit=10, progress=False))
+    assert {r["policy"] for r in result.rows} == {"cascade", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
+    assert {c["policy"] for c in result.curves} >= {"cascade"}
+    assert "| cascade | " in result.markdown and "| always-self (reference) | low |" in result.markdown
+    assert "APGR" in result.markdown
+    # one expert given: it is the strong end, only always-self is added
+    result = run_bench(BenchConfig(policies=["cascade", "always:gpt-4.1"], budgets=["low"], limit=5, progress=False))
+    assert {r["policy"] for r in result.rows} == {"cascade", "always:gpt-4.1", "always-self"}
+
+
+def live_pool(tmp_path):
+    """sim-paper with its experts behind an OpenAI-compatible endpoint (never reached by always-self)."""
+    import yaml
+
+    from corl_gym.experts.pool import pool_path
+
+    raw = yaml.safe_load(pool_path("sim-paper").read_text())
+    raw["experts"] = [{"name": e["name"], "backend": "openai", "model": e["model"], "description": e["description"],
+                       "price_in": e["price_in"], "price_out": e["price_out"], "base_url": "http://127.0.0.1:9/v1",
+                       "api_key_env": None} for e in raw["experts"]]
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_live_pool_says_why_curve_metrics_are_missing(tmp_path):
+    result = run_bench(BenchConfig(policies=["always-self"], pools=[live_pool(tmp_path)], budgets=["low"], limit=5,
+                                   progress=False))
+    assert {r["policy"] for r in result.rows} == {"always-self"} and result.curves == []
+    assert "curve metrics not computed: they need always:gpt-4.1-nano, always:gpt-4.1, always:o3" in result.markdown
+    assert "live (running them would cost money)" in result.markdown
+    assert "simulated $/query" not in result.markdown and "Dollars are simulated" not in result.markdown
+
+
+def test_simulated_dollars_are_labelled(default_bench):
+    _, _, summary = default_bench
+    assert "simulated $/query (95% CI)" in summary and "no money was spent" in summary
+
+
+def test_mixed_and_dollar_budgets(tmp_path):
+    result = run_bench(BenchConfig(policies=["cheapest-affordable"], budgets=["mixed", 0.02], limit=20, progress=False,
+                                   references=False))
+    by_budget = {}
+    for row in result.rows:
+        by_budget.setdefault(row["budget"], set()).add(row["threshold_usd"])
+    assert by_budget["$0.02"] == {0.02}
+    assert by_budget["mixed"] <= {0.001, 0.01, 0.05} and len(by_budget["mixed"]) > 1  # a mode drawn per episode
+    assert main(["bench", "--policies", "always-self", "--budgets", "mixed,$0.005", "--limit", "3", "--quiet"]) == 0
+
+
+def test_pairs_a_pool_cannot_cover_are_skipped_before_any_episode(data_dir, capsys):
+    result = run_bench(BenchConfig(policies=["always-self"], pools=["sim-paper", "llmrouter-math"], datasets=["math500"],
+                                   budgets=["low"], limit=5, progress=False, references=False))
+    assert {(r["pool"], r["dataset"]) for r in result.rows} == {("sim-paper", "math500")}
+    (note,) = result.notes
+    assert note.startswith("skipping pool llmrouter-math x dataset math500: ") and "no recorded answer for 500 of 500" in note
+    with pytest.raises(ValueError, match="nothing to run: skipping pool llmrouter-math x dataset math500"):
+        run_bench(BenchConfig(pools=["llmrouter-math"], datasets=["math500"], limit=5, progress=False))
+    assert main(["bench", "--pool", "sim-paper,llmrouter-math", "--dataset", "math500", "--policies", "always-self",
+                 "--limit", "3", "--quiet"]) == 0
+    assert "corl-gym bench: skipping pool llmrouter-math x dataset math500" in capsys.readouterr().err
+
+
+def test_too_small_splits_name_the_dataset_and_sizes(tmp_path, capsys):
+    rows = [{"id": f"p-{i}", "problem": f"What is {i}+1?", "answer": str(i + 1)} for i in range(40)]
+    train, test = split_problems(load_problems_rows(rows, tmp_path / "all.jsonl"), 0.5)
+    only_train = tmp_path / "only_train.jsonl"
+    only_train.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in train[:2]))
+    with pytest.raises(ValueError, match=r"dataset '.*only_train.jsonl' has no test problems \(2 problems: 2 train, 0 test"):
+        run_bench(BenchConfig(datasets=[str(only_train)], progress=False))
+    only_test = tmp_path / "only_test.jsonl"
+    only_test.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in test[:2]))
+    with pytest.raises(ValueError, match=r"has no train problems \(2 problems: 0 train, 2 test"):
+        run_bench(BenchConfig(datasets=[str(only_test)], progress=False))
+    assert len(run_bench(BenchConfig(datasets=[str(only_test)], policies=["always-self"], budgets=["low"],
+                                     progress=False, references=False)).rows) == 2  # nothing to fit: test part suffices
+    assert main(["bench", "--dataset", str(only_train), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no test problems (2 problems: 2 train, 0 test" in err
+
+
+def load_problems_rows(rows, path):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return load_problems(str(path))

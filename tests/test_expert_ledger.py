@@ -62,7 +62,7 @@ def test_bench_writes_the_ledger(tmp_path):
 
 
 def test_bench_max_spend_stops_cleanly_and_resumes(tmp_path):
-    config = dict(policies=["always:o3"], budgets=["high"], limit=10, out=str(tmp_path), progress=False)
+    config = dict(policies=["always:o3"], budgets=["high"], limit=10, out=str(tmp_path), progress=False, references=False)
     stopped = run_bench(BenchConfig(**config, max_spend=0.1))
     book = json.loads((tmp_path / "ledger.json").read_text())
     assert stopped.stopped and book["stopped"] and book["refused"] >= 1

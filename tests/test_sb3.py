@@ -119,6 +119,7 @@ def test_cli_train_then_bench_the_saved_router(tmp_path, capsys):
     assert len(rows) == 20 * 3 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
     # masked at low: only gpt-4.1-nano fits $0.001, so the router never calls the others there
     assert all(r["calls"]["gpt-4.1"] == r["calls"]["o3"] == 0 for r in rows if r["budget"] == "low")
-    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed"}
+    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
+    assert "| always-self (reference) |" in result.markdown and f"| sb3:{path} |" in result.markdown
     assert (tmp_path / "bench" / "summary.md").is_file()
 

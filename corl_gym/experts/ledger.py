@@ -4,7 +4,9 @@ Per expert: `calls` (calls answered live or from the cache; refused ones are not
 included), `retries`, `max_attempts` (the most any one call took), `failures` (final failures by kind),
 `cached_hits`, `cached_saved_usd` (what hits would have cost live), `spend_usd` (live calls only: a hit
 costs the run $0), `prompt_tokens`, `completion_tokens`, `usage_estimated`, `refused` (calls the spend cap
-refused). Totals and the cap's state (`max_spend_usd`, `stopped`, `stop_reason`) sit at the top.
+refused). Totals and the cap's state (`max_spend_usd`, `stopped`, `stop_reason`) sit at the top;
+`simulated_usd` is the part of `spend_usd` booked by simulated or replayed experts (`mark_simulated`):
+dollars computed at list prices that no one paid, labelled so in `summary()`.
 
 The cap's rule: before a live call the ledger reserves the call's worst-case cost (`ExpertSpec.max_cost`:
 the entry's `max_tokens`, which the provider cannot bill past) and refuses the call when the money spent,
@@ -53,7 +55,12 @@ class Ledger:
         self.accounts: dict[str, ExpertAccount] = {}
         self.reserved_usd = 0.0
         self.stop_reason: str | None = None
+        self.simulated: set[str] = set()  # accounts whose spend is computed, not paid
         self._lock = threading.Lock()
+
+    def mark_simulated(self, account: str) -> None:
+        """`account`'s expert is simulated or replayed: its spend is not real money."""
+        self.simulated.add(account)
 
     @property
     def stopped(self) -> bool:
@@ -122,6 +129,7 @@ class Ledger:
         total = lambda key: sum(e[key] for e in experts.values())  # noqa: E731
         return {
             "spend_usd": total("spend_usd"),
+            "simulated_usd": sum(e["spend_usd"] for name, e in experts.items() if name in self.simulated),
             "max_spend_usd": self.max_spend_usd,
             "stopped": self.stopped,
             "stop_reason": self.stop_reason,
@@ -149,6 +157,11 @@ class Ledger:
         """One line for a terminal."""
         d = self.to_dict()
         failures = ", ".join(f"{k} {v}" for k, v in sorted(d["failures"].items())) or "none"
-        line = (f"ledger: ${d['spend_usd']:.6f} spent, {d['calls']} calls, {d['requests']} requests, "
+        simulated = d["simulated_usd"]
+        if simulated and simulated >= d["spend_usd"]:
+            spent = f"${d['spend_usd']:.6f} simulated (simulated or replayed experts: no money spent)"
+        else:
+            spent = f"${d['spend_usd']:.6f} spent" + (f" (${simulated:.6f} of it simulated)" if simulated else "")
+        line = (f"ledger: {spent}, {d['calls']} calls, {d['requests']} requests, "
                 f"{d['retries']} retries, {d['cached_hits']} cached, failures: {failures}")
         return line + (f"; STOPPED: {d['stop_reason']}" if d["stopped"] else "")

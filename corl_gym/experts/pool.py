@@ -43,6 +43,7 @@ from corl_gym.experts.registry import make_expert, parse_entry
 POOLS_DIR = Path(__file__).resolve().parent / "pools"
 POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k")
 BUDGET_MODES = ("low", "medium", "high")
+SIMULATED_BACKENDS = ("sim", "replay")  # backends whose calls cost no money (running them again is free)
 _TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
 _SHOWN_IDS = 5
 MAX_YAML_VALUES = 100_000  # values a pool file may stand for with its aliases expanded (built-in ones: < 1000)
@@ -66,6 +67,11 @@ class Pool:
 
     def expert_names(self) -> list[str]:
         return list(self.experts)
+
+    @property
+    def simulated(self) -> bool:
+        """True when every entry is simulated or replayed: its dollars are computed, never paid."""
+        return all(e.spec.backend in SIMULATED_BACKENDS for e in [self.controller, *self.experts.values()])
 
     def get(self, name: str) -> Expert:
         """An expert by name; the controller's name gives the controller."""
@@ -196,6 +202,8 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
             entry_cache = _cache_config(spec, cache, path.parent)
             if ledger is not None or entry_cache is not None:
                 experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger, account=f"{raw['name']}/{spec.name}")
+                if ledger is not None and spec.backend in SIMULATED_BACKENDS:
+                    ledger.mark_simulated(experts[-1].account)
     except Exception as exc:
         for expert in experts:
             expert.close()
@@ -209,10 +217,19 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
         controller=experts[0],
         experts={expert.name: expert for expert in experts[1:]},
         budgets=budgets,
-        dataset=raw.get("dataset"),
+        dataset=_dataset(raw.get("dataset"), path.parent),
         ledger=ledger,
         charge_controller=charge_controller,
     )
+
+
+def _dataset(value: Any, base_dir: Path) -> Any:
+    """The pool's default dataset: a name as is; a JSONL path relative to the pool file (as `file:` is)."""
+    if isinstance(value, str) and value.endswith(".jsonl"):
+        from corl_gym.experts.replay import resolve_data_path
+
+        return str(resolve_data_path(value, base_dir))
+    return value
 
 
 def _read_yaml(path: Path) -> Any:
