@@ -23,6 +23,7 @@ them the error says `pip install 'corl-gym[sb3]'`.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,30 +78,25 @@ class SB3Config:
     """torch CPU threads: one is fastest for these small MLPs (more threads contend for a few cores)"""
     verbose: int = 0
     """SB3 verbosity (1: training logs)"""
+    progress: bool = True
+    """a progress bar over the environment steps (on stderr)"""
 
 
 def _require_sb3(masked: bool) -> None:
-    try:
-        import stable_baselines3  # noqa: F401
+    from corl_gym.extras import require
 
-        if masked:
-            import sb3_contrib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"SB3 routers need stable-baselines3 and sb3-contrib ({exc.name} is missing): "
-            "pip install 'corl-gym[sb3]'"
-        ) from exc
+    require("stable_baselines3", "SB3 routers")
+    if masked:
+        require("sb3_contrib", "MaskablePPO")
 
 
 def _train_problems(config: SB3Config, pool: Any) -> list:
     from corl_gym.data import load_problems
-    from corl_gym.splits import split_problems
+    from corl_gym.splits import require_part
 
-    train_part = split_problems(load_problems(config.dataset or pool.dataset or "synthetic"), config.test_fraction)[0]
-    train_part = train_part[: config.train_limit] if config.train_limit else train_part
-    if not train_part:
-        raise ValueError("the train split is empty: lower test_fraction or load more problems")
-    return train_part
+    dataset = config.dataset or pool.dataset or "synthetic"
+    train_part = require_part(dataset, load_problems(dataset), config.test_fraction, "train")[0]
+    return train_part[: config.train_limit] if config.train_limit else train_part
 
 
 def _make_model(config: SB3Config, env: Any) -> Any:
@@ -123,16 +119,23 @@ def _make_model(config: SB3Config, env: Any) -> Any:
                exploration_fraction=0.3, target_update_interval=500, train_freq=4, **common)
 
 
-def _episode_log() -> Any:
-    """A callback that keeps (budget, reward) of every finished training episode."""
+def _episode_log(total: int, progress: bool) -> Any:
+    """A callback that keeps (budget, reward) of every finished training episode and, with `progress`,
+    moves a progress bar over the `total` environment steps (SB3's own bar needs `rich`)."""
     from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
 
     class EpisodeLog(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
             self.episodes: list[tuple[str, float]] = []
+            self.bar = tqdm(total=total, desc="train", unit="step", disable=not progress, file=sys.stderr)
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
 
         def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
             for done, reward, info in zip(self.locals["dones"], self.locals["rewards"], self.locals["infos"]):
                 if done:
                     self.episodes.append((info["budget"], float(reward)))
@@ -160,7 +163,7 @@ def train(config: SB3Config) -> Path:
         env = DummyVecEnv([lambda: CORLRoutingEnv(pool=pool, problems=problems, budget=config.budget)] * config.n_envs)
         env.seed(config.seed)
         model = _make_model(config, env)
-        log = _episode_log()
+        log = _episode_log(_steps_taken(config), config.progress)
         start = time.perf_counter()
         model.learn(total_timesteps=config.timesteps, callback=log)
         seconds = time.perf_counter() - start
@@ -182,6 +185,13 @@ def train(config: SB3Config) -> Path:
             "config": asdict(config), "summary": summary}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def _steps_taken(config: SB3Config) -> int:
+    """The environment steps `learn` takes: PPO finishes its last rollout (n_steps per env), so it may pass
+    `timesteps`; every learner steps all envs at once."""
+    chunk = config.n_envs * (1 if config.learner == "sb3-dqn" else config.n_steps)
+    return -(-config.timesteps // chunk) * chunk
 
 
 def _last_means(episodes: list[tuple[str, float]], share: float = 0.2) -> dict[str, float]:
