@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 from corl_gym.benchmarks import metrics
 
 Z95 = 1.959963984540054
+GROUP_KEYS = ("pool", "dataset", "policy", "budget")
 
 
 def wilson(successes: float, n: int) -> tuple[float, float]:
@@ -47,6 +48,9 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
+        missing = [key for key in GROUP_KEYS if key not in row]
+        if missing:  # an episode of `run_episode` says none of them
+            raise ValueError(f"a row needs {', '.join(GROUP_KEYS)} besides the episode's fields; one lacks {', '.join(missing)}")
         groups[(row["pool"], row["dataset"], row["policy"], row["budget"])].append(row)
     summary = []
     for (pool, dataset, policy, budget), group in groups.items():
