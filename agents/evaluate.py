@@ -111,15 +111,19 @@ def eval_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return out
 
 
-def write_report(rows: Sequence[dict[str, Any]], out: str | Path, name: str = "eval") -> str:
-    """`<name>_rows.jsonl`, `<name>.json` and `<name>.md` (the bench's table) under `out`."""
-    from corl_gym.benchmarks.report import report_markdown, summarize
+def write_report(rows: Sequence[dict[str, Any]], out: str | Path, name: str = "eval",
+                 reference_rows: Sequence[dict[str, Any]] = (), budgets: dict | None = None, **context: Any) -> str:
+    """`<name>_rows.jsonl`, `<name>.json` and `<name>.md` (the bench's table) under `out`. `reference_rows`
+    (the curve metrics' reference policies) join the table only; `budgets` ((pool, dataset) -> thresholds)
+    and `context` (`report_markdown`'s references, notes, simulated) shape its curve metrics."""
+    from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / f"{name}.json").write_text(json.dumps(eval_summary(rows), indent=2))
-    markdown = report_markdown(summarize(rows), [])
+    summary = summarize([*rows, *reference_rows])
+    markdown = report_markdown(summary, curve_metrics(summary, budgets or {}), **context)
     (out / f"{name}.md").write_text(markdown + "\n")
     return markdown
 
@@ -166,8 +170,30 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f"dataset {dataset!r} has no held-out problems with an integer answer of <= 3 digits "
                              "(the run trained with integer answers only); pass --integer-answers false")
         rows += [{**row, "budget": cli_args.budget_label(budget)} for row in block]
-    print(write_report(rows, args.out or model_dir))
+    print(write_report(rows, args.out or model_dir, **_references(args, settings, rows, datasets)))
     return 0
+
+
+def _references(args: argparse.Namespace, settings: dict[str, Any], rows: list[dict[str, Any]], datasets: list[str]) -> dict:
+    """The curve metrics' reference rows (controller alone, single experts) on the same problems, and how
+    the table should mark them."""
+    from corl_gym.benchmarks.bench import run_references
+    from corl_gym.experts import load_pool
+
+    pool = args.pool or settings.get("pool", "sim-paper")
+    reference_rows, references, notes = [], {}, {}
+    for seed in args.seeds:
+        for dataset in datasets:
+            problems = [p for p in load_problems(dataset) if p.id in {r["problem_id"] for r in rows if r["dataset"] == dataset}]
+            found, names, note = run_references(pool, dataset, problems, args.budgets, seed, [rows[0]["policy"]])
+            reference_rows += found
+            references[(pool, dataset)], notes[(pool, dataset)] = names, note
+    loaded = load_pool(pool)
+    simulated, budgets = loaded.simulated, loaded.budgets
+    loaded.close()
+    return {"reference_rows": reference_rows, "references": references,
+            "notes": {key: note for key, note in notes.items() if note},
+            "simulated": [pool] if simulated else [], "budgets": {(pool, d): budgets for d in datasets}}
 
 
 def _evaluate_args(args, model, tokenizer, settings, model_dir, seed, dataset, budget) -> list[dict[str, Any]]:

@@ -191,6 +191,20 @@ def _references(policies: list[str], pool: Pool, pool_name: str) -> tuple[list[s
                 f"{pool_name}'s experts are live (running them would cost money); add them to --policies")
 
 
+def run_references(pool_name: str, dataset: str, problems: list[Problem], budgets: list[str | float], seed: int,
+                   policies: list[str]) -> tuple[list[dict[str, Any]], list[str], str | None]:
+    """Rows of the curve metrics' reference policies that `policies` lack, on `problems` as the bench runs
+    them (for `corl-gym eval`); with a live pool, no rows and why not."""
+    pool = load_pool(pool_name, seed=seed)
+    try:
+        references, note = _references(policies, pool, pool_name)
+        block = _Block(pool_name, seed, pool, dataset, [], list(problems), references, references, note)
+        rows = list(_run_block(block, BenchConfig(budgets=list(budgets)), set()))
+    finally:
+        pool.close()
+    return rows, references, note
+
+
 def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator[dict[str, Any]]:
     base = {"pool": block.pool_name, "dataset": block.dataset, "seed": block.seed}
     for policy in block.policies:

@@ -198,3 +198,22 @@ def test_record_writes_a_replay_pool_that_bench_replays(tmp_path, capsys):
     truth = {r["problem_id"]: r["correct"] for r in recorded if r["model"] == "o3"}
     assert rows and all(r["correct"] == truth[r["problem_id"]] for r in rows)  # the replay is the recording
     assert "simulated $/query" in table
+
+
+def test_eval_takes_the_shared_flags_and_adds_curve_references(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from corl_gym.agents.tiny import tiny_qwen2
+    from tests.tiny import make_tokenizer
+
+    model = tmp_path / "micro"
+    model.mkdir()
+    tiny_qwen2(len(make_tokenizer(model)), "micro", seed=0).save_pretrained(model)
+    assert main(["eval", "--checkpoint", str(model), "--seeds", "0,1", "--budgets", "mixed,$0.02", "--limit", "3",
+                 "--max-new-tokens", "4", "--out", str(tmp_path / "eval")]) == 0
+    err = capsys.readouterr().err
+    assert "eval: 100%" in err
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "eval_rows.jsonl").read_text().splitlines()]
+    assert {(r["seed"], r["budget"]) for r in rows} == {(s, b) for s in (0, 1) for b in ("mixed", "$0.02")}
+    assert {r["policy"] for r in rows} == {"micro"} and len(rows) == 2 * 2 * 3
+    table = (tmp_path / "eval" / "eval.md").read_text()
+    assert "| always-self (reference) | mixed |" in table and "APGR" in table and "simulated $/query" in table
