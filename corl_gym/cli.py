@@ -1,17 +1,19 @@
 """The `corl-gym` command line.
 
-    corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
-                   [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
-                   [--cache PATH] [--cache-mode MODE] [--max-spend USD]
-    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
-    corl-gym train --learner ppo|sft [the learner's own flags]
-    corl-gym eval --checkpoint DIR [...]
-    corl-gym record --pool POOL --dataset NAME [...]
+    corl-gym bench [--policies P,...] [--budgets low,medium,high,mixed,0.005] [--dataset NAME|PATH,...]
+                   [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR] [--quiet]
+                   [--cache PATH] [--cache-mode MODE] [--max-spend USD] [--allow-download]
+    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--budget B] [--seed S] ...
+    corl-gym train --learner ppo|sft|trl-grpo [the learner's own flags, same vocabulary]
+    corl-gym eval --checkpoint DIR [--budgets ...] [--seeds ...] [...]
+    corl-gym record --pool POOL --dataset NAME --out FILE.jsonl [...]
     corl-gym list
+    corl-gym --version
 
 `bench` with no flags runs every baseline router x 3 budgets on 200 built-in synthetic test problems
 with the simulated paper pool (`sim-paper`): no network, no GPU, no data files. Comma lists multiply:
-every policy x budget x dataset x pool x seed.
+every policy x budget x dataset x pool x seed. The flags every verb shares and the way mistakes are
+reported (one line, exit 2) are in `corl_gym.cli_args`.
 """
 
 from __future__ import annotations

@@ -45,42 +45,31 @@ def comma_list(text: str) -> list[str]:
     return [item for item in items if item]
 
 
-def _number(text: str, kind: type, what: str) -> Any:
+def _number(text: str, kind: type, what: str, accept: Callable[[Any], bool]) -> Any:
+    """`text` as a finite `kind` that `accept`s, else an error naming `what` was expected."""
     try:
         value = kind(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-    if isinstance(value, float) and not math.isfinite(value):
+        value = None
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or not accept(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
 def nonnegative_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
+    return _number(text, int, "an integer >= 0", lambda value: value >= 0)
 
 
 def positive_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
+    return _number(text, int, "an integer >= 1", lambda value: value >= 1)
 
 
 def nonnegative_float(text: str) -> float:
-    value = _number(text, float, "a finite number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return _number(text, float, "a finite number >= 0", lambda value: value >= 0)
 
 
 def fraction(text: str) -> float:
-    value = _number(text, float, "a number in (0, 1]")
-    if not 0.0 < value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
-    return value
+    return _number(text, float, "a number in (0, 1]", lambda value: 0.0 < value <= 1.0)
 
 
 def dollars(text: str) -> float:
