@@ -144,6 +144,10 @@ def run_bench(config: BenchConfig) -> BenchResult:
 def _plan(config: BenchConfig, ledger: Ledger | None = None, notes: list[str] | None = None) -> Iterator[_Block]:
     """The run's blocks, checked before any episode runs; pairs a pool cannot cover go to `notes`."""
     notes = [] if notes is None else notes
+    for name in ("limit", "train_limit"):
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{name} must be None or an integer >= 0, got {value!r}")
     planned = 0
     for pool_name in config.pools:
         for seed in config.seeds:

@@ -218,3 +218,9 @@ def test_too_small_splits_name_the_dataset_and_sizes(tmp_path, capsys):
 def load_problems_rows(rows, path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return load_problems(str(path))
+
+
+def test_negative_limits_are_refused_not_sliced():
+    for field in ("limit", "train_limit"):
+        with pytest.raises(ValueError, match=f"{field} must be None or an integer >= 0, got -3"):
+            run_bench(BenchConfig(**{field: -3}, progress=False))
