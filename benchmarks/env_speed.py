@@ -1,4 +1,4 @@
-"""Env speed: steps per second of CORL-Math-v0 and CORL-Routing-v0 and the env's own overhead per step.
+"""Env speed: steps per second of CORL-Math-v0, CORL-Routing-v0 and CORL-Routing-v1 and the env's own overhead per step.
 
     python -m corl_gym.benchmarks.env_speed [--steps 20000] [--bench-limit 500]
 
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cartpole_us = measure_cartpole(args.steps)
     print(f"baseline CartPole-v1 step: {cartpole_us:.1f} us/step")
-    for env_id in ("CORL-Math-v0", "CORL-Routing-v0"):
+    for env_id in ("CORL-Math-v0", "CORL-Routing-v0", "CORL-Routing-v1"):
         m = measure_env(env_id, args.steps)
         print(
             f"{env_id}: {m['steps_per_s']:,.0f} steps/s; env overhead {m['overhead_us']:.1f} us/step "

@@ -17,6 +17,7 @@ routers and the labels of fitted routers all vote through it, so every policy vo
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Hashable
 
@@ -45,11 +46,17 @@ def equivalent(a: str, b: str, timeout: float = 2.0) -> bool:
 
 def reply_answer(reply: object) -> str | None:
     """The final answer an `ExpertReply` states (its last `\\boxed{}` value), or None when the call failed
-    or the text states none."""
+    or the text states none. (An empty `\\boxed{}` gives "", which `AnswerGroups` counts as no answer.)"""
     if reply is None or getattr(reply, "error", None) is not None:
         return None
     text = getattr(reply, "text", None)
-    return verify.extract_answer(text) if isinstance(text, str) else None
+    return _extract(text) if isinstance(text, str) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _extract(text: str) -> str | None:
+    """`verify.extract_answer`, remembered: simulated and replayed experts repeat their replies per problem."""
+    return verify.extract_answer(text)
 
 
 @dataclass
@@ -65,7 +72,7 @@ class _Answer:
 class AnswerGroups:
     """The answers of one episode, grouped by equivalence (see the module docstring).
 
-    `add(source, answer, cost)` records a source's answer (None: it stated none). `groups` lists the
+    `add(source, answer, cost)` records a source's answer. `groups` lists the
     sources of each group in creation order; `version` grows with every change, so a caller can cache
     what it derives from the groups (an observation) and recompute only when it changed."""
 
@@ -77,7 +84,8 @@ class AnswerGroups:
         self._bought = 0
 
     def add(self, source: Hashable, answer: str | None, cost: float = 0.0) -> None:
-        """Record `source`'s latest answer; it replaces an earlier one from the same source."""
+        """Record `source`'s latest answer (None or "": it stated none); it replaces an earlier one."""
+        answer = answer or None
         self._bought += 1
         old = self.answers.get(source)
         if old is not None and answer == old.text:
@@ -122,8 +130,8 @@ class AnswerGroups:
 
     def plurality_group(self) -> int | None:
         """The index of the winning group (largest; ties to the dearest answer), or None with no answers."""
-        if not self.groups:
-            return None
+        if len(self.groups) < 2:
+            return 0 if self.groups else None
         return max(range(len(self.groups)), key=lambda i: (len(self.groups[i]), self._dearest(i).dearness()))
 
     def plurality(self) -> tuple[Hashable, str] | None:
