@@ -53,7 +53,7 @@ class BenchConfig:
     limit: int | None = 200  # test problems per dataset
     train_limit: int | None = 1000  # training problems for learned routers
     test_fraction: float = 0.5
-    max_turns: int = 4
+    max_turns: int | None = None  # turns per text-env episode (default: one call to every expert, then the answer)
     at_cost: float | None = None  # accuracy at this USD per query (default: the pool's low threshold)
     target_accuracy: float | None = None  # cost to reach it (default: the best single expert's accuracy)
     out: str | None = None
@@ -159,7 +159,7 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
             router = _text_policy(policy, block)
             if hasattr(router, "fit"):
                 router.fit(block.pool, block.train)
-            env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns)
+            env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns or len(block.pool.experts) + 1)
             run = lambda b, i: run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         for budget, index, _ in todo:
             yield {**base, "policy": policy, "budget": budget, **run(budget, index)}
