@@ -3,8 +3,8 @@
 Every (policy, budget, problem) is one episode with the problem and budget pinned through
 `reset(options=...)`, so a run is reproducible row for row with simulated or replayed experts.
 Scripted and fitted routers and prompted API controllers (`api:<entry>`, `agents.api_controller`) act
-in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in `CORL-Routing-v0`,
-which shares the pool, problems and reward code.
+in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in the routing env they were trained in (`CORL-Routing-v1`
+or `-v0`, saved with the model), which shares the pool, problems and reward code.
 
 Problems are split by a stable hash of their id into train and test parts (`test_fraction`); every
 policy is evaluated on the same test problems (`limit` caps them) and learned routers are fitted on the
@@ -36,7 +36,6 @@ from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
 from corl_gym.budget import BUDGET_MODES
 from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
-from corl_gym.envs.routing_env import CORLRoutingEnv
 from corl_gym.experts import CacheConfig, Ledger, Pool, load_pool
 from corl_gym.splits import split_problems
 
@@ -150,10 +149,10 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
         if not todo:
             continue
         if policy.startswith("sb3:"):
-            from corl_gym.agents.sb3 import load_policy
+            from corl_gym.agents.sb3 import load_policy, routing_env
 
             agent = load_policy(policy.split(":", 1)[1])
-            env = CORLRoutingEnv(pool=block.pool, problems=block.test)
+            env = routing_env(agent.env_id, pool=block.pool, problems=block.test)
             run = lambda b, i: run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         else:
             router = _text_policy(policy, block)

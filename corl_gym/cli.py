@@ -3,7 +3,7 @@
     corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
                    [--cache PATH] [--cache-mode MODE] [--max-spend USD]
-    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
+    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--env ID] [--out DIR] ...
     corl-gym train --learner ppo|sft [the learner's own flags]
     corl-gym eval --checkpoint DIR [...]
     corl-gym record --pool POOL --dataset NAME [...]
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--pool", default="sim-paper", help="an expert pool name or a YAML path")
     train.add_argument("--dataset", default=None, help="a dataset name or JSONL path (default: the pool's, else synthetic)")
     train.add_argument("--budget", default="mixed", help="budget mode(s) to train on (default: mixed)")
+    train.add_argument("--env", default="CORL-Routing-v1", choices=("CORL-Routing-v1", "CORL-Routing-v0"),
+                       help="routing env of sb3 learners (v1: may submit any answer seen, or the plurality)")
     train.add_argument("--timesteps", type=int, default=None, help="environment steps (default: the learner's)")
     train.add_argument("--train-limit", type=int, default=None, help="training problems (default: all of the train split)")
     train.add_argument("--test-fraction", type=float, default=0.5, help="held-out share, as in bench")
@@ -152,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
     from corl_gym.agents.sb3 import SB3Config, train
 
     config = SB3Config(
-        learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed,
+        learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed, env_id=args.env,
         train_limit=args.train_limit, test_fraction=args.test_fraction, out=args.out,
         **({"timesteps": args.timesteps} if args.timesteps else {}),
     )
