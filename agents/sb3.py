@@ -46,6 +46,10 @@ class SB3Config:
     env_id: str = "CORL-Routing-v1"
     """the routing env to train in: `CORL-Routing-v1` (submit any answer seen, or the plurality) or
     `CORL-Routing-v0` (submit the latest answer)"""
+    features: str = "problem"
+    """problem features in the observation (`corl_gym.envs.features.FEATURES`): `problem` or `none` (only
+    budgets, costs and answers: where every problem looks alike, features let a router memorise its
+    training problems instead of learning from the answers)"""
     pool: str = "sim-paper"
     """expert pool name or YAML path"""
     dataset: str | None = None
@@ -88,13 +92,23 @@ class SB3Config:
     """SB3 verbosity (1: training logs)"""
 
 
-def routing_env(env_id: str, **kwargs: Any) -> Any:
-    """An unwrapped routing env by id (SB3 calls `action_masks()` on the env itself)."""
-    if env_id not in ROUTING_ENV_IDS:
-        raise ValueError(f"unknown routing env {env_id!r}: use one of {', '.join(ROUTING_ENV_IDS)}")
+def routing_env(env_id: str, features: str = "problem", **kwargs: Any) -> Any:
+    """An unwrapped routing env by id and feature name (SB3 calls `action_masks()` on the env itself)."""
     import gymnasium as gym
 
-    return gym.make(env_id, **kwargs).unwrapped
+    from corl_gym.envs.features import FEATURES
+
+    _check_env_names(env_id, features)
+    return gym.make(env_id, features=FEATURES[features], **kwargs).unwrapped
+
+
+def _check_env_names(env_id: str, features: str) -> None:
+    from corl_gym.envs.features import FEATURES
+
+    if env_id not in ROUTING_ENV_IDS:
+        raise ValueError(f"unknown routing env {env_id!r}: use one of {', '.join(ROUTING_ENV_IDS)}")
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}: use one of {', '.join(FEATURES)}")
 
 
 def _require_sb3(masked: bool) -> None:
@@ -163,8 +177,7 @@ def train(config: SB3Config) -> Path:
     """Train a router as `config` says; returns the path of the saved model zip."""
     if config.learner not in LEARNERS:
         raise ValueError(f"unknown learner {config.learner!r}: use one of {', '.join(LEARNERS)}")
-    if config.env_id not in ROUTING_ENV_IDS:
-        raise ValueError(f"unknown routing env {config.env_id!r}: use one of {', '.join(ROUTING_ENV_IDS)}")
+    _check_env_names(config.env_id, config.features)
     _require_sb3(config.learner == "sb3-maskable-ppo")
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv
@@ -176,10 +189,11 @@ def train(config: SB3Config) -> Path:
     try:
         problems = _train_problems(config, pool)
         # one shared pool: DummyVecEnv steps its envs in turn in this process
-        env = DummyVecEnv([lambda: routing_env(config.env_id, pool=pool, problems=problems, budget=config.budget)] * config.n_envs)
+        make = lambda: routing_env(config.env_id, config.features, pool=pool, problems=problems, budget=config.budget)  # noqa: E731
+        env = DummyVecEnv([make] * config.n_envs)
         env.seed(config.seed)
         model = _make_model(config, env)
-        model.corl_env_id = config.env_id  # saved in the zip with the model's other attributes
+        model.corl_env_id, model.corl_features = config.env_id, config.features  # saved in the zip with the model
         log = _episode_log()
         start = time.perf_counter()
         model.learn(total_timesteps=config.timesteps, callback=log)
@@ -193,12 +207,13 @@ def train(config: SB3Config) -> Path:
             "episodes": len(log.episodes),
             "train_seconds": round(seconds, 1),
             "mean_reward_last_episodes": _last_means(log.episodes),
-            "eval_on_train": evaluate(SB3Policy(model, config.learner, config.env_id), pool, problems,
+            "eval_on_train": evaluate(SB3Policy(model, config.learner, config.env_id, config.features), pool, problems,
                                       list(pool.budgets), config.eval_episodes, config.seed),
         }
     finally:
         pool.close()
-    meta = {"learner": config.learner, "env_id": config.env_id, "observation_size": int(env.observation_space.shape[0]),
+    meta = {"learner": config.learner, "env_id": config.env_id, "features": config.features,
+            "observation_size": int(env.observation_space.shape[0]),
             "config": asdict(config), "summary": summary}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
@@ -214,7 +229,7 @@ def _last_means(episodes: list[tuple[str, float]], share: float = 0.2) -> dict[s
 def evaluate(policy: "SB3Policy", pool: Any, problems: list, budgets: list[str], episodes: int, seed: int) -> dict:
     """Deterministic episodes per budget, in the policy's routing env: mean reward, expert-call ratio and
     mean cost."""
-    env = routing_env(policy.env_id, pool=pool, problems=problems)
+    env = routing_env(policy.env_id, policy.features, pool=pool, problems=problems)
     result = {}
     for budget in budgets:
         rewards, called, costs = [], [], []
@@ -234,12 +249,12 @@ def evaluate(policy: "SB3Policy", pool: Any, problems: list, budgets: list[str],
 
 class SB3Policy:
     """A trained SB3 router as a routing-env policy: deterministic actions, masked for MaskablePPO.
-    `env_id` is the routing env it was trained in, where it must act."""
+    `env_id` and `features` name the routing env it was trained in, where it must act."""
 
-    def __init__(self, model: Any, learner: str, env_id: str = "CORL-Routing-v0"):
+    def __init__(self, model: Any, learner: str, env_id: str = "CORL-Routing-v0", features: str = "problem"):
         self.model = model
         self.learner = learner
-        self.env_id = env_id
+        self.env_id, self.features = env_id, features
         self.masked = learner == "sb3-maskable-ppo"
         self.observation_size = int(model.observation_space.shape[0])
 
@@ -288,4 +303,5 @@ def load_policy(path: str | Path, torch_threads: int | None = 1) -> SB3Policy:
         from stable_baselines3 import DQN as Algorithm
     model = Algorithm.load(path, device="cpu")
     env_id = meta.get("env_id") or getattr(model, "corl_env_id", None) or "CORL-Routing-v0"  # older models: v0
-    return SB3Policy(model, learner, env_id)
+    features = meta.get("features") or getattr(model, "corl_features", None) or "problem"
+    return SB3Policy(model, learner, env_id, features)

@@ -152,7 +152,7 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
             from corl_gym.agents.sb3 import load_policy, routing_env
 
             agent = load_policy(policy.split(":", 1)[1])
-            env = routing_env(agent.env_id, pool=block.pool, problems=block.test)
+            env = routing_env(agent.env_id, agent.features, pool=block.pool, problems=block.test)
             run = lambda b, i: run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         else:
             router = _text_policy(policy, block)

@@ -3,7 +3,7 @@
     corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
                    [--cache PATH] [--cache-mode MODE] [--max-spend USD]
-    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--env ID] [--out DIR] ...
+    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--env ID] [--features F] ...
     corl-gym train --learner ppo|sft [the learner's own flags]
     corl-gym eval --checkpoint DIR [...]
     corl-gym record --pool POOL --dataset NAME [...]
@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--budget", default="mixed", help="budget mode(s) to train on (default: mixed)")
     train.add_argument("--env", default="CORL-Routing-v1", choices=("CORL-Routing-v1", "CORL-Routing-v0"),
                        help="routing env of sb3 learners (v1: may submit any answer seen, or the plurality)")
+    train.add_argument("--features", default="problem", choices=("problem", "none"),
+                       help="problem features in an sb3 router's observation (none: only budgets, costs, answers)")
     train.add_argument("--timesteps", type=int, default=None, help="environment steps (default: the learner's)")
     train.add_argument("--train-limit", type=int, default=None, help="training problems (default: all of the train split)")
     train.add_argument("--test-fraction", type=float, default=0.5, help="held-out share, as in bench")
@@ -155,6 +157,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = SB3Config(
         learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed, env_id=args.env,
+        features=args.features,
         train_limit=args.train_limit, test_fraction=args.test_fraction, out=args.out,
         **({"timesteps": args.timesteps} if args.timesteps else {}),
     )

@@ -65,6 +65,11 @@ def _with_size(function: Callable[[Problem], np.ndarray], size: int) -> FeatureF
 
 
 problem_features: FeatureFunction = _with_size(_problem_features, _KEYWORDS_AT + len(KEYWORDS))
+_NONE = np.zeros(0, dtype=np.float32)
+no_features: FeatureFunction = _with_size(lambda problem: _NONE, 0)
+# Feature functions by name, for configs and saved routers: `none` leaves the router only what it observes
+# of budgets, costs and answers (where every problem looks alike, features only help it memorise).
+FEATURES: dict[str, FeatureFunction] = {"problem": problem_features, "none": no_features}
 
 
 def feature_size(function: Callable[[Problem], np.ndarray]) -> int:

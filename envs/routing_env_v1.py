@@ -97,7 +97,8 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         for index, group in enumerate(answers.groups):
             for source in group:
                 group_of[source] = index
-        winner = answers.plurality_group()
+        best = answers.plurality()
+        winner = None if best is None else group_of[best[0]]
         key = (tuple(group_of), winner)
         if key not in self._entries:  # the same grouping recurs across episodes: compute its entries once
             self._entries[key] = self._group_entries(group_of, winner)
@@ -105,7 +106,7 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         self._obs[start : start + self._extra_size()] = self._entries[key]
         self._answered = [index >= 0 for index in group_of]
         self._groups_info = tuple(tuple(group) for group in answers.groups)
-        self._plurality = answers.plurality_answer()
+        self._plurality = "" if best is None else best[1]
         self._groups_seen = answers.version
 
     def _group_entries(self, group_of: list[int], winner: int | None) -> np.ndarray:

@@ -13,6 +13,7 @@ from corl_gym.benchmarks.bench import BenchConfig, run_bench  # noqa: E402
 from corl_gym.cli import main  # noqa: E402
 from corl_gym.data import load_problems  # noqa: E402
 from corl_gym.envs.routing_env import CORLRoutingEnv  # noqa: E402
+from corl_gym.envs.features import problem_features  # noqa: E402
 from corl_gym.envs.routing_env_v1 import CORLRoutingEnvV1  # noqa: E402
 from corl_gym.experts import load_pool  # noqa: E402
 from corl_gym.splits import split_problems  # noqa: E402
@@ -156,3 +157,17 @@ def test_the_env_id_is_saved_with_the_model_and_the_bench_uses_it(tmp_path, mask
     assert seen == ["CORLRoutingEnv"] * 5 + ["CORLRoutingEnvV1"] * 5 and len(result.rows) == 10
     with pytest.raises(ValueError, match="CORL-Routing-v1, CORL-Routing-v0"):
         train(SB3Config(env_id="CORL-Routing-v2", out=str(tmp_path)))
+
+
+def test_a_router_without_problem_features_keeps_that_choice(tmp_path):
+    path = _train("sb3-maskable-ppo", tmp_path, features="none", timesteps=256, n_envs=2, eval_episodes=2)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    with_features = CORLRoutingEnvV1(budget="mixed")
+    assert meta["features"] == "none"
+    assert meta["observation_size"] == with_features.observation_space.shape[0] - problem_features.size
+    policy = load_policy(path)
+    assert policy.features == "none"
+    result = run_bench(BenchConfig(policies=[f"sb3:{path}"], budgets=["low"], limit=4, progress=False))
+    assert len(result.rows) == 4
+    with pytest.raises(ValueError, match="problem, none"):
+        train(SB3Config(features="embeddings", out=str(tmp_path)))
