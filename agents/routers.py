@@ -6,7 +6,8 @@ takes without re-parsing (in text and token mode alike), so a query or an answer
 env appends the action's canonical text (`<call expert="NAME">query</call>`, `<answer>...</answer>`) to
 the context, as if the router had written it.
 
-A router makes at most one expert call per episode. Where it answers itself, the answer comes from the
+The routers here make at most one expert call per episode; the aggregating ones (`agents.aggregate_routers`)
+make several and submit one of the answers seen. Where a router answers itself, the answer comes from the
 pool's `controller` entry (the controller model's own answer profile, free of charge), since no LLM is
 plugged in. Routers read the text observation, so they run in text mode.
 
@@ -18,6 +19,7 @@ plugged in. Routers read the text observation, so they run in text mode.
 - `best-affordable`: call the most expensive expert (price as a proxy for quality) whose expected cost
   fits the threshold; answer itself when none fits.
 - `cascade`: answer itself, then escalate through the experts by price while the answers disagree.
+- `cascade-agree`, `vote`: several calls, then an answer seen so far (`agents.aggregate_routers`).
 - `best-fixed`, `threshold`, `knn`: fitted on training problems (`agents.learned_routers`).
 - `api:<entry>`: a prompted API model as the controller (`agents.api_controller`, not a router).
 - `oracle`: reads the gold answer and peeks at every choice: the cheapest correct choice within budget,
@@ -180,14 +182,15 @@ class Oracle(Router):
 
 
 BASELINES = (
-    "always-self", "random", "cheapest-affordable", "best-affordable", "cascade", "best-fixed", "threshold", "knn",
-    "oracle",
+    "always-self", "random", "cheapest-affordable", "best-affordable", "cascade", "cascade-agree", "vote", "best-fixed",
+    "threshold", "knn", "oracle",
 )
 
 
 def make_router(name: str, seed: int = 0) -> Router:
     """A router by name: one of `BASELINES` or `always:<expert>`. Learned ones (`best-fixed`,
     `threshold`, `knn`) must be fitted (`router.fit(pool, train_problems)`) before use."""
+    from corl_gym.agents.aggregate_routers import AGGREGATING
     from corl_gym.agents.learned_routers import LEARNED
 
     if name.startswith("always:"):
@@ -199,6 +202,7 @@ def make_router(name: str, seed: int = 0) -> Router:
         "best-affordable": BestAffordable,
         "cascade": Cascade,
         "oracle": Oracle,
+        **AGGREGATING,
         **LEARNED,
     }
     if name not in table:

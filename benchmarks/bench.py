@@ -3,8 +3,8 @@
 Every (policy, budget, problem) is one episode with the problem and budget pinned through
 `reset(options=...)`, so a run is reproducible row for row with simulated or replayed experts.
 Scripted and fitted routers and prompted API controllers (`api:<entry>`, `agents.api_controller`) act
-in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in `CORL-Routing-v0`,
-which shares the pool, problems and reward code.
+in `CORL-Math-v0`; SB3 routers (`sb3:PATH`) act in the routing env they were trained in (`CORL-Routing-v1`
+or `-v0`, saved with the model), which shares the pool, problems and reward code.
 
 Problems are split by a stable hash of their id into train and test parts (`test_fraction`); every
 policy is evaluated on the same test problems (`limit` caps them) and learned routers are fitted on the
@@ -49,7 +49,6 @@ from corl_gym.budget import BUDGET_MODES, validate_budget
 from corl_gym.cli_args import budget_label
 from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
-from corl_gym.envs.routing_env import CORLRoutingEnv
 from corl_gym.experts import CacheConfig, Ledger, Pool, load_pool
 from corl_gym.splits import require_part
 
@@ -68,7 +67,7 @@ class BenchConfig:
     limit: int | None = 200  # test problems per dataset
     train_limit: int | None = 1000  # training problems for learned routers
     test_fraction: float = 0.5
-    max_turns: int = 4
+    max_turns: int | None = None  # turns per text-env episode (default: one call to every expert, then the answer)
     at_cost: float | None = None  # accuracy at this USD per query (default: the pool's low threshold)
     target_accuracy: float | None = None  # cost to reach it (default: the best single expert's accuracy)
     out: str | None = None
@@ -221,16 +220,16 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
         if not todo:
             continue
         if policy.startswith("sb3:"):
-            from corl_gym.agents.sb3 import load_policy
+            from corl_gym.agents.sb3 import load_policy, routing_env
 
             agent = load_policy(policy.split(":", 1)[1])
-            env = CORLRoutingEnv(pool=block.pool, problems=block.test)
+            env = routing_env(agent.env_id, agent.features, pool=block.pool, problems=block.test)
             run = lambda b, i: run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         else:
             router = _text_policy(policy, block)
             if hasattr(router, "fit"):
                 router.fit(block.pool, block.train)
-            env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns)
+            env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns or len(block.pool.experts) + 1)
             run = lambda b, i: run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
         for budget, index, _ in todo:
             yield {**base, "policy": policy, "budget": budget_label(budget), **run(budget, index)}

@@ -3,7 +3,8 @@
     corl-gym bench [--policies P,...] [--budgets low,medium,high,mixed,0.005] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR] [--quiet]
                    [--cache PATH] [--cache-mode MODE] [--max-spend USD] [--allow-download]
-    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--budget B] [--seed S] ...
+    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--budget B] [--seed S]
+                   [--env ID] [--features F] ...
     corl-gym train --learner ppo|sft|trl-grpo [the learner's own flags, same vocabulary]
     corl-gym eval --checkpoint DIR [--budgets ...] [--seeds ...] [...]
     corl-gym record --pool POOL --dataset NAME --out FILE.jsonl [...]
@@ -59,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
     cli_args.add_pool(train)
     cli_args.add_dataset(train)
     cli_args.add_budgets(train, many=False)
+    train.add_argument("--env", default="CORL-Routing-v1", choices=("CORL-Routing-v1", "CORL-Routing-v0"),
+                       help="routing env of sb3 learners (v1: may submit any answer seen, or the plurality)")
+    train.add_argument("--features", default="problem", choices=("problem", "none"),
+                       help="problem features in an sb3 router's observation (none: only budgets, costs, answers)")
     train.add_argument("--timesteps", type=cli_args.positive_int, default=None, help="environment steps, an integer >= 1 (default: the learner's)")
     train.add_argument("--train-limit", type=cli_args.nonnegative_int, default=None, help="training problems, an integer >= 0; 0: all (default: all of the train split)")
     train.add_argument("--test-fraction", type=cli_args.fraction, default=0.5, help="held-out share, as in bench (default: 0.5)")
@@ -143,6 +148,7 @@ def _train(args: argparse.Namespace) -> int:
 
     config = SB3Config(
         learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed,
+        env_id=args.env, features=args.features,
         train_limit=args.train_limit or None, test_fraction=args.test_fraction, out=args.out, progress=not args.quiet,
         **({"timesteps": args.timesteps} if args.timesteps else {}),
     )

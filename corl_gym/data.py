@@ -4,7 +4,9 @@ Where a named set comes from, in order:
 1. `synthetic` is generated in-process (`corl_gym.synthetic`); it needs no file, network or extra.
 2. `$CORL_DATA_DIR/<name>.jsonl`. For `gsm8k` and `llmrouter-math`, when that file is absent, the rows of
    `$CORL_DATA_DIR/replay/llmrouter_math_gsm8k_problems.jsonl` whose `task` is `gsm8k` / `math` (the
-   problems the `llmrouter-math` replay pool has recorded answers for; key `problem_id`).
+   problems the `llmrouter-math` replay pool has recorded answers for; key `problem_id`). For
+   `zeroeval-math-l5`, `$CORL_DATA_DIR/replay/zeroeval_math_l5_problems.jsonl` (the 721 MATH Level-5
+   problems of the `zeroeval-math-l5` replay pool).
 3. The Hugging Face hub through `datasets` (the optional `data` extra), for the names in `HUB_SOURCES`,
    only when downloads are allowed: `CORL_ALLOW_DOWNLOAD=1` (the command line's `--allow-download`).
    Offline by default, so a missing file is an immediate error, not a wait on network retries.
@@ -33,10 +35,11 @@ DATA_DIR_ENV = "CORL_DATA_DIR"
 ALLOW_DOWNLOAD_ENV = "CORL_ALLOW_DOWNLOAD"  # "1": a named set missing from CORL_DATA_DIR may come from the hub
 DATASET_NAMES: tuple[str, ...] = (
     "synthetic", "math500", "aime2024", "aime2025", "amc2023", "amc2022_2023",
-    "deepscaler", "math_train", "gsm8k", "llmrouter-math",
+    "deepscaler", "math_train", "gsm8k", "llmrouter-math", "zeroeval-math-l5",
 )
 REPLAY_PROBLEMS = "replay/llmrouter_math_gsm8k_problems.jsonl"
 REPLAY_TASKS = {"gsm8k": "gsm8k", "llmrouter-math": "math"}
+REPLAY_SETS = {"zeroeval-math-l5": "replay/zeroeval_math_l5_problems.jsonl"}  # name -> a replay set's problems
 # name -> (hub id, config, split). Best effort: used only when the file is missing and downloads are
 # allowed. gsm8k from the hub is the official 1319-row test split, not the 550 replay rows.
 HUB_SOURCES: dict[str, tuple[str, str | None, str]] = {
@@ -117,6 +120,8 @@ def _load_named(name: str) -> tuple[Problem, ...]:
         replay = Path(folder).expanduser() / REPLAY_PROBLEMS
         if name in REPLAY_TASKS and replay.is_file():
             return _read_cached(replay, dataset=name, task=REPLAY_TASKS[name])
+        if name in REPLAY_SETS and (Path(folder).expanduser() / REPLAY_SETS[name]).is_file():
+            return _read_cached(Path(folder).expanduser() / REPLAY_SETS[name], dataset=name)
     hub = _load_from_hub(name)
     if hub is not None:
         return hub
@@ -125,8 +130,8 @@ def _load_named(name: str) -> tuple[Problem, ...]:
 
 def _not_found_message(name: str, folder: str | None) -> str:
     where = f"CORL_DATA_DIR={folder!r} has no {name}.jsonl" if folder else "CORL_DATA_DIR is not set"
-    if name in REPLAY_TASKS:
-        where += f" (nor {REPLAY_PROBLEMS})"
+    if name in REPLAY_TASKS or name in REPLAY_SETS:
+        where += f" (nor {REPLAY_SETS.get(name, REPLAY_PROBLEMS)})"
     ways = [f"set CORL_DATA_DIR to a folder that holds {name}.jsonl (one JSON object per line with keys "
             "id, problem, answer)", "or pass the path of a JSONL file instead of the name"]
     if name in HUB_SOURCES:

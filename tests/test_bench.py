@@ -31,7 +31,7 @@ def by_policy_and_budget(rows, metric):
 def test_default_bench_writes_rows_and_summary(default_bench):
     out, rows, summary = default_bench
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(rows) == 12 * 3 * 200
+    assert len(lines) == len(rows) == 14 * 3 * 200
     assert ROW_KEYS <= set(json.loads(lines[0]))
     text = (out / "summary.md").read_text()
     assert text.strip() == summary.strip()
@@ -47,8 +47,10 @@ def test_oracle_is_most_accurate_and_o3_most_expensive_at_every_budget(default_b
         others = [p for p, b in accuracy if b == budget and p != "oracle"]
         assert all(accuracy[("oracle", budget)] > accuracy[(p, budget)] for p in others)
         assert all(reward[("oracle", budget)] >= reward[(p, budget)] for p in others)
-        # highest mean cost; best-affordable ties it at high, where it also picks o3
-        assert all(cost[("always:o3", budget)] >= cost[(p, budget)] for p in others + ["oracle"])
+        # highest mean cost of the single-call policies; best-affordable ties it at high, where it also picks o3
+        single_call = [p for p in others + ["oracle"] if p not in ("vote", "cascade-agree", "knn")]
+        assert all(cost[("always:o3", budget)] >= cost[(p, budget)] for p in single_call)
+    assert cost[("vote", "high")] > cost[("always:o3", "high")]  # it buys every affordable answer
 
 
 def test_budget_aware_baseline_spends_more_as_budget_grows(default_bench):
@@ -69,7 +71,7 @@ def test_random_router_is_seeded():
 def test_router_names_and_errors():
     assert router_names(["a", "b"]) == [
         "always-self", "always:a", "always:b", "random", "cheapest-affordable", "best-affordable", "cascade",
-        "best-fixed", "threshold", "knn", "oracle",
+        "cascade-agree", "vote", "best-fixed", "threshold", "knn", "oracle",
     ]
     with pytest.raises(ValueError, match="always-self, random, cheapest-affordable"):
         make_router("smart")

@@ -24,7 +24,7 @@ from corl_gym.data import (
 
 EXPECTED_ROWS = {
     "math500": 500, "aime2024": 30, "aime2025": 30, "amc2023": 40, "amc2022_2023": 83,
-    "deepscaler": 975, "math_train": 7472, "gsm8k": 550, "llmrouter-math": 504,
+    "deepscaler": 975, "math_train": 7472, "gsm8k": 550, "llmrouter-math": 504, "zeroeval-math-l5": 721,
 }
 
 

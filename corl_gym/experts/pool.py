@@ -41,7 +41,7 @@ from corl_gym.experts.managed import ManagedExpert
 from corl_gym.experts.registry import make_expert, parse_entry
 
 POOLS_DIR = Path(__file__).resolve().parent / "pools"
-POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k")
+POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k", "zeroeval-math-l5")
 BUDGET_MODES = ("low", "medium", "high")
 SIMULATED_BACKENDS = ("sim", "replay")  # backends whose calls cost no money (running them again is free)
 _TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
