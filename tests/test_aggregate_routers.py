@@ -119,7 +119,7 @@ def test_knn_chooses_aggregation(zeroeval):
 
 
 def test_resumed_bench_with_aggregating_routers_equals_an_uninterrupted_one(zeroeval, tmp_path):
-    config = BenchConfig(pools=["zeroeval-math-l5"], policies=["vote", "cascade-agree", "knn"], limit=12,
+    config = BenchConfig(pools=["zeroeval-math-l5"], policies=["vote", "cascade-agree", "knn"], limit=12, references=False,
                          train_limit=60, out=str(tmp_path), progress=False)
     first = run_bench(config)
     path = tmp_path / "results.jsonl"

@@ -152,7 +152,7 @@ def test_the_env_id_is_saved_with_the_model_and_the_bench_uses_it(tmp_path, mask
 
     CORLRoutingEnv.reset = spy
     try:
-        result = run_bench(BenchConfig(policies=[f"sb3:{v0}", f"sb3:{maskable}"], budgets=["high"], limit=5, progress=False))
+        result = run_bench(BenchConfig(policies=[f"sb3:{v0}", f"sb3:{maskable}"], budgets=["high"], limit=5, progress=False, references=False))
     finally:
         CORLRoutingEnv.reset = original
     assert seen == ["CORLRoutingEnv"] * 5 + ["CORLRoutingEnvV1"] * 5 and len(result.rows) == 10
@@ -168,7 +168,7 @@ def test_a_router_without_problem_features_keeps_that_choice(tmp_path):
     assert meta["observation_size"] == with_features.observation_space.shape[0] - problem_features.size
     policy = load_policy(path)
     assert policy.features == "none"
-    result = run_bench(BenchConfig(policies=[f"sb3:{path}"], budgets=["low"], limit=4, progress=False))
+    result = run_bench(BenchConfig(policies=[f"sb3:{path}"], budgets=["low"], limit=4, progress=False, references=False))
     assert len(result.rows) == 4
     with pytest.raises(ValueError, match="problem, none"):
         train(SB3Config(features="embeddings", out=str(tmp_path)))
