@@ -156,3 +156,38 @@ def test_scrub_removes_key_shapes(server, monkeypatch):
     expert = _expert(server, "ok", monkeypatch)
     message = expert._scrub(RuntimeError(f"bad key {SECRET} and sk-proj-abcdEFGH1234****wxyz"))
     assert SECRET not in message and "abcdEFGH1234" not in message
+
+
+@pytest.fixture()
+def http_debug_log(caplog):
+    """Every record of the HTTP stack at DEBUG (openai, httpx, httpcore), as a user debugging a run sees it."""
+    import logging
+
+    names = ("openai", "httpx", "httpcore", "httpcore2")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("pasted", [SECRET + "\n", f"  {SECRET} ", f"\t{SECRET}\r\n"])
+def test_a_key_with_surrounding_whitespace_works_and_stays_out_of_the_debug_log(server, monkeypatch, http_debug_log, pasted):
+    expert = _expert(server, "ok", monkeypatch)
+    monkeypatch.setenv("CORL_TEST_KEY", pasted)
+    expert = OpenAIExpert(expert.spec)
+    reply = expert.call("What is 1+1?", PROBLEM)
+    assert reply.ok and server.seen[-1]["auth"] == f"Bearer {SECRET}"
+    assert http_debug_log.records and SECRET not in http_debug_log.text
+    expert.close()
+
+
+@pytest.mark.parametrize("bad", [f"{SECRET[:10]}\n{SECRET[10:]}", f"{SECRET}\x7f", f"{SECRET}\x1b[0m", f"{SECRET}é"])
+def test_a_key_with_control_characters_is_refused_without_quoting_it(server, monkeypatch, bad):
+    expert = _expert(server, "ok", monkeypatch)
+    monkeypatch.setenv("CORL_TEST_KEY", bad)
+    with pytest.raises(ValueError, match="CORL_TEST_KEY has control or non-ASCII characters") as error:
+        OpenAIExpert(expert.spec)
+    assert SECRET[:10] not in str(error.value) and SECRET[10:] not in str(error.value)
