@@ -2,7 +2,7 @@
 
     corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
-                   [--cache PATH] [--cache-mode MODE] [--max-spend USD]
+                   [--cache PATH] [--cache-mode MODE] [--max-spend USD] [--max-spend-scope total|run]
     corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
     corl-gym train --learner ppo|sft [the learner's own flags]
     corl-gym eval --checkpoint DIR [...]
@@ -51,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--cache-mode", choices=("off", "read-write", "replay-only", "record"), default=None,
                        help="expert cache mode (default read-write with --cache)")
     bench.add_argument("--max-spend", type=float, default=None, help="stop before expert calls spend more USD (see ledger.json)")
+    bench.add_argument("--max-spend-scope", choices=("total", "run"), default="total",
+                       help="the cap counts every run into --out (total, default) or this run alone")
     train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)")
     learners = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
     train.add_argument("--learner", required=True, help=f"one of {learners}; ppo and sft take their own flags")
@@ -79,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.verb == "bench":
-            return _bench(args)
+            return _bench(args, argv)
         if args.verb == "train":
             return _train(args)
         return _list()
@@ -88,8 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from corl_gym.benchmarks.bench import BenchConfig, run_bench
+    from corl_gym.interrupt import Interrupted, resume_line, stop_on_signals
 
     config = BenchConfig(
         policies=args.policies,
@@ -107,8 +110,15 @@ def _bench(args: argparse.Namespace) -> int:
         cache=args.cache,
         cache_mode=args.cache_mode,
         max_spend=args.max_spend,
+        max_spend_scope=args.max_spend_scope,
     )
-    result = run_bench(config)
+    try:
+        with stop_on_signals():
+            result = run_bench(config)
+    except Interrupted as stop:
+        kept = f"rows so far are in {args.out}/results.jsonl, spend in {args.out}/ledger.json" if args.out else "no --out: nothing was kept"
+        print(resume_line("corl-gym", argv, stop, kept), file=sys.stderr)
+        return stop.exit_code
     print(result.markdown)
     if args.out:
         plot = f", {result.plot}" if result.plot else ""
