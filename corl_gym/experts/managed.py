@@ -14,7 +14,8 @@ goes through the same steps:
    A reply whose text is not a string becomes a `bad_response` error (its cost kept); a store that fails
    is logged as a warning and the reply is still returned, so a billed call is never lost.
 
-Anything else (`spec`, `name`, backend attributes such as `params` or `seed`) is the wrapped expert's.
+An API model acting as the controller (`chat`) goes through steps 2-4 too, uncached. Anything else
+(`spec`, `name`, backend attributes such as `params` or `seed`) is the wrapped expert's.
 """
 
 from __future__ import annotations
@@ -71,6 +72,22 @@ class ManagedExpert(Expert):
 
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
         return (await self.acall_batch([(query, problem)]))[0]
+
+    def chat(self, messages: list[dict[str, str]], stop: list[str] | None = None) -> ExpertReply:
+        """A multi-turn request of an API model acting as the controller (`openai` entries): reserved at its
+        worst case and booked like a call, so the spend cap covers the controller's own tokens; never cached."""
+        pending = _Pending(None, None, None)
+        if self.ledger is not None:
+            pending.reservation = self.ledger.reserve(self.account, self.inner.max_chat_cost(messages))
+            if pending.reservation is None:
+                return self._book(ExpertReply(text="", error=f"spend cap reached: {self.ledger.stop_reason}",
+                                              error_kind="spend_cap", attempts=0))
+        try:
+            reply = self.inner.chat(messages, stop)
+        except Exception:
+            self._release(pending)
+            raise
+        return self._after(pending, reply)
 
     async def acall_batch(self, items: list[tuple[str, Problem]]) -> list[ExpertReply]:
         before = [self._before(query, problem) for query, problem in items]

@@ -103,8 +103,11 @@ class OpenAIExpert(Expert):
     def max_cost(self, query: str, problem: Problem) -> float:
         """The worst case of one call: the completion cap the request sends, and one prompt token per byte
         of its messages plus the chat overhead (see `Expert.max_cost`)."""
-        prompt = max_prompt_tokens(*(m["content"] for m in self._messages(query)))
-        return self.spec.cost(prompt, self.max_tokens)
+        return self.max_chat_cost(self._messages(query))
+
+    def max_chat_cost(self, messages: list[dict[str, str]]) -> float:
+        """The worst case of one `chat` request with these messages."""
+        return self.spec.cost(max_prompt_tokens(*(str(m["content"]) for m in messages)), self.max_tokens)
 
     def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
         from openai import AsyncOpenAI, DefaultAsyncHttpxClient  # lazy: the client library is heavy to import
