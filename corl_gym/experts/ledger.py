@@ -16,8 +16,8 @@ flight at once. A refused call is not made: it returns an error reply (`error_ki
 ledger is marked stopped, so the run (bench, record) keeps what finished and stops.
 
 With a file (`path`: a bench's `<out>/ledger.json`, a recording's `<stem>.ledger.json`), spend adds up
-over every run into it: the file's top-level keys are the totals of all runs, `this_run` holds this
-run's, and the cap applies to the total (`scope="total"`, the default) or to this run alone
+over every run into it: the file's top-level keys are the totals of all runs (`runs` counts the runs
+that opened it), `this_run` holds this run's, and the cap applies to the total (`scope="total"`, the default) or to this run alone
 (`scope="run"`). While such a run is live, each reservation and booking is also appended to a journal
 beside the file (`ledger_file.Journal`), so a run killed with kill -9 leaves its spend for the next run,
 which folds it in: its bookings as booked and the calls it had in flight at their reserved worst case
