@@ -1,6 +1,6 @@
 """Chaos runs: are money and results ever overspent, lost, duplicated or changed by a restart?
 
-    python -m corl_gym.benchmarks.chaos [--fast] [--seed 0]
+    python -m corl_gym.benchmarks.chaos [--fast] [--seed 0] [--only kill-bench,cut-line,...]
 
 Each scenario runs the real command line (`python -m corl_gym.cli bench|record`) in child processes,
 against a simulated pool or a loopback OpenAI-compatible server (`corl_gym.experts.fake_server`), does
@@ -279,36 +279,63 @@ def billing_heavy(folder: Path, pool: Path, size: int, verb: str) -> Outcome:
 
 
 # -------------------------------------------------------------------------------------------- main
-def run_all(fast: bool = False, seed: int = 0, folder: Path | None = None) -> list[Outcome]:
-    rng = random.Random(seed)
-    kills, bench_size, record_size = (1, 4, 6) if fast else (5, 20, 30)
+@dataclass
+class Setup:
+    """What every scenario runs against: a folder, the pool files and the sizes."""
+
+    root: Path
+    sim: Path
+    live: Path
+    heavy: Path
+    server: ChatServer
+    fast: bool
+    rng: random.Random
+
+    @property
+    def kills(self) -> int:
+        return 1 if self.fast else 5
+
+    @property
+    def bench_size(self) -> int:
+        return 4 if self.fast else 20
+
+    @property
+    def record_size(self) -> int:
+        return 6 if self.fast else 30
+
+
+SCENARIOS: dict[str, Callable[[Setup], Outcome]] = {
+    "kill-bench": lambda s: kill_bench(s.root, s.sim, s.bench_size, s.kills, s.rng),
+    "kill-record": lambda s: kill_record(s.root, s.live, s.record_size, s.kills, s.rng),
+    "kill-record-capped": lambda s: kill_record_capped(s.root, s.live, s.record_size, s.kills, s.rng,
+                                                       cap=0.006 if s.fast else 0.012),
+    "two-writers-bench": lambda s: two_writers(
+        s.root, 4 * 2 * s.bench_size, lambda out: _bench_args(s.sim, out, s.bench_size), lambda out: out / "results.jsonl",
+        lambda out: out / "ledger.json", BENCH_KEYS, "bench"),
+    "two-writers-record": lambda s: two_writers(
+        s.root, 2 * s.record_size, lambda out: _record_args(s.live, out.with_suffix(".jsonl"), s.record_size),
+        lambda out: out.with_suffix(".jsonl"), lambda out: out.with_suffix(".ledger.json"), RECORD_KEYS, "record"),
+    "cut-line": lambda s: cut_line(s.root, s.sim, s.bench_size),
+    "non-object-line": lambda s: non_object_line(s.root, s.sim, s.bench_size),
+    "rerun-cap-sim": lambda s: rerun_with_cap(s.root, s.sim, s.bench_size, "sim", "always:large", cap=0.05),
+    "rerun-cap-loopback": lambda s: rerun_with_cap(s.root, s.live, s.bench_size, "loopback", "always:a,always:b", cap=0.0015),
+    "replay-only-miss": lambda s: replay_only_miss(s.root, s.live, s.server, s.bench_size),
+    "billing-heavy-record": lambda s: billing_heavy(s.root, s.heavy, 3 * s.record_size, "record"),
+    "billing-heavy-bench": lambda s: billing_heavy(s.root, s.heavy, s.bench_size, "bench"),
+}
+
+
+def run_all(fast: bool = False, seed: int = 0, only: list[str] | None = None) -> list[Outcome]:
+    """Run the scenarios named in `only` (default: all of `SCENARIOS`, in order) in a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp, ChatServer(latency_s=0.03, max_requests=100_000, lifetime_s=3600) as server, \
             ChatServer(bill_completion_tokens=4000, max_requests=10_000, lifetime_s=3600) as billing:
-        root = folder or Path(tmp)
-        sim = root / "sim.yaml"
+        root = Path(tmp)
+        sim, live, heavy = root / "sim.yaml", root / "live.yaml", root / "heavy.yaml"
         sim.write_text(SIM_POOL)
-        live = root / "live.yaml"
         live.write_text(LIVE_POOL.format(url=server.base_url, extra=", max_tokens: 256"))
-        heavy = root / "heavy.yaml"
         heavy.write_text(LIVE_POOL.format(url=billing.base_url, extra=""))
-        outcomes = [
-            kill_bench(root, sim, bench_size, kills, rng),
-            kill_record(root, live, record_size, kills, rng),
-            kill_record_capped(root, live, record_size, kills, rng, cap=0.006 if fast else 0.012),
-            two_writers(root, 4 * 2 * bench_size, lambda out: _bench_args(sim, out, bench_size),
-                        lambda out: out / "results.jsonl", lambda out: out / "ledger.json", BENCH_KEYS, "bench"),
-            two_writers(root, 2 * record_size, lambda out: _record_args(live, out.with_suffix(".jsonl"), record_size),
-                        lambda out: out.with_suffix(".jsonl"), lambda out: out.with_suffix(".ledger.json"), RECORD_KEYS,
-                        "record"),
-            cut_line(root, sim, bench_size),
-            non_object_line(root, sim, bench_size),
-            rerun_with_cap(root, sim, bench_size, "sim", "always:large", cap=0.05),
-            rerun_with_cap(root, live, bench_size, "loopback", "always:a,always:b", cap=0.0015),
-            replay_only_miss(root, live, server, bench_size),
-            billing_heavy(root, heavy, 3 * record_size, "record"),
-            billing_heavy(root, heavy, bench_size, "bench"),
-        ]
-    return outcomes
+        setup = Setup(root, sim, live, heavy, server, fast, random.Random(seed))
+        return [SCENARIOS[name](setup) for name in (only or SCENARIOS)]
 
 
 def table(outcomes: list[Outcome]) -> str:
@@ -330,9 +357,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fast", action="store_true", help="fewer kills and problems (what the test suite runs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill points")
+    parser.add_argument("--only", default=None, help=f"comma list of scenarios (default: all): {', '.join(SCENARIOS)}")
     args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",")] if args.only else None
+    unknown = [name for name in only or [] if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}; valid: {', '.join(SCENARIOS)}")
     start = time.perf_counter()
-    outcomes = run_all(fast=args.fast, seed=args.seed)
+    outcomes = run_all(fast=args.fast, seed=args.seed, only=only)
     print(table(outcomes))
     print(f"\n{sum(o.ok for o in outcomes)} of {len(outcomes)} scenarios held every check, in {time.perf_counter() - start:.0f} s")
     return 0 if all(o.ok for o in outcomes) else 1
