@@ -38,7 +38,7 @@ def test_reservation_rule_refuses_a_call_that_could_pass_the_cap():
 def test_capped_batch_makes_only_the_calls_the_cap_affords(tmp_path):
     with ChatServer(max_requests=50, lifetime_s=30) as server:
         entry = ("{name: a, backend: openai, model: m, price_in: 0, price_out: 1000, max_tokens: 100, base_url: '"
-                 + server.base_url + "', api_key_env: null, timeout: 2, max_retries: 0}")
+                 + server.base_url + "', api_key_env: null, timeout: 30, max_retries: 0}")
         path = tmp_path / "pool.yaml"
         path.write_text("name: lb\nbudgets: {low: 1, medium: 1, high: 1}\n"
                         "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"
@@ -127,7 +127,7 @@ def test_checked_reply_turns_bad_amounts_into_a_bad_response(field, bad):
 # ------------------------------------------------------------------ the cap holds: worst case, totals, kill -9
 def _openai_pool(tmp_path, server, entry_options: str = "") -> str:
     entry = ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, base_url: '" + server.base_url
-             + "', api_key_env: null, timeout: 10, max_retries: 0" + entry_options + "}")
+             + "', api_key_env: null, timeout: 30, max_retries: 0" + entry_options + "}")
     path = tmp_path / "billing.yaml"
     path.write_text("name: lb\ndataset: synthetic\nbudgets: {low: 1, medium: 1, high: 1}\n"
                     "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"
