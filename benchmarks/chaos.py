@@ -186,16 +186,20 @@ def kill_record(folder: Path, pool: Path, size: int, kills: int, rng: random.Ran
                     "unwritten <= in flight": unwritten <= CHUNK}, f"{unwritten} <= {CHUNK}")
 
 
-def kill_record_capped(folder: Path, pool: Path, size: int, kills: int, rng: random.Random, cap: float) -> Outcome:
-    out, ledger = folder / "capped.jsonl", folder / "capped.ledger.json"
-    # A call reserves about $0.0012 here (256 tokens x $4/1M, one prompt token a byte) and costs ~$0.0001; a
-    # killed run's calls in flight count at that worst case, so each kill uses up to 4 reservations of the cap.
+def kill_record_capped(folder: Path, pool: Path, size: int, kills: int, rng: random.Random) -> Outcome:
+    """One call at a time (`--chunk 1`): a call reserves about $0.0012 (256 tokens x $4/1M, one prompt token a
+    byte) and costs ~$0.00005. The cap leaves room for one call plus one per kill: a killed run's call in
+    flight counts at its reserved worst case, so the runs after it stop early, or finish if no kill caught
+    a call in flight; either way the ledger's total stays under the cap."""
+    out, ledger, cap = folder / "capped.jsonl", folder / "capped.ledger.json", 0.0015 + 0.0012 * kills
     args = _record_args(pool, out, size, "--max-spend", str(cap))
+    args[args.index("--chunk") + 1] = "1"
     codes, _ = _kill_at_random_points(args, out, 2 * size, kills, rng)
     codes.append(_run(args)[0])  # once more: the cap still counts every run before it
     lines, duplicates = _rows(out, RECORD_KEYS)
+    finished = codes[-1] == 3 or (codes[-1] == 0 and len(lines) == 2 * size)
     return Outcome(f"kill -9 x{kills}, capped (record, loopback)", None, len(lines), duplicates, _spend(ledger), cap,
-                   codes, {"stopped by the cap": codes[-1] == 3})
+                   codes, {"done, or stopped by the cap": finished})
 
 
 def two_writers(folder: Path, size: int, args_of: Callable[[Path], list[str]], rows_of: Callable[[Path], Path],
@@ -307,8 +311,7 @@ class Setup:
 SCENARIOS: dict[str, Callable[[Setup], Outcome]] = {
     "kill-bench": lambda s: kill_bench(s.root, s.sim, s.bench_size, s.kills, s.rng),
     "kill-record": lambda s: kill_record(s.root, s.live, s.record_size, s.kills, s.rng),
-    "kill-record-capped": lambda s: kill_record_capped(s.root, s.live, s.record_size, s.kills, s.rng,
-                                                       cap=0.006 if s.fast else 0.012),
+    "kill-record-capped": lambda s: kill_record_capped(s.root, s.live, s.record_size, s.kills, s.rng),
     "two-writers-bench": lambda s: two_writers(
         s.root, 4 * 2 * s.bench_size, lambda out: _bench_args(s.sim, out, s.bench_size), lambda out: out / "results.jsonl",
         lambda out: out / "ledger.json", BENCH_KEYS, "bench"),

@@ -13,7 +13,10 @@ completion cap the request sends, which the provider cannot bill past, and one p
 exact cost for sim and replay) and refuses the call when the money spent, plus every reservation in
 flight, plus this one would pass the cap. So spend never passes the cap, however many calls are in
 flight at once. A refused call is not made: it returns an error reply (`error_kind="spend_cap"`) and the
-ledger is marked stopped, so the run (bench, record) keeps what finished and stops.
+ledger is marked stopped, so the run (bench, record) keeps what finished and stops. The cap is a bound,
+not a queue: a call refused because the worst cases of the calls in flight leave no room stops the run
+too, though those calls may settle far below their reservation (a rerun goes on from there; fewer calls
+in flight, e.g. `record --chunk`, or a smaller `max_tokens`, let a cap be used more fully).
 
 With a file (`path`: a bench's `<out>/ledger.json`, a recording's `<stem>.ledger.json`), spend adds up
 over every run into it: the file's top-level keys are the totals of all runs (`runs` counts the runs
