@@ -8,9 +8,9 @@ or `-v0`, saved with the model), which shares the pool, problems and reward code
 
 Problems are split by a stable hash of their id into train and test parts (`test_fraction`); every
 policy is evaluated on the same test problems (`limit` caps them) and learned routers are fitted on the
-train part (`train_limit` caps it). Rows are appended to `results.jsonl` as they finish; a rerun with
-the same `out` skips the rows it already has (resume). `summary.md` and `pareto.png` are written at the
-end from every row of the run's configuration.
+train part (`train_limit` caps it). Rows are appended to `results.jsonl` as they finish (flushed one by
+one); a rerun with the same `out` skips the rows it already has (resume). `summary.md` and `pareto.png`
+are written at the end from every row of the run's configuration.
 
 Before any episode runs, every (pool, dataset) pair is checked: a pair whose pool cannot answer the
 dataset's problems (a replay pool has recorded answers for its own problems only) is skipped, and
@@ -23,15 +23,24 @@ Curve metrics need reference points: the controller alone (`always-self`) and th
 they run as extra policies marked as references in the table; with live experts they would cost money,
 so the report says why the curve metrics are missing instead.
 
-Expert calls are booked in a run ledger written to `ledger.json` (spend, calls, retries, failures by kind,
-cache hits per expert); `max_spend` stops the run before a call would pass the cap (the episode that met
-the cap is dropped, rows so far stay, `BenchResult.stopped` says why); `cache`/`cache_mode` override the
-pools' expert caches (`corl_gym.experts.cache`).
+Resume is exact: an episode's row depends only on (pool, dataset, seed, policy, budget, problem), never
+on which episodes ran before it in the same process (seeded policies draw per episode: `Router.reset`),
+so a run interrupted and resumed any number of times has the rows of one uninterrupted run. One run at a
+time writes an `out` (an OS lock on `out/.lock`: a second one fails at once naming the first's pid);
+a cut last line is cut off before appending, and a damaged line is an error naming the file and line
+(`corl_gym.run_files`).
+
+Expert calls are booked in a ledger, `ledger.json` (spend, calls, retries, failures by kind, cache hits
+per expert), which adds up over every run into the same `out` (`this_run` holds this run's share).
+`max_spend` stops the run before a call could pass the cap, which applies to that total
+(`max_spend_scope="total"`) or to this run alone (`"run"`): the episode that met the cap is dropped,
+rows so far stay, `BenchResult.stopped` says why. So does a miss in the cache's `replay-only` mode. `cache` /
+`cache_mode` override the pools' expert caches (`corl_gym.experts.cache`).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +59,7 @@ from corl_gym.cli_args import budget_label
 from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import CacheConfig, Ledger, Pool, load_pool
+from corl_gym.run_files import RowWriter, WriterLock, resume_rows
 from corl_gym.splits import require_part
 
 KEY_FIELDS = ("pool", "dataset", "seed", "policy", "budget", "problem_id")
@@ -74,7 +84,8 @@ class BenchConfig:
     progress: bool = True
     cache: str | None = None  # expert cache file (SQLite) for every expert, overriding the pools'
     cache_mode: str | None = None  # off, read-write, replay-only or record (default read-write with `cache`)
-    max_spend: float | None = None  # USD: stop before a call would pass it (ledger.json records the spend)
+    max_spend: float | None = None  # USD: stop before a call could pass it (ledger.json records the spend)
+    max_spend_scope: str = "total"  # the cap counts every run into `out` ("total") or this run alone ("run")
     references: bool = True  # run the curve metrics' reference policies the list lacks (simulated pools only)
 
 
@@ -110,34 +121,40 @@ class _Block:
 def run_bench(config: BenchConfig) -> BenchResult:
     """Run (or resume) the benchmark and write `results.jsonl`, `summary.md`, `pareto.png` under `out`."""
     out = Path(config.out) if config.out else None
-    previous = _read_rows(out / "results.jsonl") if out else []
+    notes: list[str] = []  # (pool, dataset) pairs skipped, and why
+    with WriterLock(out / ".lock", f"bench output {out}") if out else contextlib.nullcontext():
+        previous = resume_rows(out / "results.jsonl", KEY_FIELDS) if out else []
+        ledger = Ledger(config.max_spend, scope=config.max_spend_scope, path=out / "ledger.json" if out else None)
+        try:
+            result = _run(config, out, previous, ledger, notes)
+        finally:
+            ledger.close()  # written even when a signal or an error ends the run
+    result.stopped, result.notes = ledger.stop_reason, notes
+    return result
+
+
+def _run(config: BenchConfig, out: Path | None, previous: list[dict[str, Any]], ledger: Ledger,
+         notes: list[str]) -> BenchResult:
     done = {_key(row) for row in previous}
-    ledger = Ledger(config.max_spend)
-    notes: list[str] = []
-    blocks = list(_plan(config, ledger, notes))
+    blocks: list[_Block] = []
     try:
+        blocks.extend(_plan(config, ledger, notes))
         total = sum(len(b.policies) * len(config.budgets) * len(b.test) for b in blocks)
         rows = [row for row in previous if _in_config(row, blocks, config)]
         with tqdm(total=total, desc="bench", unit="ep", disable=not config.progress, file=sys.stderr) as bar:
             bar.update(len(rows))
-            with _RowSink(out) as sink:
+            with RowWriter(out / "results.jsonl") if out else contextlib.nullcontext() as sink:
                 for row in (r for block in blocks for r in _run_block(block, config, done)):
                     if ledger.stopped:
                         break  # this episode met the spend cap: not a result (a resumed run redoes it)
                     rows.append(row)
-                    sink.write(row)
+                    if sink is not None:
+                        sink.write(row)
                     bar.update()
     finally:
         for block in blocks:
             block.pool.close()
-        if out is not None:
-            ledger.write(out / "ledger.json")
-    result = _report(rows, blocks, config, out)
-    if out is not None:
-        ledger.write(out / "ledger.json")  # again: the oracle frontier's labels call experts too
-    result.stopped = ledger.stop_reason
-    result.notes = notes
-    return result
+    return _report(rows, blocks, config, out)  # the oracle frontier's labels call experts too: booked
 
 
 def _plan(config: BenchConfig, ledger: Ledger | None = None, notes: list[str] | None = None) -> Iterator[_Block]:
@@ -260,7 +277,7 @@ def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfi
         (out / "summary.md").write_text(markdown + "\n", encoding="utf-8")
         from corl_gym.benchmarks.plot import pareto_plot
 
-        plot = pareto_plot(summary, out / "pareto.png", frontiers)
+        plot = pareto_plot(summary, out / "pareto.png", frontiers) if summary else None  # nothing to draw: stopped at once
     return BenchResult(rows, summary, curves, markdown, plot)
 
 
@@ -270,40 +287,6 @@ def _frontier(block: _Block) -> list[tuple[float, float]]:
     if block.pool.ledger is not None and block.pool.ledger.stopped:
         return []  # labels met the spend cap: refused calls would draw a false frontier
     return oracle_frontier(labels.correct, labels.cost)
-
-
-class _RowSink:
-    """Appends rows to `results.jsonl` (flushed per row, so an interrupted run keeps what it did)."""
-
-    def __init__(self, out: Path | None):
-        self.file = None
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            self.file = open(out / "results.jsonl", "a", encoding="utf-8")
-
-    def write(self, row: dict[str, Any]) -> None:
-        if self.file is not None:
-            self.file.write(json.dumps(row) + "\n")
-            self.file.flush()
-
-    def __enter__(self) -> "_RowSink":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by an interrupted run: that episode simply runs again
-    return [row for row in rows if all(k in row for k in KEY_FIELDS)]
 
 
 def _key(row: dict[str, Any]) -> tuple:

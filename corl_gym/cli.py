@@ -2,7 +2,8 @@
 
     corl-gym bench [--policies P,...] [--budgets low,medium,high,mixed,0.005] [--dataset NAME|PATH,...]
                    [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR] [--quiet]
-                   [--cache PATH] [--cache-mode MODE] [--max-spend USD] [--allow-download]
+                   [--cache PATH] [--cache-mode MODE] [--max-spend USD] [--max-spend-scope total|run]
+                   [--allow-download]
     corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--budget B] [--seed S]
                    [--env ID] [--features F] ...
     corl-gym train --learner ppo|sft|trl-grpo [the learner's own flags, same vocabulary]
@@ -54,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--cache-mode", choices=("off", "read-write", "replay-only", "record"), default=None,
                        help="expert cache mode (default read-write with --cache)")
     bench.add_argument("--max-spend", type=cli_args.dollars, default=None, help="stop before expert calls spend more USD (see ledger.json)")
+    bench.add_argument("--max-spend-scope", choices=("total", "run"), default="total",
+                       help="the cap counts every run into --out (total, default) or this run alone")
     train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)")
     train.add_argument("--learner", required=True, choices=[*SB3_LEARNERS, *FORWARDED_LEARNERS],
                        help="ppo, sft and trl-grpo take their own flags: corl-gym train --learner NAME --help")
@@ -85,12 +88,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, rest = learner
         return _forward(FORWARDED_LEARNERS[name], rest, f"corl-gym train --learner {name}")
     args = cli_args.parse(_parser(), argv)
-    verb = {"bench": _bench, "train": _train, "list": _list}[args.verb]
+    if args.verb == "bench":  # the resume line after a signal repeats the command as given
+        return cli_args.run_verb("corl-gym bench", _bench, args, argv)
+    verb = {"train": _train, "list": _list}[args.verb]
     return cli_args.run_verb(f"corl-gym {args.verb}", verb, args)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from corl_gym.benchmarks.bench import BenchConfig, run_bench
+    from corl_gym.interrupt import Interrupted, resume_line, stop_on_signals
 
     config = BenchConfig(
         policies=args.policies,
@@ -108,8 +114,15 @@ def _bench(args: argparse.Namespace) -> int:
         cache=args.cache,
         cache_mode=args.cache_mode,
         max_spend=args.max_spend,
+        max_spend_scope=args.max_spend_scope,
     )
-    result = run_bench(config)
+    try:
+        with stop_on_signals():
+            result = run_bench(config)
+    except Interrupted as stop:
+        kept = f"rows so far are in {args.out}/results.jsonl, spend in {args.out}/ledger.json" if args.out else "no --out: nothing was kept"
+        print(resume_line("corl-gym", argv, stop, kept), file=sys.stderr)
+        return stop.exit_code
     for note in result.notes:
         print(f"corl-gym bench: {note}", file=sys.stderr)
     print(result.markdown)

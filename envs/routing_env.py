@@ -54,7 +54,7 @@ class CORLRoutingEnv(gym.Env):
 
     **Reward** the text env's: on submission `correct * penalty(cost, threshold)`; 0 otherwise.
     **Episode end**: terminated on submission; truncated after `max_steps` steps (default K + 1) without
-    one, reward 0.
+    one, with the text env's truncation reward (0; minus the spend under `penalty="linear"`).
 
     **Info**: the text env's info (`cost_usd`, `calls`, `correct`, `over_budget`, ...), plus `candidate`
     (the current answer string) and `action_mask`.

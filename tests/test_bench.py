@@ -107,8 +107,32 @@ def test_rerun_resumes_from_results_jsonl(tmp_path):
     assert len(second.rows) == 40
     assert sorted(json.dumps(r, sort_keys=True) for r in second.rows) == sorted(json.dumps(r, sort_keys=True) for r in first.rows)
     third = run_bench(config)
-    assert len(path.read_text().splitlines()) == 41  # nothing appended: 35 + the cut line + 5 redone
+    assert len(path.read_text().splitlines()) == 40  # nothing appended: 35 + 5 redone (the cut line was cut off)
     assert third.markdown == second.markdown
+
+
+@pytest.mark.parametrize("cut", [1, 23, 58])
+def test_a_resumed_run_has_the_rows_of_an_uninterrupted_one_byte_for_byte(tmp_path, cut):
+    config = dict(policies=["random", "cascade", "always:gpt-4.1-nano", "oracle"], budgets=["low", "high"], limit=15,
+                  progress=False)
+    straight = run_bench(BenchConfig(**config, out=str(tmp_path / "straight")))
+    lines = (tmp_path / "straight" / "results.jsonl").read_text().splitlines()
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()  # a run killed after `cut` rows, in the middle of writing the next
+    (resumed / "results.jsonl").write_text("\n".join(lines[:cut]) + "\n" + lines[cut][:25])
+    again = run_bench(BenchConfig(**config, out=str(resumed)))
+    assert sorted((resumed / "results.jsonl").read_text().splitlines()) == sorted(lines)
+    assert again.markdown == straight.markdown
+
+
+def test_random_draws_per_episode_whatever_ran_before():
+    env = gym.make("CORL-Math-v0", budget="medium")
+    forwards, backwards = make_router("random", seed=5), make_router("random", seed=5)
+    ahead = {i: run_episode(env, forwards, i, {"problem_index": i})["calls"] for i in range(12)}
+    behind = {i: run_episode(env, backwards, i, {"problem_index": i})["calls"] for i in reversed(range(12))}
+    assert ahead == behind
+    other = make_router("random", seed=6)
+    assert {i: run_episode(env, other, i, {"problem_index": i})["calls"] for i in range(12)} != ahead
 
 
 def test_several_pools_datasets_and_seeds(data_dir, tmp_path):

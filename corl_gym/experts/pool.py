@@ -10,9 +10,11 @@ API model, is charged for it against the episode's budget). Each entry has `name
 
 Built-in pools live in `corl_gym/experts/pools/<name>.yaml`; any other YAML path works too.
 
-Checks at load (each error names the file): budgets are finite USD amounts above 0; `name`, `backend`,
-`model` and `description` are strings; shared options are checked by `registry.parse_entry` (`rpm`, `tpm`
-and `timeout` finite and above 0, ...); YAML aliases may share values but not expand past
+Checks at load (each error names the file): budgets are finite USD amounts above 0 with low <= medium <=
+high; `name`, `backend`, `model` and `description` are strings; an entry's keys are the ones its backend
+reads (a misspelt one is an error with a "did you mean"), and options are checked by
+`registry.parse_entry` (`rpm`, `tpm` and `timeout` finite and above 0, token counts and prices never
+negative, ...); YAML aliases may share values but not expand past
 `MAX_YAML_VALUES` values, and nesting too deep for the parser is a "not valid YAML" error.
 
 Production options: an entry may carry `cache: {path, mode}` (the SQLite expert cache, `cache.py`; a
@@ -24,8 +26,9 @@ relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `lo
 from __future__ import annotations
 
 import asyncio
-import logging
 import dataclasses
+import difflib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,9 +321,11 @@ def _check_top(raw: Any, where: str) -> None:
     missing = [key for key in ("name", "controller", "experts", "budgets") if key not in raw]
     if missing:
         raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
-    unknown = sorted(set(raw) - _TOP_KEYS)
+    unknown = sorted(map(str, set(raw) - _TOP_KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_TOP_KEYS))}")
+        close = difflib.get_close_matches(unknown[0], _TOP_KEYS, n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}; valid: {', '.join(sorted(_TOP_KEYS))}")
     if not isinstance(raw["experts"], list) or not raw["experts"]:
         raise ValueError(f"{where}: `experts` must be a non-empty list of expert entries")
     if not isinstance(raw["name"], str) or not raw["name"].strip():
@@ -349,4 +354,7 @@ def _budgets(raw: Any, where: str) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite(value) or value <= 0:
             raise ValueError(f"{where}: budgets: {mode} must be a finite USD amount > 0 per query, got {value!r}")
         budgets[mode] = float(value)
+    if not budgets["low"] <= budgets["medium"] <= budgets["high"]:
+        shown = ", ".join(f"{mode} ${budgets[mode]:g}" for mode in BUDGET_MODES)
+        raise ValueError(f"{where}: budgets must satisfy low <= medium <= high, got {shown}")
     return budgets

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -49,6 +50,7 @@ from corl_gym.experts.wrong_answers import strip_answer, wrong_answer
 from corl_gym.verify import extract_answer
 
 DEFAULT_COMPLETION_TOKENS = 350
+_LOG = logging.getLogger(__name__)
 _DATA_DIR_PREFIX = re.compile(r"^\$(\{CORL_DATA_DIR\}|CORL_DATA_DIR)(?=/|\\|$)")
 
 
@@ -77,7 +79,12 @@ def _read_rows(path: str, mtime: float) -> dict[str, dict[str, dict[str, Any]]]:
             _check_row(row)
         except ValueError as exc:
             raise ValueError(f"{path}:{number}: not a replay row: {exc}") from exc
-        table.setdefault(str(row["model"]), {})[str(row["problem_id"])] = row
+        rows = table.setdefault(str(row["model"]), {})
+        if str(row["problem_id"]) in rows:  # two recordings of one pair: keep the first, as resuming does
+            _LOG.warning("%s:%d: a second row for model %r, problem %r; dropped", path, number, row["model"],
+                         row["problem_id"])
+            continue
+        rows[str(row["problem_id"])] = row
     return table
 
 
@@ -211,6 +218,10 @@ class ReplayExpert(Expert):
 
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
         return self.call(query, problem)  # a dictionary lookup: no thread needed
+
+    def max_cost(self, query: str, problem: Problem) -> float:
+        """Exact for a recorded problem: the replayed call's cost."""
+        return self.call(query, problem).cost_usd if self._row(problem) is not None else super().max_cost(query, problem)
 
     def _reply_text(self, row: dict[str, Any], problem: Problem, steps: int) -> str:
         """The reply's text, made once per problem (deciding a wrong answer may take a verifier check)."""
