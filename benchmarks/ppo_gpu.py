@@ -1,4 +1,4 @@
-"""The PPO learner's GPU benchmark, prepared for one H200 (issue 5, item 6): under 9 minutes, each stage
+"""The PPO learner's GPU benchmark, prepared for one H200: under 9 minutes, each stage
 writes its JSON before the next starts, so a run cut short still leaves every finished stage.
 
     python -m corl_gym.benchmarks.ppo_gpu --out benchmarks/results/ppo_gpu          # the H200 run

@@ -1,4 +1,4 @@
-"""Budget modes, dollar thresholds and the budget penalty of the reward (DESIGN §1, §4).
+"""Budget modes, dollar thresholds and the budget penalty of the reward.
 
 The paper's reward is `r = correct * 1[cost <= B]`: a correct answer over budget earns 0 (`hard`, the
 default). Two smoother options help exploration or analysis:

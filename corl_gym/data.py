@@ -1,4 +1,4 @@
-"""Math problems: the `Problem` record and `load_problems` (DESIGN §3).
+"""Math problems: the `Problem` record and `load_problems`.
 
 Where a named set comes from, in order:
 1. `synthetic` is generated in-process (`corl_gym.synthetic`); it needs no file, network or extra.

@@ -1,5 +1,5 @@
-"""`corl-gym record`: live experts (the loopback server) over a dataset -> a replay file in the data README
-§2 schema, that a `replay` pool then replays; resume, failed calls, the spend cap."""
+"""`corl-gym record`: live experts (the loopback server) over a dataset -> a replay file in the replay
+schema, that a `replay` pool then replays; resume, failed calls, the spend cap."""
 
 from __future__ import annotations
 

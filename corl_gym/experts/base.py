@@ -1,4 +1,4 @@
-"""The expert protocol: one call in, one `ExpertReply` out, sync or async (DESIGN §4).
+"""The expert protocol: one call in, one `ExpertReply` out, sync or async.
 
 Every backend (sim, replay, openai, hf, vllm) implements `call` or `acall`; the base class derives the
 other. Cost always comes from the reply's token usage and the entry's price table, so a pool's YAML is

@@ -6,7 +6,7 @@
 
 Each expert gets each problem once (the query is `--prompt` with `{problem}` filled in), up to `--chunk`
 calls in flight at once through `Pool.acall_many` (so `concurrency`, `rpm`, `tpm` and retries apply). A row per
-(problem, model) is appended to `FILE.jsonl` in the replay schema of the data README §2 (`problem_id`,
+(problem, model) is appended to `FILE.jsonl` in the replay schema (`problem_id`,
 `model`, `correct`, `answer`, `prompt_tokens`, `completion_tokens`, `cost_usd`, `source`), which the `replay`
 backend reads, so an expensive expert is paid for once and replayed forever. The problems go to
 `<stem>_problems.jsonl` beside it (`problem_id`, `problem`, `answer`), which lets replay match problems by

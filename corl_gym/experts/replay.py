@@ -2,7 +2,7 @@
 
 A replay file is JSONL, one row per (problem, model), with `problem_id`, `model`, `correct`, `answer`,
 `prompt_tokens`, `completion_tokens`, `cost_usd`, and optionally `est_prompt_tokens` and
-`est_completion_tokens` (token counts estimated from the recorded text; data README §2). Rows are
+`est_completion_tokens` (token counts estimated from the recorded text). Rows are
 checked when the pool loads (an error names the file and line): `correct` is true or false (0 and 1 are
 accepted too; a string such as "false" is refused, not read as true), token counts are non-negative
 integers or null, `cost_usd` a finite non-negative number or null. A problems file's rows need
