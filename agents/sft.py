@@ -1,23 +1,30 @@
-"""SFT warm start: clone scripted routers' trajectories so a small controller learns the action grammar
-before RL.
+"""SFT warm start: clone scripted routers' trajectories so a small controller learns the action grammar,
+and to copy an expert's answer, before RL.
 
     corl-gym train --learner sft --model DIR --out runs/sft            # any transformers causal LM
     corl-gym train --learner sft --size tiny-cpu --out runs/sft        # a tiny Qwen2 + tokenizer built here
 
 Demonstrations are episodes of `CORL-Math-v0` in token mode played by the routers of
-`corl_gym.agents.routers`, one teacher drawn per episode from `--teachers` (default: answer itself, or
-call one expert and copy its boxed answer, each equally often). The loss is the cross-entropy of the
-controller's own tokens only (the trajectory's `action_mask`; the prompt and the env's blocks are
-context), averaged over those tokens with a `clamp(min=1)` denominator. The teachers are deliberately
-indifferent to the budget: SFT teaches the grammar and the copy of an expert's answer, and RL has to
-learn which choice each budget rewards.
+`corl_gym.agents.routers`, one teacher drawn per episode from `--teachers`. The loss is the
+cross-entropy of the controller's own tokens only (the trajectory's `action_mask`; the prompt and the
+env's blocks are context), averaged over those tokens with a `clamp(min=1)` denominator.
 
-Window phase (`--window N`, used by the tiny-cpu preset): before the full trajectories, train on the
-last N tokens of those that called an expert. Copying the expert's boxed answer into `<answer>` needs only the response block, and
-a window of 64 tokens costs an eighth of a 500-token trajectory, so a model trained from scratch learns
-the copy in a minute of CPU instead of never within the time box. Qwen2's rotary attention depends on
-relative positions only, so the copy carries over to the full context, where the second phase then
-trains the grammar, the choice of action and the copy together.
+The default teacher mix is uniform over answering itself and calling each expert (then copying its
+boxed answer), whatever the budget: the `random` router's distribution, with each choice as its own
+teacher. It is budget-blind on purpose, since which expert each budget affords is what RL has to learn;
+a mix tuned per budget would hand RL the answer, and one tuned against the budget would handicap the
+start. SFT teaches the grammar, that every choice is possible, and the copy.
+
+Two options make the copy learnable by a small model trained from scratch (the tiny-cpu preset):
+
+- `--call-query TEXT`: every teacher call sends TEXT instead of the whole problem, so a call turn is a
+  few tokens. A simulated expert answers the episode's problem whatever the wording (it cannot read the
+  query); with a real expert the query should carry the problem, so leave this empty.
+- `--random-answers`: each demonstration plays a training problem whose gold answer is replaced by a
+  random integer (seeded), so the expert replies and the copied answer carry a number that only the
+  reply holds. A model can then lower its loss on the answer turn only by copying from the reply, never
+  by recalling a training problem's answer; the first turn (the choice) is unchanged. The replies still
+  follow the simulated experts' accuracy (a wrong expert's number is a plausible wrong one).
 """
 
 from __future__ import annotations
@@ -56,10 +63,9 @@ class SFTConfig:
     batch_size: int = _f(16, "trajectories per optimiser step")
     lr: float = _f(1e-3, "peak learning rate (linear warmup, cosine decay)")
     warmup_steps: int = _f(10, "warmup steps")
-    window: int = _f(0, "first train on the last WINDOW tokens of each demonstration; 0: off (see the module docstring)")
-    window_steps: int = _f(400, "steps of the window phase")
-    window_batch_size: int = _f(32, "windows per step")
-    window_time_limit_s: float = _f(0.0, "stop the window phase after this many seconds; 0: no limit")
+    prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
+    call_query: str = _f("", "sub-query of every teacher call; empty: the whole problem (see the module docstring)")
+    random_answers: bool = _f(False, "give each demonstration's problem a random integer answer (see the module docstring)")
     seed: int = _f(0, "seed of demonstrations, model and order")
     time_limit_s: float = _f(0.0, "stop after this many seconds; 0: no limit")
     progress: bool = _f(True, "progress bar")
@@ -77,23 +83,32 @@ def teacher_names(spec: str, expert_names: Sequence[str]) -> list[str]:
 
 
 def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[str], episodes: int,
-                  max_turns: int, seed: int) -> list[Episode]:
-    """Token-mode episodes of the teachers; each turn's ids are exactly what the env appended for it."""
+                  max_turns: int, seed: int, *, prompt_style: str = "full", call_query: str = "",
+                  random_answers: bool = False) -> list[Episode]:
+    """Token-mode episodes of the teachers; each turn's ids are exactly what the env appended for it.
+    `call_query` and `random_answers`: see the module docstring."""
     from corl_gym.agents.routers import make_router
     from corl_gym.envs.math_env import CORLMathEnv
+    from corl_gym.protocol import CallAction
 
-    env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed", expert_seed=seed)
-    routers = {name: make_router(name, seed) for name in set(teachers)}
     rng = random.Random(seed)
+    if random_answers:  # one problem per episode, pinned by index (ids repeat, answers differ)
+        problems = [dataclasses.replace(rng.choice(problems), answer=str(random_integer(rng))) for _ in range(episodes)]
+    env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed",
+                      expert_seed=seed, prompt_style=prompt_style)
+    routers = {name: make_router(name, seed) for name in set(teachers)}
     demos = []
     for k in range(episodes):
         router = routers[rng.choice(teachers)]
-        obs, info = env.reset(seed=seed + k)
+        obs, info = env.reset(seed=seed + k, options={"problem_index": k} if random_answers else None)
         router.reset(env, info)
         episode = Episode(list(obs), [0] * len(obs), budget=info["budget"], problem_id=info["problem_id"])
         done = False
         while not done:
-            obs, reward, terminated, truncated, info = env.step(router.act(obs, info))
+            action = router.act(obs, info)
+            if call_query and isinstance(action, CallAction):
+                action = CallAction(action.expert, call_query)
+            obs, reward, terminated, truncated, info = env.step(action)
             env_ids = info["env_token_ids"]
             turn = [int(t) for t in obs[len(episode.ids) : len(obs) - len(env_ids)]]
             episode.ids += turn + list(env_ids)
@@ -104,6 +119,11 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
         demos.append(episode)
     env.close()
     return demos
+
+
+def random_integer(rng: random.Random) -> int:
+    """Uniform over the integers of at most 3 digits, either sign (each one token of the tiny tokenizer)."""
+    return rng.randint(-999, 999)
 
 
 def sft_loss(model: Any, batch: dict[str, Any]):
@@ -174,13 +194,13 @@ def _bar(cfg: SFTConfig, total: int):
     return tqdm(total=total, desc="sft", unit="step", dynamic_ncols=True)
 
 
-def build_tiny(folder: Path, pool_name: str, problems: list, size: str, seed: int):
+def build_tiny(folder: Path, pool_name: str, problems: list, size: str, seed: int, call_query: str = ""):
     """A tokenizer trained on the env's texts and a random tiny Qwen2 (see `agents.tiny`)."""
     from corl_gym.agents.tiny import env_corpus, tiny_qwen2, train_tokenizer
     from corl_gym.experts import load_pool
 
     pool = load_pool(pool_name, seed=seed)
-    tokenizer = train_tokenizer(env_corpus(pool, problems), folder)
+    tokenizer = train_tokenizer(env_corpus(pool, problems, call_query=call_query), folder)
     pool.close()
     return tiny_qwen2(len(tokenizer), size, seed=seed), tokenizer
 
@@ -200,25 +220,21 @@ def run_sft(cfg: SFTConfig) -> Path:
 
         tokenizer, model = AutoTokenizer.from_pretrained(cfg.model), AutoModelForCausalLM.from_pretrained(cfg.model)
     else:
-        model, tokenizer = build_tiny(out, cfg.pool, problems, cfg.size, cfg.seed)
+        model, tokenizer = build_tiny(out, cfg.pool, problems, cfg.size, cfg.seed, cfg.call_query)
     from corl_gym.experts import load_pool
 
     pool = load_pool(cfg.pool, seed=cfg.seed)
     teachers = teacher_names(cfg.teachers, pool.expert_names())
     pool.close()
-    demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed)
+    demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed,
+                          prompt_style=cfg.prompt_style, call_query=cfg.call_query, random_answers=cfg.random_answers)
     (out / "sft_metrics.jsonl").unlink(missing_ok=True)
-    if cfg.window:
-        windows = [Episode(d.ids[-cfg.window:], d.action_mask[-cfg.window:]) for d in demos if any(d.calls.values())]
-        epochs = math.ceil(cfg.window_steps * cfg.window_batch_size / len(windows))
-        phase = dataclasses.replace(cfg, epochs=epochs, batch_size=cfg.window_batch_size, time_limit_s=cfg.window_time_limit_s)
-        losses = train_sft(model, tokenizer, windows, phase, out / "sft_window_metrics.jsonl", max_steps=cfg.window_steps)
-        print(f"window phase: {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     train_sft(model, tokenizer, demos, cfg, out / "sft_metrics.jsonl")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
-                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns}
+                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "prompt_style": cfg.prompt_style,
+                "call_query": cfg.call_query}
     (out / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
     return out
 
