@@ -16,7 +16,8 @@ goes on, as with any malformed action.
 
 Its own tokens are charged at its price (the entry's `price_in` / `price_out`) through
 `env.charge_controller` when the pool says so (`charge_controller: true`); otherwise they are free,
-as the controller's tokens are in the paper. As a benchmark policy it is `api:<entry>`, where `<entry>`
+as the controller's tokens are in the paper. With a run ledger (`corl-gym bench`), its requests are
+booked on the entry's account and count against `--max-spend` like expert calls. As a benchmark policy it is `api:<entry>`, where `<entry>`
 names an `openai`-backend entry of the pool (its controller or an expert), which gives the model, the
 endpoint, the key variable and the prices.
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from corl_gym.agents.routers import Router
 from corl_gym.experts import Pool
+from corl_gym.experts.managed import ManagedExpert
 from corl_gym.experts.openai_backend import OpenAIExpert
 from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, CALL_OPEN, STOP_STRINGS
 
@@ -92,4 +94,7 @@ def make_chat_controller(pool: Pool, entry: str) -> ChatController:
             f"api:{entry}: entry {entry!r} of pool {pool.name!r} uses backend {expert.spec.backend!r}; an API "
             "controller needs an `openai`-backend entry (an OpenAI-compatible endpoint), e.g. from the `paper` pool"
         )
-    return ChatController(OpenAIExpert(expert.spec), name=f"api:{entry}")
+    client = OpenAIExpert(expert.spec)
+    if pool.ledger is not None:  # its own requests are booked, and capped, with the run's expert calls
+        client = ManagedExpert(client, ledger=pool.ledger, account=f"{pool.name}/{entry}")
+    return ChatController(client, name=f"api:{entry}")

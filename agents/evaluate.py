@@ -20,8 +20,9 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from corl_gym import cli_args
 from corl_gym.data import Problem, load_problems
-from corl_gym.splits import split_problems
+from corl_gym.splits import require_part, split_problems
 
 TRAIN_CONFIG = "corl_train.json"
 
@@ -154,59 +155,96 @@ def eval_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return out
 
 
-def write_report(rows: Sequence[dict[str, Any]], out: str | Path, name: str = "eval") -> str:
-    """`<name>_rows.jsonl`, `<name>.json` and `<name>.md` (the bench's table) under `out`."""
-    from corl_gym.benchmarks.report import report_markdown, summarize
+def write_report(rows: Sequence[dict[str, Any]], out: str | Path, name: str = "eval",
+                 reference_rows: Sequence[dict[str, Any]] = (), budgets: dict | None = None, **context: Any) -> str:
+    """`<name>_rows.jsonl`, `<name>.json` and `<name>.md` (the bench's table) under `out`. `reference_rows`
+    (the curve metrics' reference policies) join the table only; `budgets` ((pool, dataset) -> thresholds)
+    and `context` (`report_markdown`'s references, notes, simulated) shape its curve metrics."""
+    from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / f"{name}.json").write_text(json.dumps(eval_summary(rows), indent=2))
-    markdown = report_markdown(summarize(rows), [])
+    summary = summarize([*rows, *reference_rows])
+    markdown = report_markdown(summary, curve_metrics(summary, budgets or {}), **context)
     (out / f"{name}.md").write_text(markdown + "\n")
     return markdown
 
 
-def _comma(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="Evaluate a controller checkpoint across budgets and datasets.")
+def _parser(prog: str | None) -> argparse.ArgumentParser:
+    parser = cli_args.Parser(prog=prog, description="Evaluate a controller checkpoint across budgets and datasets.")
     parser.add_argument("--checkpoint", required=True, help="model folder, checkpoint folder or training run folder")
-    parser.add_argument("--budgets", type=_comma, default=["low", "medium", "high"], help="comma list of budget modes")
-    parser.add_argument("--dataset", type=_comma, default=None, help="comma list of datasets (default: the run's)")
-    parser.add_argument("--pool", default=None, help="expert pool (default: the run's, else sim-paper)")
-    parser.add_argument("--limit", type=int, default=100, help="held-out problems per dataset (0: all)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-turns", type=int, default=None, help="default: the run's, else 3")
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's, else 96")
+    cli_args.add_budgets(parser)
+    cli_args.add_dataset(parser, many=True, default_help="the run's, else synthetic")
+    cli_args.add_pool(parser, default=None)
+    cli_args.add_limit(parser, 100, "held-out problems per dataset")
+    cli_args.add_seeds(parser)
+    parser.add_argument("--max-turns", type=cli_args.positive_int, default=None, help="default: the run's, else 3")
+    parser.add_argument("--max-new-tokens", type=cli_args.positive_int, default=None, help="default: the run's, else 96")
     parser.add_argument("--integer-answers", choices=["true", "false"], default=None,
                         help="keep only integer answers of <= 3 digits (default: as the run was trained)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=cli_args.positive_int, default=32, help="episodes per batch (default: 32)")
     parser.add_argument("--policy", default=None, help="policy name in the table (default: the folder name)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=None, help="folder for eval.json, eval.md, eval_rows.jsonl (default: the checkpoint)")
-    args = parser.parse_args(list(argv or []))
-    try:
-        model_dir = resolve_checkpoint(args.checkpoint)
-    except FileNotFoundError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    cli_args.add_out(parser, None, "folder for eval.json, eval.md, eval_rows.jsonl (default: the checkpoint)")
+    cli_args.add_quiet(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = "corl-gym eval") -> int:
+    args = cli_args.parse(_parser(prog), argv)
+    return cli_args.run_verb(prog or "eval", _run, args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    model_dir = resolve_checkpoint(args.checkpoint)
     settings = train_settings(model_dir)
+    datasets = args.dataset or [settings.get("dataset", "synthetic")]
+    for dataset in datasets:  # before the model loads: a mistake costs no wait
+        require_part(dataset, load_problems(dataset), settings.get("test_fraction", 0.5), "test")
     model, tokenizer = load_controller(model_dir, args.device)
-    try:
-        rows = _evaluate_args(args, model, tokenizer, settings, model_dir)
-    except (ValueError, FileNotFoundError) as exc:  # unknown dataset or pool, missing data file
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    print(write_report(rows, args.out or model_dir))
+    units = [(seed, dataset, budget) for seed in args.seeds for dataset in datasets for budget in args.budgets]
+    rows: list[dict[str, Any]] = []
+    for seed, dataset, budget in tqdm(units, desc="eval", unit="block", disable=args.quiet):
+        block = _evaluate_args(args, model, tokenizer, settings, model_dir, seed, dataset, budget)
+        if not block:
+            raise ValueError(f"dataset {dataset!r} has no held-out problems with an integer answer of <= 3 digits "
+                             "(the run trained with integer answers only); pass --integer-answers false")
+        rows += [{**row, "budget": cli_args.budget_label(budget)} for row in block]
+    print(write_report(rows, args.out or model_dir, **_references(args, settings, rows, datasets)))
     return 0
 
 
-def _evaluate_args(args, model, tokenizer, settings, model_dir) -> list[dict[str, Any]]:
+def _references(args: argparse.Namespace, settings: dict[str, Any], rows: list[dict[str, Any]], datasets: list[str]) -> dict:
+    """The curve metrics' reference rows (controller alone, single experts) on the same problems, and how
+    the table should mark them."""
+    from corl_gym.benchmarks.bench import run_references
+    from corl_gym.experts import load_pool
+
+    pool = args.pool or settings.get("pool", "sim-paper")
+    reference_rows, references, notes = [], {}, {}
+    for seed in args.seeds:
+        for dataset in datasets:
+            problems = [p for p in load_problems(dataset) if p.id in {r["problem_id"] for r in rows if r["dataset"] == dataset}]
+            found, names, note = run_references(pool, dataset, problems, args.budgets, seed, [rows[0]["policy"]])
+            reference_rows += found
+            references[(pool, dataset)], notes[(pool, dataset)] = names, note
+    loaded = load_pool(pool)
+    simulated, budgets = loaded.simulated, loaded.budgets
+    loaded.close()
+    return {"reference_rows": reference_rows, "references": references,
+            "notes": {key: note for key, note in notes.items() if note},
+            "simulated": [pool] if simulated else [], "budgets": {(pool, d): budgets for d in datasets}}
+
+
+def _evaluate_args(args, model, tokenizer, settings, model_dir, seed, dataset, budget) -> list[dict[str, Any]]:
     return evaluate(
         model, tokenizer, pool=args.pool or settings.get("pool", "sim-paper"),
-        datasets=args.dataset or [settings.get("dataset", "synthetic")], budgets=args.budgets,
-        limit=args.limit or None, seed=args.seed, test_fraction=settings.get("test_fraction", 0.5),
+        datasets=[dataset], budgets=[budget],
+        limit=args.limit or None, seed=seed, test_fraction=settings.get("test_fraction", 0.5),
         integer_answers=settings.get("integer_answers", False) if args.integer_answers is None else args.integer_answers == "true",
         max_turns=args.max_turns or settings.get("max_turns", 3),
         max_new_tokens=args.max_new_tokens or settings.get("max_new_tokens", 96), batch_size=args.batch_size,

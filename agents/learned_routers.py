@@ -1,16 +1,21 @@
 """Routers fitted on labelled training problems (`agents.labels`): `best-fixed`, `threshold`, `knn`.
 
-Each makes at most one call, like the scripted baselines, and picks per budget: it is fitted once and
-serves every budget mode of the pool (a dollar budget the pool does not name is handled from the
-labels at that threshold).
+Each picks per budget: it is fitted once and serves every budget mode of the pool (a dollar budget the
+pool does not name is handled from the labels at that threshold). `best-fixed` and `threshold` make at
+most one call, like the scripted baselines; `knn` may also aggregate.
 
 - `best-fixed`: the single choice (answer itself, or one expert) with the best mean training reward at
   each budget; ties go to the cheaper choice. The strongest non-adaptive router.
 - `threshold`: a difficulty score, the predicted probability that the controller's own answer is wrong
   (logistic regression on the problem features), and a cut-off per budget: above it, ask that budget's
   best affordable expert. Cut-offs maximise the training reward.
-- `knn`: the k nearest training problems in standardised feature space vote: each choice's mean
-  training reward among them at the episode's threshold; the best wins, ties to the cheaper.
+- `knn`: the k nearest training problems in standardised feature space vote: each plan's mean training
+  reward among them at the episode's threshold, shrunk halfway to its mean over all training problems
+  (with dozens of plans, the best raw mean of 15 neighbours is mostly noise); the best wins, ties to the
+  cheaper. A plan asks a set of
+  experts (up to `labels.MAX_PLAN_EXPERTS`; none: answer alone), then submits the plurality of the answers
+  (`agents.aggregate_routers.PlanRouter`), so a single call, a vote of several experts or answering alone
+  are all choices.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from corl_gym.agents.labels import ChoiceLabels, label_choices
+from corl_gym.agents.aggregate_routers import PlanRouter
+from corl_gym.agents.labels import ChoiceLabels, label_choices, plan_labels
 from corl_gym.agents.routers import Router
 from corl_gym.data import Problem
 from corl_gym.envs.features import problem_features
@@ -55,8 +61,12 @@ class LearnedRouter(Router):
 
 def best_choice(rewards: np.ndarray, cost: np.ndarray) -> int:
     """The column with the best mean reward, the cheapest among ties."""
-    means, costs = rewards.mean(axis=0), cost.mean(axis=0)
-    best = np.flatnonzero(np.isclose(means, means.max()))
+    return best_of(rewards.mean(axis=0), cost.mean(axis=0))
+
+
+def best_of(scores: np.ndarray, costs: np.ndarray) -> int:
+    """The index of the best score, the cheapest among ties."""
+    best = np.flatnonzero(np.isclose(scores, scores.max()))
     return int(best[np.argmin(costs[best])])
 
 
@@ -98,7 +108,7 @@ class ThresholdRouter(LearnedRouter):
         return expert if score > cut else 0
 
 
-class KNNRouter(LearnedRouter):
+class KNNRouter(LearnedRouter, PlanRouter):
     name = "knn"
 
     def __init__(self, k: int = 15):
@@ -106,13 +116,17 @@ class KNNRouter(LearnedRouter):
 
     def _fit(self, labels: ChoiceLabels, budgets: dict[str, float]) -> None:
         self._x, self._mean, self._std = _standardise(labels.features)
+        self.plans, self._plan_correct, self._plan_cost = plan_labels(labels)
 
-    def _choice_index(self, info: dict[str, Any]) -> int:
+    def plan(self, info: dict[str, Any]) -> tuple[str, ...]:
+        if self.labels is None:
+            raise RuntimeError(f"router {self.name!r} is not fitted: call fit(pool, train_problems) first")
         x = (self._features() - self._mean) / self._std
         distance = ((self._x - x) ** 2).sum(axis=1)
         nearest = np.argsort(distance, kind="stable")[: self.k]
-        labels = self.labels
-        return best_choice(labels.rewards(info["threshold_usd"])[nearest], labels.cost[nearest])
+        rewards = self._plan_correct & (self._plan_cost <= info["threshold_usd"] + 1e-12)
+        shrunk = (rewards[nearest].mean(axis=0) + rewards.mean(axis=0)) / 2
+        return self.plans[best_of(shrunk, self._plan_cost[nearest].mean(axis=0))]
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

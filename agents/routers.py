@@ -6,18 +6,20 @@ takes without re-parsing (in text and token mode alike), so a query or an answer
 env appends the action's canonical text (`<call expert="NAME">query</call>`, `<answer>...</answer>`) to
 the context, as if the router had written it.
 
-A router makes at most one expert call per episode. Where it answers itself, the answer comes from the
+The routers here make at most one expert call per episode; the aggregating ones (`agents.aggregate_routers`)
+make several and submit one of the answers seen. Where a router answers itself, the answer comes from the
 pool's `controller` entry (the controller model's own answer profile, free of charge), since no LLM is
 plugged in. Routers read the text observation, so they run in text mode.
 
 - `always-self`: answer without calling.
 - `always:<expert>`: call that expert with the whole problem, answer with its boxed value.
-- `random`: pick uniformly among answering itself and each expert (seeded).
+- `random`: pick uniformly among answering itself and each expert (seeded per episode: `Router`).
 - `cheapest-affordable`: call the cheapest expert whose expected cost fits the budget threshold; answer
   itself when none fits.
 - `best-affordable`: call the most expensive expert (price as a proxy for quality) whose expected cost
   fits the threshold; answer itself when none fits.
 - `cascade`: answer itself, then escalate through the experts by price while the answers disagree.
+- `cascade-agree`, `vote`: several calls, then an answer seen so far (`agents.aggregate_routers`).
 - `best-fixed`, `threshold`, `knn`: fitted on training problems (`agents.learned_routers`).
 - `api:<entry>`: a prompted API model as the controller (`agents.api_controller`, not a router).
 - `oracle`: reads the gold answer and peeks at every choice: the cheapest correct choice within budget,
@@ -33,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from corl_gym import verify
-from corl_gym.experts import Expert
+from corl_gym.experts import Expert, stable_random
 from corl_gym.protocol import AnswerAction, CallAction, stated_answer
 
 SELF = "self"
@@ -41,13 +43,21 @@ SELF = "self"
 
 class Router:
     """Base class: `reset(env, info)` at the start of each episode, then `act(observation, info)`, which
-    returns the action for `env.step` (a protocol action here; text from `ChatController`)."""
+    returns the action for `env.step` (a protocol action here; text from `ChatController`).
+
+    Seeding: `reset` gives every episode a fresh `self.rng` (a NumPy Generator) drawn from (`seed`, problem
+    id, budget mode, threshold) by `episode_rng`. A router that makes random choices takes `seed` in its
+    constructor, keeps it in `self.seed`, calls `super().reset` and draws only from `self.rng`: then an
+    episode's choices never depend on the episodes played before it, and a benchmark that is interrupted
+    and resumed gives exactly the rows of one that ran straight through."""
 
     name = "router"
+    seed = 0
 
     def reset(self, env: Any, info: dict[str, Any]) -> None:
         self.env = env.unwrapped
         self.called = False
+        self.rng = episode_rng(self.seed, info["problem_id"], info["budget"], info["threshold_usd"])
 
     def act(self, observation: str, info: dict[str, Any]) -> str | CallAction | AnswerAction:
         if self.called:
@@ -107,7 +117,7 @@ class RandomRouter(Router):
     name = "random"
 
     def __init__(self, seed: int = 0):
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
 
     def choose(self, info: dict[str, Any]) -> str:
         options = [SELF, *self.experts()]
@@ -180,14 +190,15 @@ class Oracle(Router):
 
 
 BASELINES = (
-    "always-self", "random", "cheapest-affordable", "best-affordable", "cascade", "best-fixed", "threshold", "knn",
-    "oracle",
+    "always-self", "random", "cheapest-affordable", "best-affordable", "cascade", "cascade-agree", "vote", "best-fixed",
+    "threshold", "knn", "oracle",
 )
 
 
 def make_router(name: str, seed: int = 0) -> Router:
     """A router by name: one of `BASELINES` or `always:<expert>`. Learned ones (`best-fixed`,
     `threshold`, `knn`) must be fitted (`router.fit(pool, train_problems)`) before use."""
+    from corl_gym.agents.aggregate_routers import AGGREGATING
     from corl_gym.agents.learned_routers import LEARNED
 
     if name.startswith("always:"):
@@ -199,6 +210,7 @@ def make_router(name: str, seed: int = 0) -> Router:
         "best-affordable": BestAffordable,
         "cascade": Cascade,
         "oracle": Oracle,
+        **AGGREGATING,
         **LEARNED,
     }
     if name not in table:
@@ -209,6 +221,12 @@ def make_router(name: str, seed: int = 0) -> Router:
 def router_names(expert_names: list[str]) -> list[str]:
     """Every baseline for a pool, `always:<expert>` included."""
     return ["always-self", *(f"always:{e}" for e in expert_names), *BASELINES[1:]]
+
+
+def episode_rng(seed: int, problem_id: str, budget: str, threshold_usd: float) -> np.random.Generator:
+    """The random generator of one episode, fixed by its arguments alone (a stable hash, the same on every
+    machine and process)."""
+    return np.random.default_rng(stable_random.rng(seed, problem_id, budget, repr(float(threshold_usd))).getrandbits(64))
 
 
 def answer_action(value: str) -> AnswerAction:

@@ -1,7 +1,12 @@
-"""Stable-Baselines3 routers on `CORL-Routing-v0`: train, save, load, benchmark.
+"""Stable-Baselines3 routers on `CORL-Routing-v1` (or `-v0`): train, save, load, benchmark.
 
     corl-gym train --learner sb3-maskable-ppo --pool sim-paper --timesteps 300000 --out runs/router
     corl-gym bench --pool sim-paper --policies sb3:runs/router/sb3-maskable-ppo.zip,best-fixed,oracle
+
+Routers train in `CORL-Routing-v1` by default (`env_id`), whose actions can also submit any answer bought
+so far or the plurality; `env_id="CORL-Routing-v0"` trains in the single-answer view. The env id is saved
+with the model (in the zip and its JSON), and `load_policy` hands it back, so the benchmark runs a v1
+router in v1 and a v0 router in v0; a model saved before v1 existed has none and is a v0 router.
 
 Learners: `sb3-maskable-ppo` (sb3-contrib's MaskablePPO, which reads the env's `action_masks()`, so it
 never calls an expert the budget cannot pay for), `sb3-ppo` and `sb3-dqn` (stable-baselines3; the
@@ -11,7 +16,7 @@ same split the benchmark tests on the other part of, with budget modes drawn per
 one router serves every budget it can read from its observation.
 
 `train(config)` writes `<out>/<learner>.zip` (the SB3 model) and `<out>/<learner>.json` (the config,
-the observation size and a training summary: episodes, mean reward per budget over the last training
+the env id, the observation size and a training summary: episodes, mean reward per budget over the last training
 episodes, and a deterministic evaluation per budget on training problems). `load_policy(path)` reads
 them back as an object with `act(observation, action_mask) -> int`, the benchmark's routing-policy
 interface.
@@ -23,6 +28,7 @@ them the error says `pip install 'corl-gym[sb3]'`.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,12 +37,20 @@ from typing import Any
 import numpy as np
 
 LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
+ROUTING_ENV_IDS = ("CORL-Routing-v1", "CORL-Routing-v0")
 
 
 @dataclass
 class SB3Config:
     learner: str = "sb3-maskable-ppo"
     """one of `LEARNERS`"""
+    env_id: str = "CORL-Routing-v1"
+    """the routing env to train in: `CORL-Routing-v1` (submit any answer seen, or the plurality) or
+    `CORL-Routing-v0` (submit the latest answer)"""
+    features: str = "problem"
+    """problem features in the observation (`corl_gym.envs.features.FEATURES`): `problem` or `none` (only
+    budgets, costs and answers: where every problem looks alike, features let a router memorise its
+    training problems instead of learning from the answers)"""
     pool: str = "sim-paper"
     """expert pool name or YAML path"""
     dataset: str | None = None
@@ -77,30 +91,44 @@ class SB3Config:
     """torch CPU threads: one is fastest for these small MLPs (more threads contend for a few cores)"""
     verbose: int = 0
     """SB3 verbosity (1: training logs)"""
+    progress: bool = True
+    """a progress bar over the environment steps (on stderr)"""
+
+
+def routing_env(env_id: str, features: str = "problem", **kwargs: Any) -> Any:
+    """An unwrapped routing env by id and feature name (SB3 calls `action_masks()` on the env itself)."""
+    import gymnasium as gym
+
+    from corl_gym.envs.features import FEATURES
+
+    _check_env_names(env_id, features)
+    return gym.make(env_id, features=FEATURES[features], **kwargs).unwrapped
+
+
+def _check_env_names(env_id: str, features: str) -> None:
+    from corl_gym.envs.features import FEATURES
+
+    if env_id not in ROUTING_ENV_IDS:
+        raise ValueError(f"unknown routing env {env_id!r}: use one of {', '.join(ROUTING_ENV_IDS)}")
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}: use one of {', '.join(FEATURES)}")
 
 
 def _require_sb3(masked: bool) -> None:
-    try:
-        import stable_baselines3  # noqa: F401
+    from corl_gym.extras import require
 
-        if masked:
-            import sb3_contrib  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"SB3 routers need stable-baselines3 and sb3-contrib ({exc.name} is missing): "
-            "pip install 'corl-gym[sb3]'"
-        ) from exc
+    require("stable_baselines3", "SB3 routers")
+    if masked:
+        require("sb3_contrib", "MaskablePPO")
 
 
 def _train_problems(config: SB3Config, pool: Any) -> list:
     from corl_gym.data import load_problems
-    from corl_gym.splits import split_problems
+    from corl_gym.splits import require_part
 
-    train_part = split_problems(load_problems(config.dataset or pool.dataset or "synthetic"), config.test_fraction)[0]
-    train_part = train_part[: config.train_limit] if config.train_limit else train_part
-    if not train_part:
-        raise ValueError("the train split is empty: lower test_fraction or load more problems")
-    return train_part
+    dataset = config.dataset or pool.dataset or "synthetic"
+    train_part = require_part(dataset, load_problems(dataset), config.test_fraction, "train")[0]
+    return train_part[: config.train_limit] if config.train_limit else train_part
 
 
 def _make_model(config: SB3Config, env: Any) -> Any:
@@ -123,16 +151,23 @@ def _make_model(config: SB3Config, env: Any) -> Any:
                exploration_fraction=0.3, target_update_interval=500, train_freq=4, **common)
 
 
-def _episode_log() -> Any:
-    """A callback that keeps (budget, reward) of every finished training episode."""
+def _episode_log(total: int, progress: bool) -> Any:
+    """A callback that keeps (budget, reward) of every finished training episode and, with `progress`,
+    moves a progress bar over the `total` environment steps (SB3's own bar needs `rich`)."""
     from stable_baselines3.common.callbacks import BaseCallback
+    from tqdm import tqdm
 
     class EpisodeLog(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
             self.episodes: list[tuple[str, float]] = []
+            self.bar = tqdm(total=total, desc="train", unit="step", disable=not progress, file=sys.stderr)
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
 
         def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
             for done, reward, info in zip(self.locals["dones"], self.locals["rewards"], self.locals["infos"]):
                 if done:
                     self.episodes.append((info["budget"], float(reward)))
@@ -145,11 +180,11 @@ def train(config: SB3Config) -> Path:
     """Train a router as `config` says; returns the path of the saved model zip."""
     if config.learner not in LEARNERS:
         raise ValueError(f"unknown learner {config.learner!r}: use one of {', '.join(LEARNERS)}")
+    _check_env_names(config.env_id, config.features)
     _require_sb3(config.learner == "sb3-maskable-ppo")
     import torch
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from corl_gym.envs.routing_env import CORLRoutingEnv
     from corl_gym.experts import load_pool
 
     torch.set_num_threads(config.torch_threads)
@@ -157,10 +192,12 @@ def train(config: SB3Config) -> Path:
     try:
         problems = _train_problems(config, pool)
         # one shared pool: DummyVecEnv steps its envs in turn in this process
-        env = DummyVecEnv([lambda: CORLRoutingEnv(pool=pool, problems=problems, budget=config.budget)] * config.n_envs)
+        make = lambda: routing_env(config.env_id, config.features, pool=pool, problems=problems, budget=config.budget)  # noqa: E731
+        env = DummyVecEnv([make] * config.n_envs)
         env.seed(config.seed)
         model = _make_model(config, env)
-        log = _episode_log()
+        model.corl_env_id, model.corl_features = config.env_id, config.features  # saved in the zip with the model
+        log = _episode_log(_steps_taken(config), config.progress)
         start = time.perf_counter()
         model.learn(total_timesteps=config.timesteps, callback=log)
         seconds = time.perf_counter() - start
@@ -173,15 +210,23 @@ def train(config: SB3Config) -> Path:
             "episodes": len(log.episodes),
             "train_seconds": round(seconds, 1),
             "mean_reward_last_episodes": _last_means(log.episodes),
-            "eval_on_train": evaluate(SB3Policy(model, config.learner), pool, problems, list(pool.budgets),
-                                      config.eval_episodes, config.seed),
+            "eval_on_train": evaluate(SB3Policy(model, config.learner, config.env_id, config.features), pool, problems,
+                                      list(pool.budgets), config.eval_episodes, config.seed),
         }
     finally:
         pool.close()
-    meta = {"learner": config.learner, "observation_size": int(env.observation_space.shape[0]),
+    meta = {"learner": config.learner, "env_id": config.env_id, "features": config.features,
+            "observation_size": int(env.observation_space.shape[0]),
             "config": asdict(config), "summary": summary}
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def _steps_taken(config: SB3Config) -> int:
+    """The environment steps `learn` takes: PPO finishes its last rollout (n_steps per env), so it may pass
+    `timesteps`; every learner steps all envs at once."""
+    chunk = config.n_envs * (1 if config.learner == "sb3-dqn" else config.n_steps)
+    return -(-config.timesteps // chunk) * chunk
 
 
 def _last_means(episodes: list[tuple[str, float]], share: float = 0.2) -> dict[str, float]:
@@ -192,10 +237,9 @@ def _last_means(episodes: list[tuple[str, float]], share: float = 0.2) -> dict[s
 
 
 def evaluate(policy: "SB3Policy", pool: Any, problems: list, budgets: list[str], episodes: int, seed: int) -> dict:
-    """Deterministic episodes per budget: mean reward, expert-call ratio and mean cost."""
-    from corl_gym.envs.routing_env import CORLRoutingEnv
-
-    env = CORLRoutingEnv(pool=pool, problems=problems)
+    """Deterministic episodes per budget, in the policy's routing env: mean reward, expert-call ratio and
+    mean cost."""
+    env = routing_env(policy.env_id, policy.features, pool=pool, problems=problems)
     result = {}
     for budget in budgets:
         rewards, called, costs = [], [], []
@@ -214,11 +258,13 @@ def evaluate(policy: "SB3Policy", pool: Any, problems: list, budgets: list[str],
 
 
 class SB3Policy:
-    """A trained SB3 router as a routing-env policy: deterministic actions, masked for MaskablePPO."""
+    """A trained SB3 router as a routing-env policy: deterministic actions, masked for MaskablePPO.
+    `env_id` and `features` name the routing env it was trained in, where it must act."""
 
-    def __init__(self, model: Any, learner: str):
+    def __init__(self, model: Any, learner: str, env_id: str = "CORL-Routing-v0", features: str = "problem"):
         self.model = model
         self.learner = learner
+        self.env_id, self.features = env_id, features
         self.masked = learner == "sb3-maskable-ppo"
         self.observation_size = int(model.observation_space.shape[0])
 
@@ -249,7 +295,8 @@ def load_policy(path: str | Path, torch_threads: int | None = 1) -> SB3Policy:
     if not path.is_file():
         raise FileNotFoundError(f"no SB3 model at {path}")
     meta_path = path.with_suffix(".json")
-    learner = json.loads(meta_path.read_text(encoding="utf-8"))["learner"] if meta_path.is_file() else None
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    learner = meta.get("learner")
     learner = learner or next((name for name in LEARNERS if path.stem.startswith(name)), None)
     if learner not in LEARNERS:
         raise ValueError(f"cannot tell the learner of {path}: name it <learner>.zip or keep its JSON beside it")
@@ -264,4 +311,7 @@ def load_policy(path: str | Path, torch_threads: int | None = 1) -> SB3Policy:
         from stable_baselines3 import PPO as Algorithm
     else:
         from stable_baselines3 import DQN as Algorithm
-    return SB3Policy(Algorithm.load(path, device="cpu"), learner)
+    model = Algorithm.load(path, device="cpu")
+    env_id = meta.get("env_id") or getattr(model, "corl_env_id", None) or "CORL-Routing-v0"  # older models: v0
+    features = meta.get("features") or getattr(model, "corl_features", None) or "problem"
+    return SB3Policy(model, learner, env_id, features)

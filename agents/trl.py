@@ -368,16 +368,18 @@ def preset_overrides(name: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from corl_gym.cli_args import UsageError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(GRPOConfig, argv, prog)
     if cfg.preset:
         from corl_gym.agents.ppo.preset import PRESETS
 
         if cfg.preset not in PRESETS:
-            raise SystemExit(f"{prog}: error: unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
+            raise UsageError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
         return run_preset(parse_config(GRPOConfig, argv, prog, **preset_overrides(cfg.preset)))
     if not cfg.model:
-        raise SystemExit(f"{prog}: error: --model is required (or --preset tiny-cpu)")
+        raise UsageError("--model is required (or --preset tiny-cpu)")
     folder = train(cfg)
     print(f"saved {folder}; evaluate it with: corl-gym eval --checkpoint {cfg.out}")
     return 0

@@ -1,9 +1,11 @@
-"""Env speed: steps per second of CORL-Math-v0 and CORL-Routing-v0 and the env's own overhead per step.
+"""Env speed: steps per second of CORL-Math-v0, CORL-Routing-v0 and CORL-Routing-v1 and the env's own overhead per step.
 
     python -m corl_gym.benchmarks.env_speed [--steps 20000] [--bench-limit 500]
 
 The overhead excludes the time spent in expert calls and in the answer checker (both timed by wrapping
-them), so it is what the env itself adds: parsing, prompts, bookkeeping, info dicts. The named
+them), so it is what the env itself adds: parsing, prompts, bookkeeping, info dicts. Actions are uniform
+random, resets included (a reset costs about two steps), so an env whose random episodes are shorter
+(v1: most of its actions submit) pays more resets a step; the line says how many. The named
 baseline, measured in the same run, is Gymnasium's `CartPole-v1` step (a pure-Python physics step),
 so the ratio is stable on a noisy machine. Finally the default routing benchmark (every baseline x 3
 budgets) is timed on `--bench-limit` test problems.
@@ -85,14 +87,17 @@ def measure_env(env_id: str, steps: int, seed: int = 0) -> dict[str, float]:
     act = _text_actions(env, rng) if env_id == "CORL-Math-v0" else (lambda: int(rng.integers(env.action_space.n)))
     watch = _Stopwatch()
     env.reset(seed=seed)
+    resets = 0
     with _timed_dependencies(env.unwrapped, watch):
         start = time.perf_counter()
         for _ in range(steps):
             _, _, terminated, truncated, _ = env.step(act())
             if terminated or truncated:
                 env.reset()
+                resets += 1
         total = time.perf_counter() - start
-    return {"steps_per_s": steps / total, "overhead_us": (total - watch.seconds) / steps * 1e6, "deps_share": watch.seconds / total}
+    return {"steps_per_s": steps / total, "overhead_us": (total - watch.seconds) / steps * 1e6,
+            "deps_share": watch.seconds / total, "resets_per_step": resets / steps}
 
 
 def measure_cartpole(steps: int, seed: int = 0) -> float:
@@ -114,11 +119,12 @@ def main(argv: list[str] | None = None) -> None:
 
     cartpole_us = measure_cartpole(args.steps)
     print(f"baseline CartPole-v1 step: {cartpole_us:.1f} us/step")
-    for env_id in ("CORL-Math-v0", "CORL-Routing-v0"):
+    for env_id in ("CORL-Math-v0", "CORL-Routing-v0", "CORL-Routing-v1"):
         m = measure_env(env_id, args.steps)
         print(
             f"{env_id}: {m['steps_per_s']:,.0f} steps/s; env overhead {m['overhead_us']:.1f} us/step "
-            f"({m['overhead_us'] / cartpole_us:.1f}x CartPole); experts + checker {m['deps_share']:.0%} of the time"
+            f"({m['overhead_us'] / cartpole_us:.1f}x CartPole); experts + checker {m['deps_share']:.0%} of the time; "
+            f"{m['resets_per_step']:.2f} resets a step (uniform random actions)"
         )
     start = time.perf_counter()
     result = run_bench(BenchConfig(limit=args.bench_limit, progress=False))

@@ -12,7 +12,7 @@ from corl_gym.envs.routing_env import CORLRoutingEnv
 
 
 class RoutingPolicy(Protocol):
-    """A policy of `CORL-Routing-v0` (an SB3 router, say): an action from an observation and its mask."""
+    """A policy of `CORL-Routing-v0` or `-v1` (an SB3 router, say): an action from an observation and its mask."""
 
     def act(self, observation: np.ndarray, action_mask: np.ndarray) -> int: ...
 

@@ -8,7 +8,9 @@ Per (pool, dataset, policy, budget), over all seeds:
 - over-budget: share of episodes whose cost passed the threshold.
 
 Per (pool, dataset, policy), from its (mean cost, accuracy) points across budgets (`metrics`): AIQ,
-APGR, CPT(50%), CPT(80%), accuracy at a cost, cost at a target accuracy.
+APGR, CPT(50%), CPT(80%), accuracy at a cost, cost at a target accuracy. A block without them says why
+in their place. Policies run only as the curves' reference points are marked `(reference)`; dollars of
+pools whose experts are simulated or replayed are marked simulated.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Iterable, Mapping
 from corl_gym.benchmarks import metrics
 
 Z95 = 1.959963984540054
+GROUP_KEYS = ("pool", "dataset", "policy", "budget")
 
 
 def wilson(successes: float, n: int) -> tuple[float, float]:
@@ -45,6 +48,9 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
 def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
+        missing = [key for key in GROUP_KEYS if key not in row]
+        if missing:  # an episode of `run_episode` says none of them
+            raise ValueError(f"a row needs {', '.join(GROUP_KEYS)} besides the episode's fields; one lacks {', '.join(missing)}")
         groups[(row["pool"], row["dataset"], row["policy"], row["budget"])].append(row)
     summary = []
     for (pool, dataset, policy, budget), group in groups.items():
@@ -120,22 +126,40 @@ def _points(entries: list[dict[str, Any]]) -> dict[str, list[tuple[float, float]
     return points
 
 
+def _policy_names(entries: list[dict[str, Any]], references: set[str]) -> dict[str, str]:
+    return {e["policy"]: e["policy"] + (" (reference)" if e["policy"] in references else "") for e in entries}
+
+
 def _usd(value: float | None) -> str:
     return "never" if value is None else f"{value:.6f}"
 
 
-def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]]) -> str:
+NO_CURVES = "curve metrics not computed: they need always-self and an always:<expert> among the policies"
+
+
+def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]], *,
+                    references: Mapping[tuple[str, str], Iterable[str]] | None = None,
+                    notes: Mapping[tuple[str, str], str] | None = None, simulated: Iterable[str] = ()) -> str:
+    """The tables per (pool, dataset). `references`: policies run only as curve reference points;
+    `notes`: why a block has no curve metrics; `simulated`: pools whose dollars no one paid."""
     lines: list[str] = []
+    simulated = set(simulated)
     curves_by_block = defaultdict(list)
     for c in curves:
         curves_by_block[(c["pool"], c["dataset"])].append(c)
     for (pool, dataset), entries in _by_block(summary).items():
+        shown = _policy_names(entries, set((references or {}).get((pool, dataset), ())))
         experts = list(dict.fromkeys(e for s in entries for e in s["calls_per_episode"]))
-        head = ["policy", "budget", "n", "accuracy (95% CI)", "reward (95% CI)", "$/query (95% CI)", "expert-call ratio"]
+        usd = "simulated $/query" if pool in simulated else "$/query"
+        head = ["policy", "budget", "n", "accuracy (95% CI)", "reward (95% CI)", f"{usd} (95% CI)", "expert-call ratio"]
         head += [f"calls {e}" for e in experts] + ["over-budget"]
-        lines += [f"### {dataset} | pool {pool}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += [f"### {dataset} | pool {pool}", ""]
+        if pool in simulated:
+            lines += [f"Dollars are simulated: pool {pool}'s experts are simulated or replayed, priced at list "
+                      "prices; no money was spent.", ""]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for s in entries:
-            cells = [s["policy"], s["budget"], str(s["n"])]
+            cells = [shown[s["policy"]], s["budget"], str(s["n"])]
             cells += [f"{s['accuracy']:.3f} ({s['accuracy_ci'][0]:.3f}-{s['accuracy_ci'][1]:.3f})"]
             cells += [f"{s['mean_reward']:.3f} ({s['reward_ci'][0]:.3f}-{s['reward_ci'][1]:.3f})"]
             cells += [f"{s['mean_cost_usd']:.6f} ({s['cost_ci'][0]:.6f}-{s['cost_ci'][1]:.6f})"]
@@ -144,7 +168,9 @@ def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]])
             cells += [f"{s['over_budget_rate']:.3f}"]
             lines.append("| " + " | ".join(cells) + " |")
         block_curves = curves_by_block.get((pool, dataset), [])
-        if block_curves:
+        if not block_curves:
+            lines += ["", (notes or {}).get((pool, dataset), NO_CURVES) + "."]
+        else:
             c0 = block_curves[0]
             lines += [
                 "",
@@ -155,7 +181,7 @@ def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]])
             ]
             for c in block_curves:
                 lines.append(
-                    f"| {c['policy']} | {c['aiq']:.4f} | {c['apgr']:.3f} | {_usd(c['cpt50'])} | {_usd(c['cpt80'])} "
+                    f"| {shown.get(c['policy'], c['policy'])} | {c['aiq']:.4f} | {c['apgr']:.3f} | {_usd(c['cpt50'])} | {_usd(c['cpt80'])} "
                     f"| {c['accuracy_at_cost']:.3f} | {_usd(c['cost_at_target'])} |"
                 )
         lines.append("")

@@ -4,7 +4,14 @@ The paper's reward is `r = correct * 1[cost <= B]`: a correct answer over budget
 default). Two smoother options help exploration or analysis:
 
 - `soft`:   correct * exp(-decay * max(cost / B - 1, 0)): full reward within budget, then a smooth decay.
-- `linear`: correct - weight * cost / B: every dollar counts, not only those past the threshold.
+- `linear`: correct - weight * cost / max(B, min_scale_usd): every dollar counts, not only those past the
+  threshold, and every ending pays its spend. A correct answer earns 1 - weight * cost / scale; a wrong
+  answer, and an episode truncated without an answer, earn -weight * cost / scale (the env passes
+  `correct=False` on truncation), so stalling never beats answering. The scale is bounded below by
+  `min_scale_usd` (default $0.0001): with a tiny or $0 threshold a cheap call would otherwise cost
+  more than any answer can earn.
+
+Under `hard` and `soft` a wrong answer and a truncation earn 0.
 
 A budget is a mode of the pool (`low`, `medium`, `high`, thresholds in the pool file), `mixed` (a mode
 drawn per episode from the env's `np_random`), or a float in dollars (its mode is reported as `custom`).
@@ -94,11 +101,12 @@ def reward(
     *,
     decay: float = 2.0,
     weight: float = 0.5,
+    min_scale_usd: float = 1e-4,
 ) -> float:
-    """The final-step reward: correctness combined with the budget penalty."""
+    """The final-step reward: correctness combined with the budget penalty (`correct=False` for an episode
+    that ends without an answer)."""
     if penalty == "linear":
-        scale = threshold_usd if threshold_usd > 0 else 1e-6
-        return float(correct) - weight * cost_usd / scale
+        return float(correct) - weight * cost_usd / max(threshold_usd, min_scale_usd)
     return float(correct) * budget_penalty(cost_usd, threshold_usd, penalty, decay=decay)
 
 

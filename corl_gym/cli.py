@@ -1,17 +1,21 @@
 """The `corl-gym` command line.
 
-    corl-gym bench [--policies P,...] [--budgets low,medium,high] [--dataset NAME|PATH,...]
-                   [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR]
-                   [--cache PATH] [--cache-mode MODE] [--max-spend USD]
-    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--out DIR] ...
-    corl-gym train --learner ppo|sft [the learner's own flags]
-    corl-gym eval --checkpoint DIR [...]
-    corl-gym record --pool POOL --dataset NAME [...]
+    corl-gym bench [--policies P,...] [--budgets low,medium,high,mixed,0.005] [--dataset NAME|PATH,...]
+                   [--pool NAME|YAML,...] [--seeds S,...] [--limit N] [--train-limit N] [--out DIR] [--quiet]
+                   [--cache PATH] [--cache-mode MODE] [--max-spend USD] [--max-spend-scope total|run]
+                   [--allow-download]
+    corl-gym train --learner sb3-maskable-ppo|sb3-ppo|sb3-dqn [--pool P] [--dataset D] [--budget B] [--seed S]
+                   [--env ID] [--features F] ...
+    corl-gym train --learner ppo|sft|trl-grpo [the learner's own flags, same vocabulary]
+    corl-gym eval --checkpoint DIR [--budgets ...] [--seeds ...] [...]
+    corl-gym record --pool POOL --dataset NAME --out FILE.jsonl [...]
     corl-gym list
+    corl-gym --version
 
 `bench` with no flags runs every baseline router x 3 budgets on 200 built-in synthetic test problems
 with the simulated paper pool (`sim-paper`): no network, no GPU, no data files. Comma lists multiply:
-every policy x budget x dataset x pool x seed.
+every policy x budget x dataset x pool x seed. The flags every verb shares and the way mistakes are
+reported (one line, exit 2) are in `corl_gym.cli_args`.
 """
 
 from __future__ import annotations
@@ -21,50 +25,57 @@ import importlib
 import sys
 from typing import Sequence
 
+from corl_gym import __version__, cli_args
+from corl_gym.cli_args import Parser, comma_list
+
 SB3_LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
 # Learners and verbs that own their flags: the rest of the command line goes to `module:main(argv)`.
 FORWARDED_LEARNERS = {"ppo": "corl_gym.agents.ppo.train:main", "sft": "corl_gym.agents.sft:main", "trl-grpo": "corl_gym.agents.trl:main"}
 FORWARDED_VERBS = {"eval": "corl_gym.agents.evaluate:main", "record": "corl_gym.experts.record:main"}
 
 
-def _comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corl-gym", description="Cost-aware LLM routing: environments and benchmarks.")
-    verbs = parser.add_subparsers(dest="verb", required=True)
+    parser = Parser(prog="corl-gym", description="Cost-aware LLM routing: environments and benchmarks.")
+    parser.add_argument("--version", action="version", version=f"corl-gym {__version__}")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     bench = verbs.add_parser("bench", help="benchmark routing policies: accuracy and dollars per budget")
-    bench.add_argument("--policies", type=_comma_list, default=None, help="comma list (default: every baseline)")
-    bench.add_argument("--budgets", type=_comma_list, default=["low", "medium", "high"], help="comma list of budget modes")
-    bench.add_argument("--dataset", type=_comma_list, default=None, help="dataset names or JSONL paths (default: the pool's, else synthetic)")
-    bench.add_argument("--pool", type=_comma_list, default=["sim-paper"], help="expert pool names or YAML paths")
-    bench.add_argument("--seeds", "--seed", type=lambda t: [int(x) for x in _comma_list(t)], default=[0], help="comma list of seeds")
-    bench.add_argument("--limit", type=int, default=200, help="test problems per dataset (0: all)")
-    bench.add_argument("--train-limit", type=int, default=1000, help="training problems for learned routers (0: all)")
-    bench.add_argument("--test-fraction", type=float, default=0.5, help="share of each dataset held out for testing")
-    bench.add_argument("--at-cost", type=float, default=None, help="report accuracy at this $/query (default: the low threshold)")
-    bench.add_argument("--target-accuracy", type=float, default=None, help="report $/query to reach it (default: the best expert's)")
-    bench.add_argument("--out", default=None, help="folder for results.jsonl, summary.md and pareto.png (reruns resume)")
-    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.add_argument("--policies", type=comma_list, default=None, help="comma list (default: every baseline; `corl-gym list` shows them)")
+    cli_args.add_budgets(bench)
+    cli_args.add_dataset(bench, many=True)
+    cli_args.add_pool(bench, many=True, default=["sim-paper"])
+    cli_args.add_seeds(bench)
+    cli_args.add_limit(bench, 200)
+    bench.add_argument("--train-limit", type=cli_args.nonnegative_int, default=1000, help="training problems for learned routers, an integer >= 0; 0: all (default: 1000)")
+    bench.add_argument("--test-fraction", type=cli_args.fraction, default=0.5, help="share of each dataset held out for testing, in (0, 1] (default: 0.5)")
+    bench.add_argument("--at-cost", type=cli_args.dollars, default=None, help="report accuracy at this $/query (default: the low threshold)")
+    bench.add_argument("--target-accuracy", type=cli_args.fraction, default=None, help="report $/query to reach it (default: the best expert's)")
+    cli_args.add_out(bench, None, "folder for results.jsonl, summary.md and pareto.png (reruns resume)")
+    cli_args.add_quiet(bench)
     bench.add_argument("--cache", default=None, help="expert cache file (SQLite), overriding the pools'")
     bench.add_argument("--cache-mode", choices=("off", "read-write", "replay-only", "record"), default=None,
                        help="expert cache mode (default read-write with --cache)")
-    bench.add_argument("--max-spend", type=float, default=None, help="stop before expert calls spend more USD (see ledger.json)")
+    bench.add_argument("--max-spend", type=cli_args.dollars, default=None, help="stop before expert calls spend more USD (see ledger.json)")
+    bench.add_argument("--max-spend-scope", choices=("total", "run"), default="total",
+                       help="the cap counts every run into --out (total, default) or this run alone")
     train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)")
-    learners = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
-    train.add_argument("--learner", required=True, help=f"one of {learners}; ppo and sft take their own flags")
-    train.add_argument("--pool", default="sim-paper", help="an expert pool name or a YAML path")
-    train.add_argument("--dataset", default=None, help="a dataset name or JSONL path (default: the pool's, else synthetic)")
-    train.add_argument("--budget", default="mixed", help="budget mode(s) to train on (default: mixed)")
-    train.add_argument("--timesteps", type=int, default=None, help="environment steps (default: the learner's)")
-    train.add_argument("--train-limit", type=int, default=None, help="training problems (default: all of the train split)")
-    train.add_argument("--test-fraction", type=float, default=0.5, help="held-out share, as in bench")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default="runs/router", help="folder for the trained model")
+    train.add_argument("--learner", required=True, choices=[*SB3_LEARNERS, *FORWARDED_LEARNERS],
+                       help="ppo, sft and trl-grpo take their own flags: corl-gym train --learner NAME --help")
+    cli_args.add_pool(train)
+    cli_args.add_dataset(train)
+    cli_args.add_budgets(train, many=False)
+    train.add_argument("--env", default="CORL-Routing-v1", choices=("CORL-Routing-v1", "CORL-Routing-v0"),
+                       help="routing env of sb3 learners (v1: may submit any answer seen, or the plurality)")
+    train.add_argument("--features", default="problem", choices=("problem", "none"),
+                       help="problem features in an sb3 router's observation (none: only budgets, costs, answers)")
+    train.add_argument("--timesteps", type=cli_args.positive_int, default=None, help="environment steps, an integer >= 1 (default: the learner's)")
+    train.add_argument("--train-limit", type=cli_args.nonnegative_int, default=None, help="training problems, an integer >= 0; 0: all (default: all of the train split)")
+    train.add_argument("--test-fraction", type=cli_args.fraction, default=0.5, help="held-out share, as in bench (default: 0.5)")
+    cli_args.add_seeds(train, many=False)
+    cli_args.add_out(train, "runs/router", "folder for the trained model")
+    cli_args.add_quiet(train)
     verbs.add_parser("eval", help="evaluate a trained controller checkpoint across budgets and datasets", add_help=False)
     verbs.add_parser("record", help="run live experts over a dataset and write a replay file", add_help=False)
-    verbs.add_parser("list", help="list env ids, datasets, expert pools and policies")
+    verbs.add_parser("list", help="list env ids, datasets, expert pools, policies and learners")
     return parser
 
 
@@ -76,20 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if learner is not None:  # the learner parses every flag itself (ours would swallow --out, --seed, ...)
         name, rest = learner
         return _forward(FORWARDED_LEARNERS[name], rest, f"corl-gym train --learner {name}")
-    args = _parser().parse_args(argv)
-    try:
-        if args.verb == "bench":
-            return _bench(args)
-        if args.verb == "train":
-            return _train(args)
-        return _list()
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"corl-gym {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
+    args = cli_args.parse(_parser(), argv)
+    if args.verb == "bench":  # the resume line after a signal repeats the command as given
+        return cli_args.run_verb("corl-gym bench", _bench, args, argv)
+    verb = {"train": _train, "list": _list}[args.verb]
+    return cli_args.run_verb(f"corl-gym {args.verb}", verb, args)
 
 
-def _bench(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from corl_gym.benchmarks.bench import BenchConfig, run_bench
+    from corl_gym.interrupt import Interrupted, resume_line, stop_on_signals
 
     config = BenchConfig(
         policies=args.policies,
@@ -107,8 +114,17 @@ def _bench(args: argparse.Namespace) -> int:
         cache=args.cache,
         cache_mode=args.cache_mode,
         max_spend=args.max_spend,
+        max_spend_scope=args.max_spend_scope,
     )
-    result = run_bench(config)
+    try:
+        with stop_on_signals():
+            result = run_bench(config)
+    except Interrupted as stop:
+        kept = f"rows so far are in {args.out}/results.jsonl, spend in {args.out}/ledger.json" if args.out else "no --out: nothing was kept"
+        print(resume_line("corl-gym", argv, stop, kept), file=sys.stderr)
+        return stop.exit_code
+    for note in result.notes:
+        print(f"corl-gym bench: {note}", file=sys.stderr)
     print(result.markdown)
     if args.out:
         plot = f", {result.plot}" if result.plot else ""
@@ -137,23 +153,16 @@ def _forwarded_learner(argv: list[str]) -> tuple[str, list[str]] | None:
 
 def _forward(target: str, argv: list[str], prog: str) -> int:
     module, function = target.split(":")
-    try:
-        entry = getattr(importlib.import_module(module), function)
-    except ImportError as exc:
-        print(f"{prog}: unavailable: {exc}. Install the extras it needs, e.g. pip install 'corl-gym[train]'", file=sys.stderr)
-        return 2
-    return int(entry(argv, prog=prog) or 0)
+    return cli_args.run_verb(prog, lambda: getattr(importlib.import_module(module), function)(argv, prog=prog))
 
 
 def _train(args: argparse.Namespace) -> int:
-    if args.learner not in SB3_LEARNERS:
-        valid = ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS])
-        raise ValueError(f"unknown learner {args.learner!r}: use one of {valid}")
     from corl_gym.agents.sb3 import SB3Config, train
 
     config = SB3Config(
         learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed,
-        train_limit=args.train_limit, test_fraction=args.test_fraction, out=args.out,
+        env_id=args.env, features=args.features,
+        train_limit=args.train_limit or None, test_fraction=args.test_fraction, out=args.out, progress=not args.quiet,
         **({"timesteps": args.timesteps} if args.timesteps else {}),
     )
     path = train(config)
@@ -161,17 +170,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list() -> int:
-    from corl_gym.agents.routers import BASELINES
+def _list(args: argparse.Namespace) -> int:
+    from corl_gym.agents.routers import router_names
+    from corl_gym.benchmarks.bench import EXTERNAL_POLICIES
+    from corl_gym.budget import BUDGET_MODES, MIXED
     from corl_gym.data import DATASET_NAMES
     from corl_gym.experts import POOL_NAMES
     from corl_gym.registration import ENV_IDS
 
     print("env ids:  " + ", ".join(ENV_IDS))
-    print("datasets: " + ", ".join(DATASET_NAMES) + " (or a JSONL path)")
+    print("datasets: " + ", ".join(DATASET_NAMES) + " (or a JSONL path; named sets other than synthetic are read from CORL_DATA_DIR)")
     print("pools:    " + ", ".join(POOL_NAMES) + " (or a YAML path)")
-    print("policies: " + ", ".join(BASELINES) + ", always:<expert>, sb3:<model.zip>")
+    print("policies: " + ", ".join([*router_names(["<expert>"]), *EXTERNAL_POLICIES]))
+    print("budgets:  " + ", ".join([*BUDGET_MODES, MIXED]) + " (drawn per episode), or a dollar amount such as 0.005")
     print("learners: " + ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS]))
+    print("verbs:    bench, train, eval, record, list (corl-gym VERB --help)")
     return 0
 
 

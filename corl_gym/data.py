@@ -4,9 +4,13 @@ Where a named set comes from, in order:
 1. `synthetic` is generated in-process (`corl_gym.synthetic`); it needs no file, network or extra.
 2. `$CORL_DATA_DIR/<name>.jsonl`. For `gsm8k` and `llmrouter-math`, when that file is absent, the rows of
    `$CORL_DATA_DIR/replay/llmrouter_math_gsm8k_problems.jsonl` whose `task` is `gsm8k` / `math` (the
-   problems the `llmrouter-math` replay pool has recorded answers for; key `problem_id`).
-3. The Hugging Face hub through `datasets` (the optional `data` extra), for the names in `HUB_SOURCES`.
-4. Otherwise `DatasetNotFoundError`, whose message says how to provide the file.
+   problems the `llmrouter-math` replay pool has recorded answers for; key `problem_id`). For
+   `zeroeval-math-l5`, `$CORL_DATA_DIR/replay/zeroeval_math_l5_problems.jsonl` (the 721 MATH Level-5
+   problems of the `zeroeval-math-l5` replay pool).
+3. The Hugging Face hub through `datasets` (the optional `data` extra), for the names in `HUB_SOURCES`,
+   only when downloads are allowed: `CORL_ALLOW_DOWNLOAD=1` (the command line's `--allow-download`).
+   Offline by default, so a missing file is an immediate error, not a wait on network retries.
+4. Otherwise `DatasetNotFoundError`: one line that says to set `CORL_DATA_DIR` (and how else to provide it).
 
 Anything else that looks like a path (an existing file, or a name ending in `.jsonl` or holding a path
 separator) is read as JSONL. Row schema: `problem` and `answer` are required; the key is `id`, else
@@ -28,14 +32,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 DATA_DIR_ENV = "CORL_DATA_DIR"
+ALLOW_DOWNLOAD_ENV = "CORL_ALLOW_DOWNLOAD"  # "1": a named set missing from CORL_DATA_DIR may come from the hub
 DATASET_NAMES: tuple[str, ...] = (
     "synthetic", "math500", "aime2024", "aime2025", "amc2023", "amc2022_2023",
-    "deepscaler", "math_train", "gsm8k", "llmrouter-math",
+    "deepscaler", "math_train", "gsm8k", "llmrouter-math", "zeroeval-math-l5",
 )
 REPLAY_PROBLEMS = "replay/llmrouter_math_gsm8k_problems.jsonl"
 REPLAY_TASKS = {"gsm8k": "gsm8k", "llmrouter-math": "math"}
-# name -> (hub id, config, split). Best effort: used only when the file is missing and `datasets` is
-# installed. gsm8k from the hub is the official 1319-row test split, not the 550 replay rows.
+REPLAY_SETS = {"zeroeval-math-l5": "replay/zeroeval_math_l5_problems.jsonl"}  # name -> a replay set's problems
+# name -> (hub id, config, split). Best effort: used only when the file is missing and downloads are
+# allowed. gsm8k from the hub is the official 1319-row test split, not the 550 replay rows.
 HUB_SOURCES: dict[str, tuple[str, str | None, str]] = {
     "math500": ("HuggingFaceH4/MATH-500", None, "test"),
     "aime2024": ("HuggingFaceH4/aime_2024", None, "train"),
@@ -114,6 +120,8 @@ def _load_named(name: str) -> tuple[Problem, ...]:
         replay = Path(folder).expanduser() / REPLAY_PROBLEMS
         if name in REPLAY_TASKS and replay.is_file():
             return _read_cached(replay, dataset=name, task=REPLAY_TASKS[name])
+        if name in REPLAY_SETS and (Path(folder).expanduser() / REPLAY_SETS[name]).is_file():
+            return _read_cached(Path(folder).expanduser() / REPLAY_SETS[name], dataset=name)
     hub = _load_from_hub(name)
     if hub is not None:
         return hub
@@ -122,14 +130,18 @@ def _load_named(name: str) -> tuple[Problem, ...]:
 
 def _not_found_message(name: str, folder: str | None) -> str:
     where = f"CORL_DATA_DIR={folder!r} has no {name}.jsonl" if folder else "CORL_DATA_DIR is not set"
-    if name in REPLAY_TASKS:
-        where += f" (nor {REPLAY_PROBLEMS})"
+    if name in REPLAY_TASKS or name in REPLAY_SETS:
+        where += f" (nor {REPLAY_SETS.get(name, REPLAY_PROBLEMS)})"
     ways = [f"set CORL_DATA_DIR to a folder that holds {name}.jsonl (one JSON object per line with keys "
-            "id, problem, answer), e.g. CORL_DATA_DIR=../shared/data",
-            f"or pass the path of a JSONL file instead of the name: load_problems('path/to/{name}.jsonl')"]
+            "id, problem, answer)", "or pass the path of a JSONL file instead of the name"]
     if name in HUB_SOURCES:
-        ways.append(f"or pip install 'corl-gym[data]' to fetch {HUB_SOURCES[name][0]} from the Hugging Face hub")
-    return f"Dataset {name!r} not found: {where}. To provide it, " + "; ".join(ways) + "."
+        ways.append(f"or allow a download of {HUB_SOURCES[name][0]} from the Hugging Face hub with "
+                    f"--allow-download ({ALLOW_DOWNLOAD_ENV}=1; needs pip install 'corl-gym[data]')")
+    return f"dataset {name!r} not found: {where}. To provide it, " + "; ".join(ways) + "."
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _read_cached(path: Path, dataset: str, task: str | None = None) -> tuple[Problem, ...]:
@@ -220,13 +232,14 @@ def _check_unique(problems: Iterable[Problem], where: str) -> None:
 
 
 def _load_from_hub(name: str) -> tuple[Problem, ...] | None:
-    """The set from the Hugging Face hub, or None when there is no hub source or `datasets` is absent."""
-    if name not in HUB_SOURCES:
+    """The set from the Hugging Face hub, or None when it has no hub source or downloads are not allowed."""
+    if name not in HUB_SOURCES or not downloads_allowed():
         return None
-    try:
-        import datasets  # optional extra `data`
-    except ImportError:
-        return None
+    from corl_gym.extras import require
+
+    require("datasets", f"downloading {name} ({ALLOW_DOWNLOAD_ENV}=1)")
+    import datasets  # optional extra `data`
+
     key = ("hub", name)
     if key not in _CACHE:
         hub_id, config, split = HUB_SOURCES[name]

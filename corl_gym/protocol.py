@@ -35,6 +35,13 @@ ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 # Bounded to the opening tag itself: `[^>]{0,200}` keeps the match linear and short.
 _CALL_TAG = re.compile(r"<call\s+expert\s*=\s*(?:\"([^\"<>]{0,200})\"|'([^'<>]{0,200})')\s*>")
 
+# The tags of the blocks the env writes around and after expert replies. A reply is untrusted text: inside
+# it, every `<` that could open or close one of these (any case, spaces or a slash allowed) is written
+# `&lt;`, so the env's own blocks are the only ones in the context (`escape_reply`). A new block tag
+# the env writes must be added here.
+ENV_TAGS: tuple[str, ...] = ("response", "budget", "error")
+_ENV_TAG_START = re.compile(r"<(?=\s*/?\s*(?:" + "|".join(ENV_TAGS) + "))", re.IGNORECASE)
+
 INVALID_REASONS: dict[str, str] = {
     "no_action": "Your turn contained no action.",
     "unclosed_tag": "Your turn opened a tag it did not close.",
@@ -71,7 +78,7 @@ def parse_action(text: str, expert_names: Iterable[str] | None = None) -> Action
     """Parse one controller turn. Never raises on any string; `expert_names=None` accepts any name."""
     if not isinstance(text, str):
         return InvalidAction("malformed_tag", f"an action is a string, got {type(text).__name__}")
-    visible = _blank_thinking(text)
+    visible = _blank_thinking(str.__str__(text))  # a str subclass's own methods may lie or hang: a plain copy
     end_call, end_answer = visible.find(CALL_CLOSE), visible.find(ANSWER_CLOSE)
     ends = [e for e in (end_call, end_answer) if e >= 0]
     if not ends:
@@ -152,11 +159,18 @@ def corrective_message(action: InvalidAction, expert_names: Iterable[str]) -> st
     )
 
 
+def escape_reply(text: str) -> str:
+    """`text` with every `<` that could start one of the env's tags (`ENV_TAGS`) written as `&lt;`, so an
+    expert's reply cannot close its response block or forge a budget line or an error. Nothing else
+    changes: LaTeX, `&`, `<` in inequalities and the grammar's own tags stay as they were."""
+    return _ENV_TAG_START.sub("&lt;", text)
+
+
 def format_response(expert: str, text: str, spent_usd: float, threshold_usd: float) -> str:
-    """The block the env appends after a call: the expert's whole reply, then the spend so far, so the
-    controller can track its budget from the context alone."""
+    """The block the env appends after a call: the expert's whole reply (`escape_reply`), then the spend so
+    far, so the controller can track its budget from the context alone."""
     return (
-        f'\n<response expert="{expert}">\n{text}\n</response>\n'
+        f'\n<response expert="{expert}">\n{escape_reply(text)}\n</response>\n'
         f"<budget spent=\"${spent_usd:.6f}\" threshold=\"${threshold_usd:.6f}\" "
         f"remaining=\"${max(threshold_usd - spent_usd, 0.0):.6f}\"/>\n"
     )
@@ -227,6 +241,6 @@ def compact_response(expert: str, text: str, spent_usd: float, threshold_usd: fl
     """The `compact` block after a call: the expert's whole reply, then the spend and what is left of the
     threshold (the prompt states the threshold itself)."""
     return (
-        f'\n<response expert="{expert}">{text}</response>\n'
+        f'\n<response expert="{expert}">{escape_reply(text)}</response>\n'
         f'<budget spent="${spent_usd:.6f}" left="${max(threshold_usd - spent_usd, 0.0):.6f}"/>\n'
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-ENV_IDS: tuple[str, ...] = ("CORL-Math-v0", "CORL-Routing-v0")
+ENV_IDS: tuple[str, ...] = ("CORL-Math-v0", "CORL-Routing-v0", "CORL-Routing-v1")
 
 
 def register_envs() -> None:
@@ -18,3 +18,5 @@ def register_envs() -> None:
         )
     if "CORL-Routing-v0" not in gym.registry:
         gym.register(id="CORL-Routing-v0", entry_point="corl_gym.envs.routing_env:CORLRoutingEnv")
+    if "CORL-Routing-v1" not in gym.registry:
+        gym.register(id="CORL-Routing-v1", entry_point="corl_gym.envs.routing_env_v1:CORLRoutingEnvV1")

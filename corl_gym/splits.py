@@ -18,3 +18,16 @@ def split_problems(problems: Sequence[Problem], test_fraction: float = 0.5) -> t
         bucket = int(hashlib.sha1(problem.id.encode("utf-8")).hexdigest()[:8], 16) / 16**8
         (test if bucket < test_fraction else train).append(problem)
     return train, test
+
+
+def require_part(dataset: str, problems: Sequence[Problem], test_fraction: float, *parts: str) -> tuple[list[Problem], list[Problem]]:
+    """`split_problems`, or a ValueError naming the dataset and the split sizes when one of `parts`
+    (`"train"`, `"test"`) is empty: a run on no problems would print an empty table and exit 0."""
+    train, test = split_problems(problems, test_fraction)
+    for part in parts:
+        if not (train if part == "train" else test):
+            fix = "a smaller" if part == "train" else "a larger"
+            raise ValueError(f"dataset {dataset!r} has no {part} problems ({len(problems)} problems: {len(train)} train, "
+                             f"{len(test)} test at test fraction {test_fraction:g}); use a larger dataset or {fix} "
+                             "--test-fraction")
+    return train, test

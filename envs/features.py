@@ -14,6 +14,7 @@ Default features (all in [0, 1]):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Callable, Protocol
 
@@ -35,21 +36,27 @@ class FeatureFunction(Protocol):
     def __call__(self, problem: Problem) -> np.ndarray: ...
 
 
+@functools.lru_cache(maxsize=1024)
 def _subject_bucket(subject: str) -> int:
     return int(hashlib.md5(subject.strip().lower().encode("utf-8")).hexdigest(), 16) % SUBJECT_BUCKETS
+
+
+_LEVEL_AT, _SUBJECT_AT = 2, 2 + LEVELS + 1
+_KEYWORDS_AT = _SUBJECT_AT + SUBJECT_BUCKETS + 1
 
 
 def _problem_features(problem: Problem) -> np.ndarray:
     text = problem.problem
     lower = text.lower()
-    length = min(len(text) / 2000.0, 1.0)
-    digits = sum(c.isdigit() for c in text) / max(len(text), 1)
-    level = np.zeros(LEVELS + 1, dtype=np.float32)
-    level[(problem.level - 1) if problem.level in range(1, LEVELS + 1) else LEVELS] = 1.0
-    subject = np.zeros(SUBJECT_BUCKETS + 1, dtype=np.float32)
-    subject[_subject_bucket(problem.subject) if problem.subject else SUBJECT_BUCKETS] = 1.0
-    keywords = np.array([k in lower for k in KEYWORDS], dtype=np.float32)
-    return np.concatenate([np.array([length, digits], dtype=np.float32), level, subject, keywords])
+    values = [0.0] * (_KEYWORDS_AT + len(KEYWORDS))  # one list, one array: this runs once per problem and env
+    values[0] = min(len(text) / 2000.0, 1.0)
+    values[1] = sum(map(str.isdigit, text)) / max(len(text), 1)
+    values[_LEVEL_AT + ((problem.level - 1) if problem.level in range(1, LEVELS + 1) else LEVELS)] = 1.0
+    values[_SUBJECT_AT + (_subject_bucket(problem.subject) if problem.subject else SUBJECT_BUCKETS)] = 1.0
+    for index, keyword in enumerate(KEYWORDS):
+        if keyword in lower:
+            values[_KEYWORDS_AT + index] = 1.0
+    return np.array(values, dtype=np.float32)
 
 
 def _with_size(function: Callable[[Problem], np.ndarray], size: int) -> FeatureFunction:
@@ -57,7 +64,12 @@ def _with_size(function: Callable[[Problem], np.ndarray], size: int) -> FeatureF
     return function  # type: ignore[return-value]
 
 
-problem_features: FeatureFunction = _with_size(_problem_features, 2 + LEVELS + 1 + SUBJECT_BUCKETS + 1 + len(KEYWORDS))
+problem_features: FeatureFunction = _with_size(_problem_features, _KEYWORDS_AT + len(KEYWORDS))
+_NONE = np.zeros(0, dtype=np.float32)
+no_features: FeatureFunction = _with_size(lambda problem: _NONE, 0)
+# Feature functions by name, for configs and saved routers: `none` leaves the router only what it observes
+# of budgets, costs and answers (where every problem looks alike, features only help it memorise).
+FEATURES: dict[str, FeatureFunction] = {"problem": problem_features, "none": no_features}
 
 
 def feature_size(function: Callable[[Problem], np.ndarray]) -> int:

@@ -29,7 +29,7 @@ from corl_gym.protocol import (
     system_prompt,
 )
 from corl_gym.envs.spaces import UnicodeText, token_space
-from corl_gym.envs.untrusted import PARSED_ACTIONS, checked_action, checked_reply, token_ids
+from corl_gym.envs.untrusted import PARSED_ACTIONS, checked_action, checked_reply, plain_str, token_ids
 from corl_gym.experts.base import amount
 
 MAX_ACTION_CHARS = 100_000
@@ -93,12 +93,16 @@ class CORLMathEnv(gym.Env):
     `<response expert="NAME">reply</response>` plus `<budget spent=... left=.../>`. The action grammar,
     costs, reward and info are the same in both styles.
 
-    **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters), or in token mode its
-    token ids (integers; ids outside the vocabulary are dropped). Grammar (`corl_gym.protocol`):
+    **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters; a `str` subclass is
+    copied to a plain `str` first and every check runs on the copy, so its own methods cannot lie or hang),
+    or in token mode its token ids (integers; ids outside the vocabulary are dropped). Grammar (`corl_gym.protocol`):
     `<think>...</think>` optional, then `<call expert="NAME">sub-query</call>` or
     `<answer>...</answer>`; the first complete action counts and the rest of the turn is ignored. A call
     sends only the sub-query to the expert and appends `<response expert="NAME">reply</response>` plus a
-    `<budget spent=... threshold=... remaining=.../>` line. Anything else (no tag, unknown expert, empty
+    `<budget spent=... threshold=... remaining=.../>` line. The reply is untrusted text: inside it, every
+    `<` that could open or close one of the env's own tags (`response`, `budget`, `error`, in any case) is
+    written `&lt;` (`corl_gym.protocol.escape_reply`), in text and token mode alike, so a reply cannot
+    end its block early or forge a budget line or an error; nothing else in it changes. Anything else (no tag, unknown expert, empty
     query, unclosed tag) appends a fixed `<error>` message, counts as a turn and is named in
     `info["action_error"]`. So is a turn that cannot be text: in text mode a non-`str` action
     (`malformed_tag`), in token mode ids that are not integers (`malformed_tag`, e.g. 1.5, NaN or inf),
@@ -116,7 +120,9 @@ class CORLMathEnv(gym.Env):
     **Reward.** 0 on every step but the last. On the answer: `correct * penalty(cost, threshold)`;
     `penalty="hard"` (default, the paper's gate `1[cost <= threshold]`), `"soft"` or `"linear"` (see
     `corl_gym.budget`), plus `format_reward` when the episode had no invalid turn and the answer has a
-    `\\boxed{}` value. Truncation earns 0. Correctness is `corl_gym.verify.check` against the gold answer.
+    `\\boxed{}` value. Truncation earns what a wrong answer earns: 0 under `hard` and `soft`; under
+    `linear` every ending pays its spend, `-weight * cost / max(threshold, min_scale_usd)` (a correct
+    answer `1 - weight * cost / ...`), so running out the turns never beats answering. Correctness is `corl_gym.verify.check` against the gold answer.
     Expert calls cost dollars at the pool's prices from the reply's token usage; the controller's own
     tokens are free, so answering without a call costs $0. A failed call is shown as a failed response
     and costs what was billed. Expert replies are untrusted: one that is not an `ExpertReply`, whose
@@ -284,6 +290,8 @@ class CORLMathEnv(gym.Env):
             env_ids = self._append(corrective_message(action, self.expert_names))
         context_full = episode.token_ids is None and len(episode.text) > MAX_OBSERVATION_CHARS - self._turn_room
         truncated = not terminated and (episode.turn >= self.max_turns or context_full)
+        if truncated:  # no answer: what a wrong one earns (0, or minus the spend under `linear`)
+            rew = reward(False, episode.cost_usd, episode.threshold_usd, self.penalty, **self.penalty_kwargs)
         episode.done = terminated or truncated
         error = action.reason if isinstance(action, InvalidAction) else None
         info = self._info(step_cost + controller_cost, error, expert_error, verdict, correct)
@@ -299,7 +307,7 @@ class CORLMathEnv(gym.Env):
         if isinstance(action, PARSED_ACTIONS):
             text, parsed = checked_action(action, self.expert_names)
         elif isinstance(action, str):
-            text = action
+            text = plain_str(action)  # a subclass's own methods may lie or hang: checks run on a plain copy
         elif not token_mode:
             detail = f"an action is a str or a corl_gym.protocol action, got {type(action).__name__[:60]}"
             return "", None, InvalidAction("malformed_tag", detail)

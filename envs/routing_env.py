@@ -1,7 +1,11 @@
-"""`CORL-Routing-v0`: the routing view of `CORL-Math-v0`, with discrete actions and numeric observations."""
+"""`CORL-Routing-v0`: the routing view of `CORL-Math-v0`, with discrete actions and numeric observations.
+
+`CORL-Routing-v1` (`routing_env_v1.py`) extends it with actions that submit any answer seen so far or the
+plurality answer; v0 keeps its spaces and semantics as they are, so routers trained on it stay valid."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Callable, Sequence
 
@@ -14,7 +18,8 @@ from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import Pool
-from corl_gym.protocol import AnswerAction, CallAction, stated_answer
+from corl_gym.answer_groups import reply_answer
+from corl_gym.protocol import AnswerAction, CallAction
 
 BUDGET_SLOTS = ("low", "medium", "high", "custom")
 
@@ -44,11 +49,12 @@ class CORLRoutingEnv(gym.Env):
     with the controller's own answer (1); distinct answers seen / (K + 1) (1); step / `max_steps` (1);
     whether each answerer's answer agrees with the candidate (self, expert 1..K; K + 1: 1 agrees, -1
     differs, 0 not asked yet; the candidate's own source counts as agreeing); then the problem features
-    (`features(problem)`, default `corl_gym.envs.features.problem_features`).
+    (`features(problem)`, default `corl_gym.envs.features.problem_features`; computed once per problem and
+    kept, like the experts' expected costs, so the function must be deterministic).
 
     **Reward** the text env's: on submission `correct * penalty(cost, threshold)`; 0 otherwise.
     **Episode end**: terminated on submission; truncated after `max_steps` steps (default K + 1) without
-    one, reward 0.
+    one, with the text env's truncation reward (0; minus the spend under `penalty="linear"`).
 
     **Info**: the text env's info (`cost_usd`, `calls`, `correct`, `over_budget`, ...), plus `candidate`
     (the current answer string) and `action_mask`.
@@ -83,10 +89,16 @@ class CORLRoutingEnv(gym.Env):
         self.text_env.max_turns = self.max_steps
         self.features = features
         self.render_mode = render_mode
-        size = 4 + 1 + 1 + self.K + self.K + (self.K + 1) + 3 + (self.K + 1) + feature_size(features)
+        self._routing_size = 4 + 1 + 1 + self.K + self.K + (self.K + 1) + 3 + (self.K + 1)
+        size = self._routing_size + self._extra_size() + feature_size(features)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.K + 1)
         self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
+        self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}  # id -> (expected costs, features)
+
+    def _extra_size(self) -> int:
+        """Observation entries a subclass adds between the routing part and the problem features."""
+        return 0
 
     @property
     def problems(self) -> list[Problem]:
@@ -102,92 +114,130 @@ class CORLRoutingEnv(gym.Env):
         self._verdicts: dict[tuple[str, str], bool] = {}
         _, info = self.text_env.reset(seed=seed, options=options)
         problem = self.text_env.problem
-        own = self.pool.call_controller(problem.problem, problem)
-        self._own = stated_answer(own.text) if own.error is None else ""  # a failed call states no answer
+        self._start_answers(self.pool.call_controller(problem.problem, problem))
+        self._info = info
+        self._start_observation(problem, info)
+        return self._after_step(info)
+
+    def _start_answers(self, own: Any) -> None:
+        """Start the episode's answers from the controller's own reply `own`."""
+        self._own_answer = reply_answer(own)  # its final answer, None when it states none
+        self._own = (self._own_answer or own.text.strip()) if own.error is None else ""  # a failed call states none
         self._candidate, self._source, self._distinct = self._own, 0, [self._own]
         self._latest: dict[int, str] = {0: self._own}  # answerer (0 = self, k = expert k) -> its answer
-        self._problem_features = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)
-        self._expected = np.array(
-            [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names], dtype=np.float64
-        )
-        self._info = info
-        return self._observation(), self._full_info(info)
+        self._answers_seen = False  # whether the observation shows the latest answers
+
+    def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
+        """Write the entries fixed for the episode (budget, threshold, expected costs, problem features) once;
+        each step writes only the entries that changed."""
+        K, threshold = self.K, info["threshold_usd"]
+        self._expected, features = self._problem_entries(problem)
+        self._scale = scale = threshold if threshold > 0 else 1e-9
+        obs = self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
+        obs[BUDGET_SLOTS.index(info["budget"]) if info["budget"] in BUDGET_SLOTS else 3] = 1.0
+        obs[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
+        obs[6 : 6 + K] = [_clip(cost / scale / 10.0) for cost in self._expected]
+        obs[self._routing_size + self._extra_size():] = features
+
+    def _problem_entries(self, problem: Problem) -> tuple[list[float], np.ndarray]:
+        """(the experts' expected costs, the clipped problem features) of `problem`, made once per problem."""
+        entries = self._per_problem.get(problem.id)
+        if entries is None:
+            if len(self._per_problem) >= len(self.problems):
+                self._per_problem.clear()  # a problem under a reused id; never more than one per problem
+            expected = [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names]
+            features = np.clip(np.asarray(self.features(problem), dtype=np.float32).reshape(-1), -1.0, 1.0)
+            entries = self._per_problem[problem.id] = (expected, features)
+        return entries
 
     def step(self, action: int):
         self._require_reset("step")
         action = self._checked_action(action)
-        problem = self.text_env.problem
-        if action == 0:
-            turn = AnswerAction(f"\\boxed{{{self._candidate}}}")
-        else:
-            turn = CallAction(self.expert_names[action - 1], problem.problem)
-        _, reward, terminated, truncated, info = self.text_env.step(turn)
-        reply = self.text_env.last_reply
-        if action > 0 and reply is not None and reply.error is None:
-            answer = verify.extract_answer(reply.text)
-            if answer is not None:
-                self._candidate, self._source = answer, action
-                if not any(self._same(answer, kept) for kept in self._distinct):
-                    self._distinct.append(answer)  # answers up to equivalence, kept as they come
-                self._latest[action] = answer
+        _, reward, terminated, truncated, info = self.text_env.step(self._turn(action))
+        if 1 <= action <= self.K:
+            reply = self.text_env.last_reply
+            self._record(action, reply, reply_answer(reply))
         self._info = info
-        return self._observation(), reward, terminated, truncated, self._full_info(info)
+        observation, info = self._after_step(info)
+        return observation, reward, terminated, truncated, info
+
+    def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """The observation and the info of the state the text env is in now."""
+        self._mask = self._compute_mask()
+        return self._observation(), self._full_info(info)
+
+    def _turn(self, action: int) -> AnswerAction | CallAction:
+        """The text env's turn for an action in range: submit the candidate, or ask expert `action`."""
+        if action == 0:
+            return AnswerAction(f"\\boxed{{{self._candidate}}}")
+        return CallAction(self.expert_names[action - 1], self.text_env.problem.problem)
+
+    def _record(self, expert: int, reply: Any, answer: str | None) -> None:
+        """Take in expert `expert`'s reply and the final answer it states: an answer becomes the candidate."""
+        if answer is not None:
+            self._candidate, self._source = answer, expert
+            if not any(self._same(answer, kept) for kept in self._distinct):
+                self._distinct.append(answer)  # answers up to equivalence, kept as they come
+            self._latest[expert] = answer
+            self._answers_seen = False
 
     def _require_reset(self, method: str) -> None:
         if self._info is None:
             raise ResetNeeded(f"call reset() before {method}(): the routing env has no episode yet")
 
     def _checked_action(self, action: Any) -> int:
-        """`action` as an int in 0..K; ValueError for anything that is not an integer in range."""
-        value = action
+        """`action` as an int in range; ValueError for anything that is not an integer in range."""
+        if type(action) is int and 0 <= action < self.action_space.n:
+            return action  # the common case, checked first: this runs every step
+        value, last = action, self.action_space.n - 1
         if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iu":
             value = value.reshape(-1)[0]
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise ValueError(f"action must be an integer in 0..{self.K}, got {action!r:.80} ({type(action).__name__})")
-        if not 0 <= int(value) <= self.K:
-            raise ValueError(f"action must be in 0..{self.K}, got {int(value)}")
+            raise ValueError(f"action must be an integer in 0..{last}, got {action!r:.80} ({type(action).__name__})")
+        if not 0 <= int(value) <= last:
+            raise ValueError(f"action must be in 0..{last}, got {int(value)}")
         return int(value)
 
     def action_masks(self) -> np.ndarray:
         """True where an action is allowed: submitting always; an expert while affordable and steps remain."""
         self._require_reset("action_masks")
+        return self._mask.copy()
+
+    def _compute_mask(self) -> np.ndarray:
         info = self._info
-        remaining = info["threshold_usd"] - info["cost_usd"]
-        mask = np.ones(self.K + 1, dtype=bool)
-        last_step = info["turn"] >= self.max_steps - 1
-        mask[1:] = (self._expected <= remaining + 1e-12) & (not last_step)
-        return mask
+        if info["turn"] >= self.max_steps - 1:
+            experts = [False] * self.K  # the last step: only submitting can earn reward
+        else:
+            limit = info["threshold_usd"] - info["cost_usd"] + 1e-12
+            experts = [cost <= limit for cost in self._expected]
+        return np.array([True, *experts, *self._more_mask()], dtype=bool)
+
+    def _more_mask(self) -> list[bool]:
+        """The mask of the actions a subclass adds after 0..K."""
+        return []
 
     def _observation(self) -> np.ndarray:
-        info, K = self._info, self.K
-        threshold = info["threshold_usd"]
-        scale = threshold if threshold > 0 else 1e-9
-        budget = np.array([info["budget"] == slot for slot in BUDGET_SLOTS], dtype=np.float32)
-        if not budget.any():
-            budget[-1] = 1.0
-        source = np.zeros(K + 1, dtype=np.float32)
-        source[self._source] = 1.0
-        calls = np.array([info["calls"][n] for n in self.expert_names], dtype=np.float32) / self.max_steps
-        agreement = self._agreement()
-        agrees = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
-        distinct = len(self._distinct) / (K + 1)
-        parts = [
-            budget,
-            [(np.log10(max(threshold, 1e-6)) + 6.0) / 8.0],
-            [(threshold - info["cost_usd"]) / scale],
-            self._expected / scale / 10.0,
-            calls,
-            source,
-            [agrees, distinct, info["turn"] / self.max_steps],
-            agreement,
-            self._problem_features,
-        ]
-        return np.clip(np.concatenate([np.asarray(p, dtype=np.float32) for p in parts]), -1.0, 1.0)
+        """The observation: the episode's fixed entries, with the entries that changed written over them."""
+        info, K, obs, steps = self._info, self.K, self._obs, self.max_steps
+        obs[5] = _clip((info["threshold_usd"] - info["cost_usd"]) / self._scale)
+        calls = info["calls"]
+        obs[6 + K : 6 + 2 * K] = [min(calls[name] / steps, 1.0) for name in self.expert_names]
+        source = 6 + 2 * K
+        obs[source + K + 3] = min(info["turn"] / steps, 1.0)
+        if not self._answers_seen:  # the answer entries change only when an answer comes in
+            obs[source : source + K + 1] = 0.0
+            obs[source + self._source] = 1.0
+            agreement = self._agreement()
+            obs[source + K + 1] = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
+            obs[source + K + 2] = min(len(self._distinct) / (K + 1), 1.0)
+            obs[source + K + 4 : self._routing_size] = agreement
+            self._answers_seen = True
+        return obs.copy()
 
-    def _agreement(self) -> np.ndarray:
+    def _agreement(self) -> list[float]:
         """Per answerer: 1 if its answer agrees with the candidate, -1 if not, 0 if not asked (self-consistency
         across experts is the signal a controller has of which answer to trust)."""
-        agreement = np.zeros(self.K + 1, dtype=np.float32)
+        agreement = [0.0] * (self.K + 1)
         for source, answer in self._latest.items():
             same = source == self._source or self._same(answer, self._candidate)
             agreement[source] = 1.0 if same else -1.0
@@ -211,3 +261,7 @@ class CORLRoutingEnv(gym.Env):
     def close(self) -> None:
         self.text_env.close()
         super().close()
+
+
+def _clip(value: float) -> float:
+    return min(max(value, -1.0), 1.0)

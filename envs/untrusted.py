@@ -19,22 +19,29 @@ from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, INVALID_REA
 PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
 
 
+def plain_str(value: Any) -> str | None:
+    """`value` copied to a plain `str` when it is a `str` (a subclass included), else None. A subclass's own
+    methods (`find`, `__len__`, `strip`, `__eq__`, ...) may lie or never return; every check runs on the copy."""
+    return str.__str__(value) if isinstance(value, str) else None
+
+
 def checked_action(
     action: CallAction | AnswerAction | InvalidAction, expert_names: Sequence[str]
 ) -> tuple[str, CallAction | AnswerAction | InvalidAction]:
     """A parsed action given directly: its canonical text, and the action checked as a parsed turn is."""
     if isinstance(action, InvalidAction):
-        known = isinstance(action.reason, str) and action.reason in INVALID_REASONS
-        detail = action.detail[:200] if isinstance(action.detail, str) else ""
-        return "", InvalidAction(action.reason if known else "malformed_tag", detail)
+        reason, detail = plain_str(action.reason), plain_str(action.detail)
+        known = reason is not None and reason in INVALID_REASONS
+        return "", InvalidAction(reason if known else "malformed_tag", (detail or "")[:200])
     if isinstance(action, AnswerAction):
-        if not isinstance(action.text, str):
+        text = plain_str(action.text)
+        if text is None:
             return "", InvalidAction("malformed_tag", "an AnswerAction's text must be a str")
-        content = action.text.strip()
+        content = text.strip()
         checked = AnswerAction(content) if content else InvalidAction("empty_answer")
-        return f"{ANSWER_OPEN}{action.text}{ANSWER_CLOSE}", checked
-    expert, query = action.expert, action.query
-    if not (isinstance(expert, str) and isinstance(query, str)):
+        return f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}", checked
+    expert, query = plain_str(action.expert), plain_str(action.query)
+    if expert is None or query is None:
         return "", InvalidAction("malformed_tag", "a CallAction's expert and query must be str")
     text = f'<call expert="{expert}">{query}{CALL_CLOSE}'
     if expert not in expert_names:

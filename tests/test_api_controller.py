@@ -111,3 +111,23 @@ def test_api_controller_is_a_bench_policy(tmp_path, monkeypatch):
     api_rows = [r for r in result.rows if r["policy"] == "api:nano-controller"]
     assert len(api_rows) == 16 and all(r["correct"] and r["controller_cost_usd"] > 0 for r in api_rows)
     assert "| api:nano-controller | high | 8 |" in result.markdown
+
+
+def test_the_api_controllers_own_requests_are_booked_and_capped(tmp_path, monkeypatch):
+    from corl_gym.experts import Ledger
+
+    monkeypatch.setenv("CORL_TEST_KEY", "sk-test-not-a-real-key-123456")
+    with ChatServer(reply_fn=scripted, max_requests=20, lifetime_s=30) as server:
+        # a request may bill its prompt and up to 4,096 completion tokens at $400/1M: about $1.65 at worst
+        ledger = Ledger(max_spend_usd=10.0)
+        pool = load_pool(write_pool(tmp_path, server.base_url, False), ledger=ledger)
+        env = gym.make("CORL-Math-v0", pool=pool, problems=PROBLEMS[:1], budget="high")
+        controller = make_chat_controller(pool, "nano-controller")
+        run_episode(env.unwrapped, controller, 0, {})
+        book = ledger.to_dict()["experts"]["api-test/nano-controller"]
+        assert book["calls"] == len(server.requests) == 2 and book["spend_usd"] == pytest.approx(controller.usage["cost_usd"])
+        capped = Ledger(max_spend_usd=1.0)  # less than one request's worst case: none is sent
+        pool = load_pool(write_pool(tmp_path, server.base_url, False), ledger=capped)
+        env = gym.make("CORL-Math-v0", pool=pool, problems=PROBLEMS[:1], budget="high", max_turns=1)
+        row = run_episode(env.unwrapped, make_chat_controller(pool, "nano-controller"), 0, {})
+        assert len(server.requests) == 2 and capped.stopped and row["action_errors"] == 1

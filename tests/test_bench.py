@@ -31,7 +31,7 @@ def by_policy_and_budget(rows, metric):
 def test_default_bench_writes_rows_and_summary(default_bench):
     out, rows, summary = default_bench
     lines = (out / "results.jsonl").read_text().splitlines()
-    assert len(lines) == len(rows) == 12 * 3 * 200
+    assert len(lines) == len(rows) == 14 * 3 * 200
     assert ROW_KEYS <= set(json.loads(lines[0]))
     text = (out / "summary.md").read_text()
     assert text.strip() == summary.strip()
@@ -47,8 +47,10 @@ def test_oracle_is_most_accurate_and_o3_most_expensive_at_every_budget(default_b
         others = [p for p, b in accuracy if b == budget and p != "oracle"]
         assert all(accuracy[("oracle", budget)] > accuracy[(p, budget)] for p in others)
         assert all(reward[("oracle", budget)] >= reward[(p, budget)] for p in others)
-        # highest mean cost; best-affordable ties it at high, where it also picks o3
-        assert all(cost[("always:o3", budget)] >= cost[(p, budget)] for p in others + ["oracle"])
+        # highest mean cost of the single-call policies; best-affordable ties it at high, where it also picks o3
+        single_call = [p for p in others + ["oracle"] if p not in ("vote", "cascade-agree", "knn")]
+        assert all(cost[("always:o3", budget)] >= cost[(p, budget)] for p in single_call)
+    assert cost[("vote", "high")] > cost[("always:o3", "high")]  # it buys every affordable answer
 
 
 def test_budget_aware_baseline_spends_more_as_budget_grows(default_bench):
@@ -69,7 +71,7 @@ def test_random_router_is_seeded():
 def test_router_names_and_errors():
     assert router_names(["a", "b"]) == [
         "always-self", "always:a", "always:b", "random", "cheapest-affordable", "best-affordable", "cascade",
-        "best-fixed", "threshold", "knn", "oracle",
+        "cascade-agree", "vote", "best-fixed", "threshold", "knn", "oracle",
     ]
     with pytest.raises(ValueError, match="always-self, random, cheapest-affordable"):
         make_router("smart")
@@ -94,7 +96,8 @@ def test_cli_bench_list_and_errors(tmp_path, capsys):
 
 
 def test_rerun_resumes_from_results_jsonl(tmp_path):
-    config = BenchConfig(policies=["always-self", "cascade"], budgets=["low", "high"], limit=10, out=str(tmp_path), progress=False)
+    config = BenchConfig(policies=["always-self", "cascade"], budgets=["low", "high"], limit=10, out=str(tmp_path),
+                         progress=False, references=False)
     first = run_bench(config)
     path = tmp_path / "results.jsonl"
     lines = path.read_text().splitlines()
@@ -104,8 +107,32 @@ def test_rerun_resumes_from_results_jsonl(tmp_path):
     assert len(second.rows) == 40
     assert sorted(json.dumps(r, sort_keys=True) for r in second.rows) == sorted(json.dumps(r, sort_keys=True) for r in first.rows)
     third = run_bench(config)
-    assert len(path.read_text().splitlines()) == 41  # nothing appended: 35 + the cut line + 5 redone
+    assert len(path.read_text().splitlines()) == 40  # nothing appended: 35 + 5 redone (the cut line was cut off)
     assert third.markdown == second.markdown
+
+
+@pytest.mark.parametrize("cut", [1, 23, 58])
+def test_a_resumed_run_has_the_rows_of_an_uninterrupted_one_byte_for_byte(tmp_path, cut):
+    config = dict(policies=["random", "cascade", "always:gpt-4.1-nano", "oracle"], budgets=["low", "high"], limit=15,
+                  progress=False)
+    straight = run_bench(BenchConfig(**config, out=str(tmp_path / "straight")))
+    lines = (tmp_path / "straight" / "results.jsonl").read_text().splitlines()
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()  # a run killed after `cut` rows, in the middle of writing the next
+    (resumed / "results.jsonl").write_text("\n".join(lines[:cut]) + "\n" + lines[cut][:25])
+    again = run_bench(BenchConfig(**config, out=str(resumed)))
+    assert sorted((resumed / "results.jsonl").read_text().splitlines()) == sorted(lines)
+    assert again.markdown == straight.markdown
+
+
+def test_random_draws_per_episode_whatever_ran_before():
+    env = gym.make("CORL-Math-v0", budget="medium")
+    forwards, backwards = make_router("random", seed=5), make_router("random", seed=5)
+    ahead = {i: run_episode(env, forwards, i, {"problem_index": i})["calls"] for i in range(12)}
+    behind = {i: run_episode(env, backwards, i, {"problem_index": i})["calls"] for i in reversed(range(12))}
+    assert ahead == behind
+    other = make_router("random", seed=6)
+    assert {i: run_episode(env, other, i, {"problem_index": i})["calls"] for i in range(12)} != ahead
 
 
 def test_several_pools_datasets_and_seeds(data_dir, tmp_path):
@@ -130,3 +157,96 @@ def test_train_forwards_every_flag_to_its_learner(monkeypatch):
     assert seen == {"target": "corl_gym.agents.ppo.train:main", "argv": ["--out", "X", "--seed", "3", "--preset", "tiny-cpu"],
                     "prog": "corl-gym train --learner ppo"}
     assert main(["train", "--learner=sft", "--pool", "paper"]) == 0 and seen["argv"] == ["--pool", "paper"]
+
+
+def test_missing_curve_references_run_as_marked_extra_policies():
+    result = run_bench(BenchConfig(policies=["cascade"], budgets=["low", "high"], limit=10, progress=False))
+    assert {r["policy"] for r in result.rows} == {"cascade", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
+    assert {c["policy"] for c in result.curves} >= {"cascade"}
+    assert "| cascade | " in result.markdown and "| always-self (reference) | low |" in result.markdown
+    assert "APGR" in result.markdown
+    # one expert given: it is the strong end, only always-self is added
+    result = run_bench(BenchConfig(policies=["cascade", "always:gpt-4.1"], budgets=["low"], limit=5, progress=False))
+    assert {r["policy"] for r in result.rows} == {"cascade", "always:gpt-4.1", "always-self"}
+
+
+def live_pool(tmp_path):
+    """sim-paper with its experts behind an OpenAI-compatible endpoint (never reached by always-self)."""
+    import yaml
+
+    from corl_gym.experts.pool import pool_path
+
+    raw = yaml.safe_load(pool_path("sim-paper").read_text())
+    raw["experts"] = [{"name": e["name"], "backend": "openai", "model": e["model"], "description": e["description"],
+                       "price_in": e["price_in"], "price_out": e["price_out"], "base_url": "http://127.0.0.1:9/v1",
+                       "api_key_env": None} for e in raw["experts"]]
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def test_live_pool_says_why_curve_metrics_are_missing(tmp_path):
+    result = run_bench(BenchConfig(policies=["always-self"], pools=[live_pool(tmp_path)], budgets=["low"], limit=5,
+                                   progress=False))
+    assert {r["policy"] for r in result.rows} == {"always-self"} and result.curves == []
+    assert "curve metrics not computed: they need always:gpt-4.1-nano, always:gpt-4.1, always:o3" in result.markdown
+    assert "live (running them would cost money)" in result.markdown
+    assert "simulated $/query" not in result.markdown and "Dollars are simulated" not in result.markdown
+
+
+def test_simulated_dollars_are_labelled(default_bench):
+    _, _, summary = default_bench
+    assert "simulated $/query (95% CI)" in summary and "no money was spent" in summary
+
+
+def test_mixed_and_dollar_budgets(tmp_path):
+    result = run_bench(BenchConfig(policies=["cheapest-affordable"], budgets=["mixed", 0.02], limit=20, progress=False,
+                                   references=False))
+    by_budget = {}
+    for row in result.rows:
+        by_budget.setdefault(row["budget"], set()).add(row["threshold_usd"])
+    assert by_budget["$0.02"] == {0.02}
+    assert by_budget["mixed"] <= {0.001, 0.01, 0.05} and len(by_budget["mixed"]) > 1  # a mode drawn per episode
+    assert main(["bench", "--policies", "always-self", "--budgets", "mixed,$0.005", "--limit", "3", "--quiet"]) == 0
+
+
+def test_pairs_a_pool_cannot_cover_are_skipped_before_any_episode(data_dir, capsys):
+    result = run_bench(BenchConfig(policies=["always-self"], pools=["sim-paper", "llmrouter-math"], datasets=["math500"],
+                                   budgets=["low"], limit=5, progress=False, references=False))
+    assert {(r["pool"], r["dataset"]) for r in result.rows} == {("sim-paper", "math500")}
+    (note,) = result.notes
+    assert note.startswith("skipping pool llmrouter-math x dataset math500: ") and "no recorded answer for 500 of 500" in note
+    with pytest.raises(ValueError, match="nothing to run: skipping pool llmrouter-math x dataset math500"):
+        run_bench(BenchConfig(pools=["llmrouter-math"], datasets=["math500"], limit=5, progress=False))
+    assert main(["bench", "--pool", "sim-paper,llmrouter-math", "--dataset", "math500", "--policies", "always-self",
+                 "--limit", "3", "--quiet"]) == 0
+    assert "corl-gym bench: skipping pool llmrouter-math x dataset math500" in capsys.readouterr().err
+
+
+def test_too_small_splits_name_the_dataset_and_sizes(tmp_path, capsys):
+    rows = [{"id": f"p-{i}", "problem": f"What is {i}+1?", "answer": str(i + 1)} for i in range(40)]
+    train, test = split_problems(load_problems_rows(rows, tmp_path / "all.jsonl"), 0.5)
+    only_train = tmp_path / "only_train.jsonl"
+    only_train.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in train[:2]))
+    with pytest.raises(ValueError, match=r"dataset '.*only_train.jsonl' has no test problems \(2 problems: 2 train, 0 test"):
+        run_bench(BenchConfig(datasets=[str(only_train)], progress=False))
+    only_test = tmp_path / "only_test.jsonl"
+    only_test.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in test[:2]))
+    with pytest.raises(ValueError, match=r"has no train problems \(2 problems: 0 train, 2 test"):
+        run_bench(BenchConfig(datasets=[str(only_test)], progress=False))
+    assert len(run_bench(BenchConfig(datasets=[str(only_test)], policies=["always-self"], budgets=["low"],
+                                     progress=False, references=False)).rows) == 2  # nothing to fit: test part suffices
+    assert main(["bench", "--dataset", str(only_train), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no test problems (2 problems: 2 train, 0 test" in err
+
+
+def load_problems_rows(rows, path):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return load_problems(str(path))
+
+
+def test_negative_limits_are_refused_not_sliced():
+    for field in ("limit", "train_limit"):
+        with pytest.raises(ValueError, match=f"{field} must be None or an integer >= 0, got -3"):
+            run_bench(BenchConfig(**{field: -3}, progress=False))

@@ -40,3 +40,13 @@ def test_bad_budgets_list_the_valid_ones(bad):
         BudgetSpec(bad, THRESHOLDS)
     if bad == "cheap":
         assert "low, medium, high, mixed" in str(error.value)
+
+
+def test_linear_every_ending_pays_its_spend_with_a_bounded_scale():
+    # correct: 1 - w * cost / B; wrong (and, in the env, truncated): -w * cost / B
+    assert reward(True, 0.002, 0.001, "linear", weight=0.5) == pytest.approx(0.0)
+    assert reward(False, 0.002, 0.001, "linear", weight=0.5) == pytest.approx(-1.0)
+    assert reward(False, 0.0, 0.001, "linear") == 0.0
+    # a $0 (or tiny) threshold: the scale is bounded below by min_scale_usd, not 1e-6
+    assert reward(True, 0.0002, 0.0, "linear", weight=0.5) == pytest.approx(1.0 - 0.5 * 2)
+    assert reward(True, 0.0002, 1e-9, "linear", weight=0.5, min_scale_usd=0.001) == pytest.approx(0.9)

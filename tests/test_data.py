@@ -24,7 +24,7 @@ from corl_gym.data import (
 
 EXPECTED_ROWS = {
     "math500": 500, "aime2024": 30, "aime2025": 30, "amc2023": 40, "amc2022_2023": 83,
-    "deepscaler": 975, "math_train": 7472, "gsm8k": 550, "llmrouter-math": 504,
+    "deepscaler": 975, "math_train": 7472, "gsm8k": 550, "llmrouter-math": 504, "zeroeval-math-l5": 721,
 }
 
 
@@ -171,8 +171,9 @@ def test_not_found_error_says_how_to_provide(tmp_path: Path, monkeypatch, no_hub
     text = str(info.value)
     assert isinstance(info.value, DatasetNotFoundError)
     for part in ("math500.jsonl", "CORL_DATA_DIR", "path of a JSONL file", "pip install 'corl-gym[data]'",
-                 "HuggingFaceH4/MATH-500"):
+                 "HuggingFaceH4/MATH-500", "--allow-download", "CORL_ALLOW_DOWNLOAD=1"):
         assert part in text
+    assert "\n" not in text  # one line
     monkeypatch.delenv("CORL_DATA_DIR")
     with pytest.raises(DatasetNotFoundError, match="CORL_DATA_DIR is not set"):
         load_problems("aime2024")
@@ -197,8 +198,28 @@ def fake_datasets(rows: list[dict] | Exception, seen: list) -> types.ModuleType:
     return types.SimpleNamespace(load_dataset=load_dataset)
 
 
+def test_offline_by_default_never_touches_the_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORL_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("CORL_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setattr(data, "_CACHE", {})
+    seen: list = []
+    monkeypatch.setitem(sys.modules, "datasets", fake_datasets([{"problem": "P", "answer": "3"}], seen))
+    with pytest.raises(DatasetNotFoundError, match="set CORL_DATA_DIR to a folder that holds math500.jsonl"):
+        load_problems("math500")
+    assert seen == []  # `datasets` installed, yet no download was tried
+
+
+def test_allowed_download_without_datasets_names_the_extra(tmp_path: Path, monkeypatch, no_hub) -> None:
+    monkeypatch.setenv("CORL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CORL_ALLOW_DOWNLOAD", "1")
+    with pytest.raises(ImportError, match=r"downloading math500 \(CORL_ALLOW_DOWNLOAD=1\) needs datasets: "
+                                          r"pip install 'corl-gym\[data\]'"):
+        load_problems("math500")
+
+
 def test_hub_fallback_through_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CORL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CORL_ALLOW_DOWNLOAD", "1")
     monkeypatch.setattr(data, "_CACHE", {})
     seen: list = []
     rows = [{"question": "Q?", "answer": "Natalia sold 48/2 = 24 clips.\n#### 1,024"}]

@@ -28,7 +28,7 @@ def server():
 
 def _pool_file(folder: Path, server: ChatServer, cache: str = "") -> str:
     entry = ("{name: NAME, backend: openai, model: m-NAME, price_in: 1, price_out: 4, base_url: '" + server.base_url +
-             "', api_key_env: null, timeout: 2, max_retries: 0" + cache + "}")
+             "', api_key_env: null, timeout: 30, max_retries: 0" + cache + "}")
     path = folder / "pool.yaml"
     path.write_text("name: lb\ndataset: synthetic\nbudgets: {low: 0.001, medium: 0.01, high: 1}\n"
                     "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"

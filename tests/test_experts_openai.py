@@ -1,7 +1,7 @@
 """Backend `openai` against a real HTTP server on loopback speaking the chat-completions protocol.
 
 The server (stdlib `http.server` in a thread, ephemeral port) picks its behaviour from the request's
-model name: `ok` (a reply with usage), `fail500`, `slow` (stalls past the call timeout), `garbage`
+model name: `ok` (a reply with usage), `fail500`, `slow` (stalls until the test releases it), `garbage`
 (a 200 with a body that is not JSON), `nousage`. It serves a bounded number of requests and stops.
 """
 
@@ -36,8 +36,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, b'{"error": {"message": "boom", "type": "server_error"}}')
         if model == "garbage":
             return self._send(200, b"{this is not json")
-        if model == "slow":
-            time.sleep(10)  # far past the client's timeout: a wait would be unmistakable
+        if model == "slow":  # stalls until the test lets it go: only the client's own timeout can end the call
+            self.server.release.wait(30)
         reply = {
             "id": "c1", "object": "chat.completion", "created": 0, "model": model,
             "choices": [{"index": 0, "finish_reason": "stop",
@@ -71,9 +71,11 @@ def server():
             httpd.handle_request()
 
     httpd.stop = False
+    httpd.release = threading.Event()
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield httpd
+    httpd.release.set()
     httpd.stop = True
     thread.join(timeout=5)
     httpd.server_close()
@@ -117,10 +119,9 @@ def test_http_500_is_an_error_reply(server, monkeypatch):
 
 
 def test_timeout_is_an_error_reply(server, monkeypatch):
-    start = time.monotonic()
     reply = _expert(server, "slow", monkeypatch, timeout=0.3).call("q", PROBLEM)
+    # the server answers only once the test ends (or after 30 s, with a good reply): the client's timeout ended it
     assert not reply.ok and "Timeout" in reply.error
-    assert time.monotonic() - start < 5  # gave up at its 0.3 s timeout instead of waiting out the 10 s stall
 
 
 def test_garbage_body_is_an_error_reply(server, monkeypatch):
@@ -156,3 +157,38 @@ def test_scrub_removes_key_shapes(server, monkeypatch):
     expert = _expert(server, "ok", monkeypatch)
     message = expert._scrub(RuntimeError(f"bad key {SECRET} and sk-proj-abcdEFGH1234****wxyz"))
     assert SECRET not in message and "abcdEFGH1234" not in message
+
+
+@pytest.fixture()
+def http_debug_log(caplog):
+    """Every record of the HTTP stack at DEBUG (openai, httpx, httpcore), as a user debugging a run sees it."""
+    import logging
+
+    names = ("openai", "httpx", "httpcore", "httpcore2")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    yield caplog
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("pasted", [SECRET + "\n", f"  {SECRET} ", f"\t{SECRET}\r\n"])
+def test_a_key_with_surrounding_whitespace_works_and_stays_out_of_the_debug_log(server, monkeypatch, http_debug_log, pasted):
+    expert = _expert(server, "ok", monkeypatch)
+    monkeypatch.setenv("CORL_TEST_KEY", pasted)
+    expert = OpenAIExpert(expert.spec)
+    reply = expert.call("What is 1+1?", PROBLEM)
+    assert reply.ok and server.seen[-1]["auth"] == f"Bearer {SECRET}"
+    assert http_debug_log.records and SECRET not in http_debug_log.text
+    expert.close()
+
+
+@pytest.mark.parametrize("bad", [f"{SECRET[:10]}\n{SECRET[10:]}", f"{SECRET}\x7f", f"{SECRET}\x1b[0m", f"{SECRET}é"])
+def test_a_key_with_control_characters_is_refused_without_quoting_it(server, monkeypatch, bad):
+    expert = _expert(server, "ok", monkeypatch)
+    monkeypatch.setenv("CORL_TEST_KEY", bad)
+    with pytest.raises(ValueError, match="CORL_TEST_KEY has control or non-ASCII characters") as error:
+        OpenAIExpert(expert.spec)
+    assert SECRET[:10] not in str(error.value) and SECRET[10:] not in str(error.value)

@@ -166,3 +166,41 @@ def test_import_is_light():
             "heavy = [m for m in ('torch', 'transformers', 'vllm', 'openai') if m in sys.modules];"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, api_key_env: null, max_token: 64}",
+     "unknown key `max_token` for backend 'openai'; did you mean `max_tokens`"),
+    ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, api_key_env: null, tempurature: 0.2}",
+     "did you mean `temperature`"),
+    ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, api_key_env: null, max_retires: 9}",
+     "did you mean `max_retries`"),
+    ("{name: a, backend: sim, model: m, price_in: 1, price_out: 1, skill: 1, max_tokens: 64}",
+     "unknown key `max_tokens` for backend 'sim'"),
+    ("{name: a, backend: sim, model: m, price_in: 1, price_out: 1, skill: 1, completion_tokens: -400}",
+     "`completion_tokens` must be a finite number > 0"),
+    ("{name: a, backend: sim, model: m, price_in: 1, price_out: 1, skill: 1, prompt_overhead: -16}",
+     "`prompt_overhead` must be an integer >= 0"),
+    ("{name: a, backend: sim, model: m, price_in: 1, price_out: 1, skill: 1, expected_completion_tokens: -5}",
+     "`expected_completion_tokens` must be an integer >= 1"),
+])
+def test_misspelt_keys_and_negative_counts_are_errors(tmp_path, entry, message):
+    path = _write(tmp_path, _pool_text(experts=f"[{entry}]"))
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")) as error:
+        load_pool(path)
+    assert path in str(error.value)
+
+
+def test_budgets_must_rise_from_low_to_high_and_top_level_typos_get_a_suggestion(tmp_path):
+    with pytest.raises(ValueError, match=r"low <= medium <= high, got low \$0.05, medium \$0.01, high \$0.001"):
+        load_pool(_write(tmp_path, _pool_text(budgets="{low: 0.05, medium: 0.01, high: 0.001}")))
+    with pytest.raises(ValueError, match="did you mean `budgets`"):
+        load_pool(_write(tmp_path, _pool_text(extra="budget: {low: 1}")))
+
+
+def test_every_builtin_pool_loads(data_dir, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-builtin-pools")
+    for name in POOL_NAMES:
+        pool = load_pool(name)
+        assert pool.expert_names() and pool.budgets["low"] <= pool.budgets["medium"] <= pool.budgets["high"]
+        pool.close()

@@ -127,3 +127,103 @@ def test_own_replay_file_relative_path_recorded_usage(tmp_path):
     (tmp_path / "bad.yaml").write_text((tmp_path / "pool.yaml").read_text().replace("big-v2", "small"))
     with pytest.raises(ValueError, match="no rows for model 'small'; models: big-v2"):
         load_pool(str(tmp_path / "bad.yaml"))
+
+
+# ------------------------------------------------------------------------------- zeroeval-math-l5
+ZEROEVAL = "replay/zeroeval_math_l5.jsonl"
+
+
+@pytest.fixture(scope="module")
+def zeroeval_rows(data_dir):
+    return {(row["model"], row["problem_id"]): row for row in map(json.loads, (data_dir / ZEROEVAL).open())}
+
+
+def test_zeroeval_replies_state_the_models_own_answers(data_env, zeroeval_rows):
+    pool = load_pool("zeroeval-math-l5")
+    problems = load_problems(pool.dataset)
+    assert pool.dataset == "zeroeval-math-l5" and len(problems) == 721
+    pool.check_covers(problems)
+    for expert in [pool.controller, *pool.experts.values()]:
+        rows = [zeroeval_rows[(expert.spec.model, p.id)] for p in problems]
+        stated = [extract_answer(expert.call(p.problem, p).text) for p in problems]
+        verdicts = check_many([(answer or "", p.answer) for answer, p in zip(stated, problems)])
+        assert [v == Verdict.CORRECT for v in verdicts] == [row["correct"] for row in rows], expert.name
+        for answer, row in zip(stated, rows):
+            if not row["correct"] and not (row["answer"] or "").strip():
+                assert answer is None  # the model stated no final answer, and neither does its replay
+            elif not row["correct"] and answer is not None and "\\boxed" not in row["answer"]:
+                assert answer == row["answer"].strip() or row["answer"].count("{") != row["answer"].count("}")
+
+
+def test_zeroeval_tokens_and_costs(data_env, zeroeval_rows):
+    pool = load_pool("zeroeval-math-l5")
+    problem = load_problems(pool.dataset, limit=1)[0]
+    for expert in pool.experts.values():
+        row = zeroeval_rows[(expert.spec.model, problem.id)]
+        reply = expert.call("any query", problem)
+        assert reply.prompt_tokens == row["est_prompt_tokens"] and row["completion_tokens"] is None
+        # the rows' visible-text estimate, except o1-mini's entry, whose own estimate adds its hidden reasoning
+        assert reply.completion_tokens == (2500 if expert.name == "o1-mini" else row["est_completion_tokens"])
+        assert reply.cost_usd == pytest.approx(expert.spec.cost(reply.prompt_tokens, reply.completion_tokens))
+
+
+def test_zeroeval_budgets_follow_the_price_ladder(data_env):
+    pool = load_pool("zeroeval-math-l5")
+    problems = load_problems(pool.dataset)
+    expected = {n: statistics.mean(e.spec.expected_cost(p.problem) for p in problems) for n, e in pool.experts.items()}
+    paid = {n: statistics.mean(e.call(p.problem, p).cost_usd for p in problems) for n, e in pool.experts.items()}
+    assert list(expected) == sorted(expected, key=expected.get)  # pool order is the price ladder
+    low, medium, high = (pool.budgets[m] for m in ("low", "medium", "high"))
+    for costs in (expected, paid):
+        assert costs["gpt-4o-mini"] < low < min(c for n, c in costs.items() if n != "gpt-4o-mini")  # the cheapest only
+        mid = sum(c for n, c in costs.items() if n != "o1-mini")
+        assert mid < medium < costs["o1-mini"] < high  # several mid-tier calls, not the top model; high affords it
+
+
+def _replay_pool(tmp_path, rows, **entry):
+    (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    options = ", ".join(f"{k}: {v}" for k, v in entry.items())
+    (tmp_path / "pool.yaml").write_text(textwrap.dedent(f"""
+        name: mine
+        budgets: {{low: 0.001, medium: 0.01, high: 0.05}}
+        controller: {{name: self, backend: sim, model: s, price_in: 0, price_out: 0, skill: 1}}
+        experts:
+          - {{name: m, backend: replay, model: m, file: r.jsonl, price_in: 1.0, price_out: 2.0{", " + options if options else ""}}}
+    """))
+    return load_pool(str(tmp_path / "pool.yaml")).experts["m"]
+
+
+def _row(pid, correct, answer, **extra):
+    return {"problem_id": pid, "model": "m", "correct": correct, "answer": answer, "prompt_tokens": None,
+            "completion_tokens": None, "cost_usd": None, **extra}
+
+
+def test_token_counts_recorded_then_entry_estimate_then_row_estimate_then_default(tmp_path):
+    rows = [_row("a", True, "1", prompt_tokens=11, completion_tokens=22, est_prompt_tokens=3, est_completion_tokens=4),
+            _row("b", True, "1", est_prompt_tokens=33, est_completion_tokens=44), _row("c", True, "1")]
+    problems = {pid: Problem(pid, "x" * 400, "1") for pid in "abc"}
+    plain = _replay_pool(tmp_path, rows)
+    tokens = {pid: (r.prompt_tokens, r.completion_tokens) for pid in "abc" for r in [plain.call("q", problems[pid])]}
+    assert tokens == {"a": (11, 22), "b": (33, 44), "c": (len("q") // 4 + 16, 350)}
+    entry = _replay_pool(tmp_path, rows, est_prompt_tokens=55, est_completion_tokens=66)
+    tokens = {pid: (r.prompt_tokens, r.completion_tokens) for pid in "abc" for r in [entry.call("q", problems[pid])]}
+    assert tokens == {"a": (11, 22), "b": (55, 66), "c": (55, 66)}
+
+
+def test_wrong_replies_box_the_recorded_answer_unless_it_is_right_or_missing(tmp_path):
+    rows = [_row("a", False, "41"), _row("b", False, "7.0"), _row("c", False, None), _row("d", False, "  "),
+            _row("e", False, "\\frac{14}{2}"), _row("f", True, None)]
+    expert = _replay_pool(tmp_path, rows)
+    stated = {pid: extract_answer(expert.call("q", Problem(pid, "p", "7")).text) for pid in "abcdef"}
+    assert stated["a"] == "41" and stated["f"] == "7"
+    assert stated["c"] is None and stated["d"] is None  # no final answer recorded: the reply states none
+    for pid in "be":  # recorded answers equivalent to the gold one under a label that says wrong: the label wins
+        assert stated[pid] is not None and check_many([(stated[pid], "7")]) != [Verdict.CORRECT]
+    scores_only = _replay_pool(tmp_path, [_row("a", False, None), _row("b", True, None)])  # records no answers at all
+    wrong = extract_answer(scores_only.call("q", Problem("a", "p", "7")).text)
+    assert wrong is not None and check_many([(wrong, "7")]) == [Verdict.WRONG]
+
+
+def test_bad_row_estimates_name_the_file_and_line(tmp_path):
+    with pytest.raises(ValueError, match=r"r.jsonl:2: .*`est_completion_tokens` must be a non-negative integer"):
+        _replay_pool(tmp_path, [_row("a", True, "1"), _row("b", True, "1", est_completion_tokens=-3)])

@@ -22,16 +22,22 @@ PROBLEM = Problem(id="t-0", problem="What is 1+1?", answer="2", level=1)
 
 @pytest.fixture()
 def server():
-    with ChatServer(retry_after_s=0.05, stall_s=2.0, max_requests=200, lifetime_s=60) as running:
+    with ChatServer(retry_after_s=0.05, stall_s=30.0, max_requests=200, lifetime_s=60) as running:
         yield running
 
 
 def _expert(server, monkeypatch, **options) -> OpenAIExpert:
     monkeypatch.setenv("CORL_TEST_KEY", SECRET)
-    base = {"base_url": server.base_url, "api_key_env": "CORL_TEST_KEY", "timeout": 0.5, "max_retries": 2,
+    base = {"base_url": server.base_url, "api_key_env": "CORL_TEST_KEY", "timeout": 30, "max_retries": 2,
             "backoff_base_s": 0.01, "backoff_max_s": 0.05}
     return OpenAIExpert(ExpertSpec(name="e", backend="openai", model="m", price_in=2.0, price_out=8.0,
                                    options={**base, **options}))
+
+
+def _timeout(fault: str) -> float:
+    """A stalled body (30 s) must outlast the client's timeout; any other request gets a timeout no loaded
+    machine reaches, so a fault is never mistaken for a timeout."""
+    return 3.0 if fault == "stall" else 30.0
 
 
 @pytest.mark.parametrize("fault, kind", [
@@ -39,7 +45,7 @@ def _expert(server, monkeypatch, **options) -> OpenAIExpert:
     ("reset", "connection"), ("stall", "timeout"),
 ])
 def test_each_fault_is_retried_to_the_bound_then_reported(server, monkeypatch, fault, kind):
-    expert = _expert(server, monkeypatch, timeout=0.3)
+    expert = _expert(server, monkeypatch, timeout=_timeout(fault))
     reply = expert.call(f"q [[fault:{fault}]]", PROBLEM)
     assert not reply.ok and reply.error_kind == kind and reply.text == ""
     assert reply.attempts == 3 and reply.cost_usd == 0.0
@@ -49,7 +55,7 @@ def test_each_fault_is_retried_to_the_bound_then_reported(server, monkeypatch, f
 
 @pytest.mark.parametrize("fault", ["429", "500", "503", "truncated", "reset", "stall"])
 def test_a_transient_fault_recovers_on_retry(server, monkeypatch, fault):
-    reply = _expert(server, monkeypatch, timeout=0.3).call(f"q [[fault:{fault}x1]]", PROBLEM)
+    reply = _expert(server, monkeypatch, timeout=_timeout(fault)).call(f"q [[fault:{fault}x1]]", PROBLEM)
     assert reply.ok and reply.attempts == 2 and reply.text == "It is \\boxed{2}."
     assert reply.cost_usd == pytest.approx((reply.prompt_tokens * 2.0 + reply.completion_tokens * 8.0) / 1e6)
 
@@ -100,29 +106,31 @@ def test_wrong_usage_block_is_estimated_not_billed_as_garbage(server, monkeypatc
 
 
 def test_concurrency_cap_holds_across_one_loop(monkeypatch):
-    with ChatServer(latency_s=0.1, max_requests=50, lifetime_s=30) as server:
-        expert = _expert(server, monkeypatch, concurrency=3)
+    # held until 3 are in flight (proof the cap lets 3 through), with a timeout no loaded machine reaches
+    with ChatServer(hold_until=3, hold_max_s=10, latency_s=0.02, max_requests=50, lifetime_s=60) as server:
+        expert = _expert(server, monkeypatch, concurrency=3, timeout=30, max_retries=0)
         replies = asyncio.run(expert.acall_batch([(f"q{i}", PROBLEM) for i in range(12)]))
         assert all(r.ok for r in replies) and server.max_in_flight == 3
 
 
-def test_vector_step_calls_run_concurrently(monkeypatch):
-    with ChatServer(latency_s=0.2, max_requests=50, lifetime_s=30) as server:
+def test_vector_step_calls_run_concurrently(monkeypatch, tmp_path):
+    # the server answers none until 16 are in flight: only calls sent all at once can get answers at once
+    with ChatServer(hold_until=16, hold_max_s=10, max_requests=50, lifetime_s=60) as server:
         ledger = Ledger()
-        pool = load_pool(_pool_file(monkeypatch, server), ledger=ledger)
+        pool = load_pool(_pool_file(monkeypatch, server, tmp_path, timeout=30, retries=0), ledger=ledger)
         replies = pool.call_many([(name, f"q{i}", PROBLEM) for i in range(8) for name in ("a", "b")])
         assert all(r.ok for r in replies) and server.max_in_flight == 16
         assert ledger.to_dict()["calls"] == 16
 
 
-def _pool_file(monkeypatch, server, tmp_dir=None) -> str:
+def _pool_file(monkeypatch, server, tmp_dir=None, timeout: float = 30.0, retries: int = 1) -> str:
     import tempfile
     from pathlib import Path
 
     monkeypatch.setenv("CORL_TEST_KEY", SECRET)
     folder = Path(tmp_dir or tempfile.mkdtemp())
     entry = ("{{name: {n}, backend: openai, model: {n}, price_in: 1, price_out: 4, base_url: '" + server.base_url +
-             "', api_key_env: CORL_TEST_KEY, timeout: 0.5, max_retries: 1, backoff_base_s: 0.01}}")
+             f"', api_key_env: CORL_TEST_KEY, timeout: {timeout}, max_retries: {retries}, backoff_base_s: 0.01}}}}")
     path = folder / "pool.yaml"
     path.write_text("name: lb\nbudgets: {low: 0.001, medium: 0.01, high: 1}\n"
                     "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"

@@ -57,7 +57,7 @@ def _write(folder: Path, text: str, name: str = "pool.yaml") -> str:
 
 def _openai_pool(folder: Path, server: ChatServer, extra: str = ", cache: {path: c.sqlite}") -> str:
     entry = ("{name: a, backend: openai, model: m, price_in: 1, price_out: 4, base_url: '" + server.base_url +
-             "', api_key_env: ROBUST_KEY, timeout: 2, max_retries: 0" + extra + "}")
+             "', api_key_env: ROBUST_KEY, timeout: 30, max_retries: 0" + extra + "}")
     return _write(folder, HEAD + f"experts: [{entry}]\n")
 
 

@@ -215,3 +215,131 @@ def test_answer_agreement_is_checked_once_per_pair_within_the_envs_verify_timeou
         done = terminated or truncated
     pairs = [pair for pair, _ in seen]
     assert pairs and len(pairs) == len(set(pairs)) and {t for _, t in seen} == {0.25}
+
+
+# ---------------------------------------------------------------------------------- CORL-Routing-v1
+from corl_gym import answer_groups  # noqa: E402
+from corl_gym.envs.routing_env_v1 import CORLRoutingEnvV1  # noqa: E402
+
+
+def scripted_v1(replies, own="\\boxed{5}", gold="7", **kwargs):
+    """A v1 env over a scripted pool: expert i (pool order) replies `replies[i]` at cost 0.0001 * (i + 1)."""
+    experts = {}
+    for i, text in enumerate(replies):
+        spec = ExpertSpec(f"e{i + 1}", "test", "m", price_in=1.0, price_out=1.0)
+        expert = ScriptedExpert(spec, text)
+        expert.call = (lambda query, problem, expert=expert, cost=0.0001 * (i + 1): ExpertReply(
+            text=expert.text, prompt_tokens=5, completion_tokens=5, cost_usd=cost))
+        experts[spec.name] = expert
+    pool = Pool(name="scripted", controller=ScriptedExpert(ExpertSpec("self", "test", "m"), own), experts=experts,
+                budgets={"low": 0.001, "medium": 0.01, "high": 0.05})
+    return CORLRoutingEnvV1(pool=pool, problems=[Problem("p1", "What is 3+4?", gold)], budget="high", **kwargs)
+
+
+def test_v1_is_registered_passes_check_env_and_extends_v0():
+    env = gym.make("CORL-Routing-v1", budget="mixed")
+    check_env(env.unwrapped)
+    v0 = gym.make("CORL-Routing-v0", budget="mixed").unwrapped
+    K = 3
+    assert env.action_space == gym.spaces.Discrete(2 * K + 3)
+    assert env.observation_space.shape[0] == v0.observation_space.shape[0] + 3 * (K + 1) + (K + 1) * K // 2 + 1
+    for index in range(20):  # actions 0..K are v0's: same candidate, reward and cost
+        for env_ in (env.unwrapped, v0):
+            env_.reset(seed=index, options={"problem_index": index})
+        for action in (1, 3, 0):
+            a = env.unwrapped.step(action)
+            b = v0.step(action)
+            assert (a[1], a[2], a[4]["cost_usd"], a[4]["candidate"]) == (b[1], b[2], b[4]["cost_usd"], b[4]["candidate"])
+            if a[2]:
+                break
+
+
+def test_v1_check_env_on_the_replay_pool(data_dir, monkeypatch):
+    monkeypatch.setenv("CORL_DATA_DIR", str(data_dir))
+    env = gym.make("CORL-Routing-v1", pool="zeroeval-math-l5")
+    check_env(env.unwrapped)
+    assert env.unwrapped.problem.dataset == "zeroeval-math-l5" and len(env.unwrapped.problems) == 721
+
+
+def test_v1_without_the_data_folder_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("CORL_DATA_DIR", raising=False)
+    with pytest.raises(ValueError, match="needs the environment variable CORL_DATA_DIR.*export CORL_DATA_DIR="):
+        gym.make("CORL-Routing-v1", pool="zeroeval-math-l5")
+
+
+def test_v1_submits_any_answer_seen_and_masks_the_unseen():
+    env = scripted_v1(["\\boxed{7}", "\\boxed{8}", "\\boxed{9}"])
+    K = 3  # action K + 1 + j submits source j's answer
+    _, info = env.reset(seed=0)
+    assert info["action_mask"].tolist() == [True, True, True, True, True, False, False, False, True]
+    env.step(1)
+    _, _, _, _, info = env.step(2)
+    assert info["candidate"] == "8" and info["action_mask"][K + 1 : 2 * K + 2].tolist() == [True, True, True, False]
+    _, reward, terminated, _, info = env.step(K + 2)  # back to expert 1's earlier answer: 7, correct
+    assert terminated and reward == 1.0 and info["correct"]
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(K + 1)  # the controller's own answer: 5, wrong, and free
+    assert reward == 0.0 and info["cost_usd"] == 0.0 and info["calls"] == {"e1": 0, "e2": 0, "e3": 0}
+    env.reset(seed=0)
+    _, reward, terminated, _, info = env.step(2 * K + 1)  # masked (expert 3 not asked): an empty, wrong answer
+    assert terminated and reward == 0.0 and info["verdict"] != "CORRECT"
+
+
+def test_v1_plurality_largest_group_then_dearest_answer():
+    env = scripted_v1(["\\boxed{8}", "\\boxed{7}", "\\boxed{7.0}"])  # 7 and 7.0 are one group of two
+    env.reset(seed=0)
+    for expert in (1, 2, 3):
+        _, _, _, _, info = env.step(expert)
+    assert info["groups"] == ((0,), (1,), (2, 3)) and info["plurality"] == "7.0"  # the group's dearest answer
+    _, reward, _, _, _ = env.step(env.plurality_action)
+    assert reward == 1.0
+    tie = scripted_v1(["\\boxed{8}", "\\boxed{7}"])  # three groups of one: the dearest answer (expert 2) wins
+    tie.reset(seed=0)
+    tie.step(1)
+    _, _, _, _, info = tie.step(2)
+    assert info["plurality"] == "7"
+    _, reward, _, _, _ = tie.step(tie.plurality_action)
+    assert reward == 1.0
+
+
+def test_v1_observes_the_groups():
+    env = scripted_v1(["\\boxed{5}", "\\boxed{8}", "I could not finish."], max_steps=6)
+    obs, _ = env.reset(seed=0)
+    start, n = env._routing_size, 4
+    block = lambda o: o[start : start + env._extra_size()].tolist()  # noqa: E731
+    assert block(obs)[: 3 * n] == [0.25, 0, 0, 0] + [0.25, 0, 0, 0] + [1, 0, 0, 0]
+    for expert in (1, 2, 3):
+        obs, _, _, _, info = env.step(expert)
+    entries = block(obs)
+    assert entries[:n] == [0.5, 0.25, 0, 0]  # group sizes, largest first: {self, e1}, {e2}; e3 states nothing
+    assert entries[n : 2 * n] == [0.5, 0.5, 0.25, 0]  # each source's group size
+    assert entries[2 * n : 3 * n] == [1, 1, -1, 0]  # in the plurality's group?
+    assert entries[3 * n : -1] == [1, -1, 0, -1, 0, 0]  # pairs (0,1) (0,2) (0,3) (1,2) (1,3) (2,3)
+    assert entries[-1] == 0.25 and info["groups"] == ((0, 1), (2,))
+
+
+def test_v1_groups_once_per_new_answer_not_per_step(monkeypatch):
+    seen = []
+    real = answer_groups.equivalent
+    monkeypatch.setattr(answer_groups, "equivalent", lambda a, b, timeout=2.0: seen.append((a, b)) or real(a, b, timeout))
+    env = scripted_v1(["\\boxed{8}", "\\boxed{9}"], max_steps=20)
+    env.reset(seed=0)
+    env.step(1)
+    env.step(2)
+    assert len(seen) == 1 + 2  # 8 against {5}; 9 against {5} and {8}
+    for _ in range(8):  # the same answers again: nothing new to group
+        env.step(1)
+        env.step(2)
+    assert len(seen) == 3
+
+
+def test_v1_a_failed_call_keeps_the_earlier_answer_and_a_reply_without_one_is_no_vote():
+    env = scripted_v1(["\\boxed{7}", "I could not finish."], max_steps=5)
+    env.reset(seed=0)
+    env.step(1)
+    expert = env.pool.experts["e1"]
+    expert.call = lambda query, problem: ExpertReply(text="", error="timeout", error_kind="timeout")
+    _, _, _, _, info = env.step(1)
+    assert info["groups"] == ((0,), (1,)) and info["action_mask"][3 + 1]  # K = 2: e1's answer 7 is still there
+    _, _, _, _, info = env.step(2)
+    assert info["groups"] == ((0,), (1,)) and not info["action_mask"][3 + 2]

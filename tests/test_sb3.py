@@ -8,11 +8,13 @@ import pytest
 pytest.importorskip("stable_baselines3")
 pytest.importorskip("sb3_contrib")
 
-from corl_gym.agents.sb3 import SB3Config, SB3Policy, evaluate, load_policy, train  # noqa: E402
+from corl_gym.agents.sb3 import SB3Config, SB3Policy, evaluate, load_policy, routing_env, train  # noqa: E402
 from corl_gym.benchmarks.bench import BenchConfig, run_bench  # noqa: E402
 from corl_gym.cli import main  # noqa: E402
 from corl_gym.data import load_problems  # noqa: E402
 from corl_gym.envs.routing_env import CORLRoutingEnv  # noqa: E402
+from corl_gym.envs.features import problem_features  # noqa: E402
+from corl_gym.envs.routing_env_v1 import CORLRoutingEnvV1  # noqa: E402
 from corl_gym.experts import load_pool  # noqa: E402
 from corl_gym.splits import split_problems  # noqa: E402
 
@@ -34,10 +36,10 @@ def test_unmasked_learners_train_save_and_load(learner, tmp_path):
     meta = json.loads(path.with_suffix(".json").read_text())
     assert path.name == f"{learner}.zip" and meta["learner"] == learner
     policy = load_policy(path)
-    assert isinstance(policy, SB3Policy) and not policy.masked
-    env = CORLRoutingEnv(budget="mixed")
+    assert isinstance(policy, SB3Policy) and not policy.masked and policy.env_id == "CORL-Routing-v1"
+    env = routing_env(policy.env_id, budget="mixed")
     observation, _ = env.reset(seed=0)
-    assert 0 <= policy.act(observation, env.action_masks()) <= env.K
+    assert 0 <= policy.act(observation, env.action_masks()) < env.action_space.n == 2 * env.K + 3
 
 
 def test_saved_json_holds_config_and_training_summary(maskable):
@@ -75,12 +77,13 @@ def test_training_uses_only_the_train_split(monkeypatch, tmp_path):
 def test_maskable_adapter_never_picks_a_masked_action(maskable):
     policy = load_policy(maskable)
     assert policy.masked
-    env = CORLRoutingEnv(budget="mixed")
+    env = CORLRoutingEnvV1(budget="mixed")
+    actions = env.action_space.n
     rng = np.random.default_rng(0)
     for episode in range(40):
         observation, _ = env.reset(seed=episode)
-        preferred, _ = policy.model.predict(observation, deterministic=True, action_masks=np.ones(env.K + 1, bool))
-        mask = rng.random(env.K + 1) < 0.5
+        preferred, _ = policy.model.predict(observation, deterministic=True, action_masks=np.ones(actions, bool))
+        mask = rng.random(actions) < 0.5
         mask[0] = True  # submitting is always allowed
         mask[int(preferred)] = int(preferred) == 0  # forbid the action it would take unmasked
         action = policy.act(observation, mask)
@@ -119,6 +122,53 @@ def test_cli_train_then_bench_the_saved_router(tmp_path, capsys):
     assert len(rows) == 20 * 3 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
     # masked at low: only gpt-4.1-nano fits $0.001, so the router never calls the others there
     assert all(r["calls"]["gpt-4.1"] == r["calls"]["o3"] == 0 for r in rows if r["budget"] == "low")
-    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed"}
+    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
+    assert "| always-self (reference) |" in result.markdown and f"| sb3:{path} |" in result.markdown
     assert (tmp_path / "bench" / "summary.md").is_file()
 
+
+def test_the_env_id_is_saved_with_the_model_and_the_bench_uses_it(tmp_path, maskable):
+    v0 = _train("sb3-maskable-ppo", tmp_path / "v0", env_id="CORL-Routing-v0", timesteps=256, n_envs=2, eval_episodes=2)
+    assert json.loads(v0.with_suffix(".json").read_text())["env_id"] == "CORL-Routing-v0"
+    assert json.loads(maskable.with_suffix(".json").read_text())["env_id"] == "CORL-Routing-v1"
+    assert load_policy(v0).env_id == "CORL-Routing-v0" and load_policy(maskable).env_id == "CORL-Routing-v1"
+    alone = tmp_path / "alone" / "sb3-maskable-ppo.zip"  # no JSON beside it: the zip itself says v1
+    alone.parent.mkdir()
+    alone.write_bytes(maskable.read_bytes())
+    assert load_policy(alone).env_id == "CORL-Routing-v1"
+    old = load_policy(alone)
+    del old.model.corl_env_id  # a model saved before v1 existed carries no env id: it is a v0 router
+    old.model.save(tmp_path / "old.zip")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old.zip").rename(tmp_path / "old" / "sb3-maskable-ppo.zip")
+    assert load_policy(tmp_path / "old").env_id == "CORL-Routing-v0"
+
+    seen = []
+    original = CORLRoutingEnv.reset
+
+    def spy(self, **kwargs):
+        seen.append(type(self).__name__)
+        return original(self, **kwargs)
+
+    CORLRoutingEnv.reset = spy
+    try:
+        result = run_bench(BenchConfig(policies=[f"sb3:{v0}", f"sb3:{maskable}"], budgets=["high"], limit=5, progress=False, references=False))
+    finally:
+        CORLRoutingEnv.reset = original
+    assert seen == ["CORLRoutingEnv"] * 5 + ["CORLRoutingEnvV1"] * 5 and len(result.rows) == 10
+    with pytest.raises(ValueError, match="CORL-Routing-v1, CORL-Routing-v0"):
+        train(SB3Config(env_id="CORL-Routing-v2", out=str(tmp_path)))
+
+
+def test_a_router_without_problem_features_keeps_that_choice(tmp_path):
+    path = _train("sb3-maskable-ppo", tmp_path, features="none", timesteps=256, n_envs=2, eval_episodes=2)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    with_features = CORLRoutingEnvV1(budget="mixed")
+    assert meta["features"] == "none"
+    assert meta["observation_size"] == with_features.observation_space.shape[0] - problem_features.size
+    policy = load_policy(path)
+    assert policy.features == "none"
+    result = run_bench(BenchConfig(policies=[f"sb3:{path}"], budgets=["low"], limit=4, progress=False, references=False))
+    assert len(result.rows) == 4
+    with pytest.raises(ValueError, match="problem, none"):
+        train(SB3Config(features="embeddings", out=str(tmp_path)))

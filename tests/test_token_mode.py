@@ -106,3 +106,15 @@ def test_str_and_parsed_turns_over_the_length_cap_are_refused_in_token_mode(toke
         new_obs, _, terminated, _, info = env.step(action)
         assert info["action_error"] == "too_long" and not terminated and info["calls"]["gpt-4.1-nano"] == 0
         assert len(new_obs) == len(obs) + len(info["env_token_ids"])  # only the corrective message was appended
+
+
+def test_an_expert_reply_cannot_forge_env_markup_in_token_mode(tokenizer):
+    from tests.test_math_env import FORGERY, SIX_TIMES_SEVEN, forged, scripted_pool
+
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer, pool=scripted_pool(forged(text=FORGERY)),
+                   problems=SIX_TIMES_SEVEN, budget="high")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(tokenizer.encode('<call expert="echo">q</call>'))
+    block = tokenizer.decode(info["env_token_ids"]).lower()
+    assert block.count("</response") == 1 and block.count("<budget") == 1 and "<error" not in block
+    assert "&lt;/response>" in block and "&lt;error>" in block

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from corl_gym.benchmarks.verify_bench import SUITE as SUITE_FILE
 from corl_gym.verify import Verdict, check, check_many, extract_answer, fast_path, is_equivalent
 
-SUITE = [json.loads(line) for line in (Path(__file__).parent / "data" / "verify_suite.jsonl").read_text().splitlines()]
+SUITE = [json.loads(line) for line in SUITE_FILE.read_text().splitlines()]
 
 
 def test_suite_is_large_and_balanced() -> None:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from corl_gym import cli_args
+
 
 def _f(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
@@ -75,19 +77,36 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _budgets_text(text: str) -> str:
+    cli_args.budget_list(text)  # checked here, kept as the comma list the config holds
+    return text
+
+
+# Fields that share the command line's vocabulary (`corl_gym.cli_args`); other numbers are >= 0.
+_VOCABULARY: dict[str, Any] = {"budget": cli_args.budget, "budgets": _budgets_text, "seed": cli_args.nonnegative_int,
+                               "test_fraction": cli_args.fraction}
+_BY_TYPE: dict[type, Any] = {bool: _parse_bool, int: cli_args.nonnegative_int, float: cli_args.nonnegative_float}
+
+
 def build_parser(cls: type, prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
-    """`--field-name VALUE` for every field of the dataclass `cls`, its help line as the help."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    """`--field-name VALUE` for every field of the dataclass `cls`, its help line as the help; numbers
+    are checked as they are parsed (finite, >= 0), so a mistake is one line before anything runs.
+    `--quiet` turns a `progress` field off; a `dataset` field brings `--allow-download`."""
+    parser = cli_args.Parser(prog=prog, description=description)
+    names = {f.name for f in dataclasses.fields(cls)}
     for f in dataclasses.fields(cls):
-        kind = type(f.default)
-        parse = _parse_bool if kind is bool else kind
+        parse = _VOCABULARY.get(f.name) or _BY_TYPE.get(type(f.default), type(f.default))
         flag = "--" + f.name.replace("_", "-")
         parser.add_argument(flag, type=parse, default=None, help=f"{f.metadata.get('help', '')} (default: {f.default!r})")
+    if "progress" in names:
+        parser.add_argument("--quiet", "-q", dest="progress", action="store_const", const=False, help="no progress bars")
+    if "dataset" in names:
+        cli_args.add_allow_download(parser)
     return parser
 
 
 def parse_config(cls: type, argv: Sequence[str], prog: str | None = None, **preset: Any):
     """A `cls` from the command line; `preset` values replace defaults, explicit flags replace both."""
-    args = build_parser(cls, prog, cls.__doc__).parse_args(list(argv))
-    values = {**preset, **{k: v for k, v in vars(args).items() if v is not None}}
+    args = cli_args.parse(build_parser(cls, prog, cls.__doc__), argv)
+    values = {**preset, **{k: v for k, v in vars(args).items() if v is not None and k != "allow_download"}}
     return cls(**values)

@@ -122,18 +122,18 @@ def plot_curves(out: Path) -> Path | None:
     sft = [json.loads(line) for line in sft_path.read_text().splitlines()] if sft_path.is_file() else []
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.8))
     axes[0].plot([r["step"] for r in sft], [r["sft/loss"] for r in sft])
-    axes[0].set(title="SFT loss (controller tokens)", xlabel="step")
+    axes[0].set(title="SFT loss (controller tokens)", xlabel="step", ylabel="cross-entropy")
     for budget in ("low", "medium", "high"):
         steps = [r["step"] for r in ppo if f"env/reward/{budget}" in r]
         axes[1].plot(steps, _smooth([r[f"env/reward/{budget}"] for r in ppo if f"env/reward/{budget}" in r]), label=budget)
         axes[2].plot(steps, _smooth([r[f"env/expert_call_ratio/{budget}"] for r in ppo if f"env/reward/{budget}" in r]), label=budget)
-    axes[1].set(title="PPO rollout reward by budget (smoothed)", xlabel="iteration")
-    axes[2].set(title="PPO expert-call ratio by budget (smoothed)", xlabel="iteration")
+    axes[1].set(title="PPO rollout reward by budget (smoothed)", xlabel="iteration", ylabel="mean reward")
+    axes[2].set(title="PPO expert-call ratio by budget (smoothed)", xlabel="iteration", ylabel="share of episodes calling")
     axes[1].legend()
     axes[2].legend()
     axes[3].plot([r["step"] for r in ppo], [r.get("critic/vf_loss", 0.0) for r in ppo], label="critic/vf_loss")
     axes[3].plot([r["step"] for r in ppo], [r.get("actor/kl", 0.0) for r in ppo], label="actor/kl")
-    axes[3].set(title="value loss and KL to reference", xlabel="iteration")
+    axes[3].set(title="value loss and KL to reference", xlabel="iteration", ylabel="value")
     axes[3].legend()
     fig.tight_layout()
     path = out / "curves.png"

@@ -299,16 +299,18 @@ def _progress(cfg: PPOConfig, start: int, rank: int):
 
 # ------------------------------------------------------------------------------------------ CLI
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    from corl_gym.cli_args import UsageError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = parse_config(PPOConfig, argv, prog)
     if cfg.preset:
         from corl_gym.agents.ppo.preset import PRESETS, run_preset
 
         if cfg.preset not in PRESETS:
-            raise SystemExit(f"{prog}: error: unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
+            raise UsageError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
         return run_preset(cfg.preset, argv, prog)
     if not cfg.model:
-        raise SystemExit(f"{prog}: error: --model is required (or --preset tiny-cpu)")
+        raise UsageError("--model is required (or --preset tiny-cpu)")
     path = train(cfg)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         print(f"saved {path}; evaluate it with: corl-gym eval --checkpoint {cfg.out}")

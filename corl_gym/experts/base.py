@@ -72,17 +72,12 @@ class ExpertSpec:
         completion = self.options.get("expected_completion_tokens", self.options.get("max_tokens", 512))
         return self.cost(prompt_tokens, int(completion))
 
-    def max_cost(self, query: str) -> float:
-        """What a call may cost at most, reserved against a run's spend cap before it is made: twice the
-        estimated prompt tokens (estimates run low on dense LaTeX) and `max_tokens` completion tokens
-        when the entry caps them (the provider cannot bill more), else the expected cost's completion."""
-        prompt_tokens = 2 * (len(query) // 4 + CHAT_OVERHEAD_TOKENS)
-        completion = self.options.get("max_tokens", self.options.get("expected_completion_tokens", 512))
-        return self.cost(prompt_tokens, int(completion))
-
 
 class Expert:
     """Base class of every backend. Subclasses override `call` (blocking) or `acall` (async) or both."""
+
+    # The completion cap the backend sends when the entry sets no `max_tokens` (None: it sets none).
+    default_max_tokens: int | None = None
 
     def __init__(self, spec: ExpertSpec):
         self.spec = spec
@@ -117,6 +112,17 @@ class Expert:
 
         return list(await asyncio.gather(*(one(q, p) for q, p in items)))
 
+    def max_cost(self, query: str, problem: Problem) -> float:
+        """The most this call can cost, which a run's spend cap reserves before the call is made: one prompt
+        token per UTF-8 byte of the query (a byte-level BPE token never covers less than a byte) plus the
+        chat overhead, and as many completion tokens as the request allows (`max_tokens`, else the backend's
+        `default_max_tokens`). A backend that sends no completion cap has no worst case: its expected
+        completion stands in. Backends that know a call's cost in advance (sim, replay) return it exactly."""
+        limit = self.spec.options.get("max_tokens", self.default_max_tokens)
+        if limit is None:
+            limit = self.spec.options.get("expected_completion_tokens", 512)
+        return self.spec.cost(max_prompt_tokens(query), int(limit))
+
     def cache_request(self, query: str, problem: Problem) -> dict[str, Any] | None:
         """What identifies this call's answer for the expert cache (model, messages, sampling
         parameters, seed), or None when the backend's answers are not cacheable (sim and replay answer
@@ -142,6 +148,12 @@ CHARS_PER_TOKEN = 4
 def estimate_prompt_tokens(query: str, overhead: int = CHAT_OVERHEAD_TOKENS) -> int:
     """Approximate prompt tokens of a one-message chat request carrying `query`."""
     return len(query) // CHARS_PER_TOKEN + overhead
+
+
+def max_prompt_tokens(*messages: str) -> int:
+    """An upper bound on the prompt tokens of a chat request with these messages: one token per UTF-8 byte
+    (no byte-level BPE token is shorter) plus the chat overhead per message."""
+    return sum(len(m.encode("utf-8", "surrogatepass")) + CHAT_OVERHEAD_TOKENS for m in messages)
 
 
 def boxed_reply(answer: str, model: str, steps: int) -> str:

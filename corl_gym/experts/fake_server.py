@@ -17,7 +17,11 @@ Fault kinds: `429` (with `Retry-After: retry_after_s`), `500`, `503`, `truncated
 cut in half), `reset` (the connection is reset after the request is read), `stall` (headers and half a body,
 then silence for `stall_s`), `badusage` (a normal reply whose `usage` block is nonsense), `nousage`,
 `slow` (an extra `slow_s` of latency), `ok`; any other number is sent as that HTTP status with an error
-body. Every reply waits `latency_s` first. `requests` and
+body. Every reply waits `latency_s` first. `bill_completion_tokens=N` makes the server bill N completion
+tokens per reply whatever the text (a reasoning model's hidden tokens), capped, as a provider does, by
+the request's `max_tokens` or `max_completion_tokens`. `hold_until=N` holds every request until N are in
+flight at once (at most `hold_max_s`), so a test of concurrency checks that the client sent N at once,
+whatever the machine's speed, instead of racing a latency. `requests` and
 `faults_served` count what happened (each request: model, content, fault,
 Authorization header, arrival time); `max_in_flight` is the most requests it held at once.
 """
@@ -53,10 +57,14 @@ class ChatServer:
     def __init__(self, *, latency_s: float = 0.0, fault_rate: float = 0.0, fault_mix: tuple[str, ...] = FAULT_KINDS,
                  seed: int = 0, retry_after_s: float = 0.05, stall_s: float = 5.0, slow_s: float = 1.5,
                  max_requests: int = 1000, lifetime_s: float = 60.0,
-                 reply_fn: Callable[[dict[str, Any]], str] = default_reply):
+                 reply_fn: Callable[[dict[str, Any]], str] = default_reply, bill_completion_tokens: int | None = None,
+                 hold_until: int = 0, hold_max_s: float = 30.0):
         self.latency_s, self.fault_rate, self.fault_mix = latency_s, fault_rate, tuple(fault_mix)
         self.retry_after_s, self.stall_s, self.slow_s = retry_after_s, stall_s, slow_s
         self.max_requests, self.lifetime_s, self.reply_fn = max_requests, lifetime_s, reply_fn
+        self.bill_completion_tokens = bill_completion_tokens
+        self.hold_until, self.hold_max_s = hold_until, hold_max_s
+        self._gathered: asyncio.Event | None = None
         self._random = random.Random(seed)
         self.requests: list[dict[str, Any]] = []  # {"model", "content", "fault", "auth"} per request
         self.faults_served: collections.Counter = collections.Counter()
@@ -104,6 +112,7 @@ class ChatServer:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
+        self._gathered = asyncio.Event()
         server = await asyncio.start_server(self._connection, "127.0.0.1", 0, backlog=1024)
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -152,6 +161,13 @@ class ChatServer:
             self.faults_served[fault] += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.hold_until:
+            if self.in_flight >= self.hold_until:
+                self._gathered.set()
+            try:
+                await asyncio.wait_for(self._gathered.wait(), self.hold_max_s)
+            except asyncio.TimeoutError:
+                pass  # never gathered: answer anyway, and max_in_flight tells the test
         try:
             await asyncio.sleep(self.latency_s + (self.slow_s if fault == "slow" else 0.0))
             if fault == "401":  # as real APIs do: the error message quotes the key it refused
@@ -202,6 +218,9 @@ class ChatServer:
     def _completion(self, body: dict[str, Any], fault: str) -> dict[str, Any]:
         text = self.reply_fn(body)  # any JSON value: a test may send content that is not a string
         completion = len(text) // 4 + 1 if isinstance(text, str) else 1
+        if self.bill_completion_tokens is not None:
+            cap = body.get("max_completion_tokens", body.get("max_tokens"))
+            completion = min(self.bill_completion_tokens, cap) if isinstance(cap, int) else self.bill_completion_tokens
         prompt = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4 + 8
         reply: dict[str, Any] = {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),

@@ -27,6 +27,8 @@ from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, error_reply
 class HFExpert(Expert):
     """A transformers causal LM; see the module docstring."""
 
+    default_max_tokens = 512
+
     def __init__(self, spec: ExpertSpec, **_: Any):
         super().__init__(spec)
         try:
@@ -48,7 +50,7 @@ class HFExpert(Expert):
             spec.model, trust_remote_code=trust, **dtype_kwarg
         ).to(self.device)
         self.model.eval()
-        self.max_new_tokens = int(opts.get("max_tokens", 512))
+        self.max_new_tokens = int(opts.get("max_tokens", self.default_max_tokens))
         self.temperature = float(opts.get("temperature", 0.0))
         self.top_p = float(opts.get("top_p", 1.0))
         self._lock = threading.Lock()

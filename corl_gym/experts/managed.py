@@ -5,14 +5,17 @@ that reaches an expert (the env's `call`, the vector env's `Pool.call_many`, a r
 goes through the same steps:
 
 1. cache lookup (modes `read-write`, `replay-only`): a hit returns at once, `cached=True`;
-   a miss in `replay-only` returns an error reply naming the key;
-2. spend cap: the ledger reserves the call's worst-case cost or refuses the call (`spend_cap`);
+   a miss in `replay-only` returns an error reply naming the key and stops the run's ledger (a miss is
+   an error: the run ends, exit code 3, rather than count the miss as a wrong answer);
+2. spend cap: the ledger reserves the call's worst-case cost (`Expert.max_cost`) or refuses the call
+   (`spend_cap`);
 3. the live call (the backend's own `acall_batch`, so batching backends still batch);
-4. release the reservation, book the call, then store a successful reply (modes `read-write`, `record`).
+4. book the call (settling its reservation), then store a successful reply (modes `read-write`, `record`).
    A reply whose text is not a string becomes a `bad_response` error (its cost kept); a store that fails
    is logged as a warning and the reply is still returned, so a billed call is never lost.
 
-Anything else (`spec`, `name`, backend attributes such as `params` or `seed`) is the wrapped expert's.
+An API model acting as the controller (`chat`) goes through steps 2-4 too, uncached. Anything else
+(`spec`, `name`, backend attributes such as `params` or `seed`) is the wrapped expert's.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ _LOG = logging.getLogger(__name__)
 class _Pending:
     key: str | None
     request: dict[str, Any] | None
-    reserved_usd: float
+    reservation: int | None
 
 
 class ManagedExpert(Expert):
@@ -61,13 +64,30 @@ class ManagedExpert(Expert):
             return pending
         try:
             reply = self.inner.call(query, problem)
-        except BaseException:
+        except Exception:
             self._release(pending)
             raise  # a configuration error (a replay problem it does not cover) stays an exception
+        # an interrupt (Ctrl-C, SIGTERM) keeps the reservation: the call may have been sent and billed
         return self._after(pending, reply)
 
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
         return (await self.acall_batch([(query, problem)]))[0]
+
+    def chat(self, messages: list[dict[str, str]], stop: list[str] | None = None) -> ExpertReply:
+        """A multi-turn request of an API model acting as the controller (`openai` entries): reserved at its
+        worst case and booked like a call, so the spend cap covers the controller's own tokens; never cached."""
+        pending = _Pending(None, None, None)
+        if self.ledger is not None:
+            pending.reservation = self.ledger.reserve(self.account, self.inner.max_chat_cost(messages))
+            if pending.reservation is None:
+                return self._book(ExpertReply(text="", error=f"spend cap reached: {self.ledger.stop_reason}",
+                                              error_kind="spend_cap", attempts=0))
+        try:
+            reply = self.inner.chat(messages, stop)
+        except Exception:
+            self._release(pending)
+            raise
+        return self._after(pending, reply)
 
     async def acall_batch(self, items: list[tuple[str, Problem]]) -> list[ExpertReply]:
         before = [self._before(query, problem) for query, problem in items]
@@ -98,20 +118,28 @@ class ManagedExpert(Expert):
                     if hit is not None:
                         return self._book(_with_latency(hit, time.perf_counter() - start))
                     if self.cache_config.mode == "replay-only":
-                        return self._book(ExpertReply(
-                            text="", error=f"cache miss in replay-only mode: expert {self.name!r}, key {key}",
-                            error_kind="cache_miss", attempts=0))
-        reserved = self.spec.max_cost(query) if self.ledger is not None else 0.0
-        if self.ledger is not None and not self.ledger.reserve(self.account, reserved):
-            return self._book(ExpertReply(text="", error=f"spend cap reached: {self.ledger.stop_reason}",
-                                          error_kind="spend_cap", attempts=0))
-        return _Pending(key, request, reserved)
+                        return self._miss(key)
+        reservation = None
+        if self.ledger is not None:
+            reservation = self.ledger.reserve(self.account, self.inner.max_cost(query, problem))
+            if reservation is None:
+                return self._book(ExpertReply(text="", error=f"spend cap reached: {self.ledger.stop_reason}",
+                                              error_kind="spend_cap", attempts=0))
+        return _Pending(key, request, reservation)
+
+    def _miss(self, key: str) -> ExpertReply:
+        error = f"cache miss in replay-only mode: expert {self.name!r}, key {key}"
+        if self.ledger is not None:
+            self.ledger.stop(f"{error} ({self.cache.path}); replay-only never calls a live expert: rerun with "
+                             "--cache-mode read-write to make (and pay for) the missing calls")
+        return self._book(ExpertReply(text="", error=error, error_kind="cache_miss", attempts=0))
 
     def _after(self, pending: _Pending, reply: Any) -> ExpertReply:
-        """Release the reservation, book the call, then store it: the provider billed it whatever the cache
+        """Book the call (settling its reservation), then store it: the provider billed it whatever the cache
         does, so a store that fails (a full disk, a locked file) is a warning, never a lost reply."""
-        self._release(pending)
-        reply = self._book(checked_reply(reply, self.name))
+        reply = checked_reply(reply, self.name)
+        if self.ledger is not None:
+            self.ledger.record(self.account, reply, pending.reservation)
         if pending.key is not None and reply.ok and not reply.cached:
             try:
                 self.cache.put(pending.key, self.name, pending.request, reply)
@@ -123,7 +151,7 @@ class ManagedExpert(Expert):
 
     def _release(self, pending: _Pending) -> None:
         if self.ledger is not None:
-            self.ledger.release(pending.reserved_usd)
+            self.ledger.release(pending.reservation)
 
     def _book(self, reply: ExpertReply) -> ExpertReply:
         if self.ledger is not None:
@@ -132,6 +160,9 @@ class ManagedExpert(Expert):
 
     def cache_request(self, query: str, problem: Problem) -> dict[str, Any] | None:
         return self.inner.cache_request(query, problem)
+
+    def max_cost(self, query: str, problem: Problem) -> float:
+        return self.inner.max_cost(query, problem)
 
     def uncovered(self, problems: list[Problem]) -> list[str]:
         return self.inner.uncovered(problems)

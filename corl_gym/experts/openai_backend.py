@@ -4,10 +4,11 @@ Entry options:
 
 - `base_url`: the endpoint (default: OpenAI's). `api_key_env`: the environment variable holding the key
   (default `OPENAI_API_KEY`); `api_key_env: null` for servers that need none (sends "EMPTY").
-- `max_tokens` (default 4096) sent under `max_tokens_param` (default `max_tokens`; OpenAI's reasoning
-  models need `max_completion_tokens`); `temperature` (default 0.0; `null` omits it, as o3 requires);
-  `seed` (sent when set); `system_prompt` (optional); `extra_params` (a mapping merged into the request,
-  e.g. `reasoning_effort`).
+- `max_tokens` (default 4096, always sent, so a reply is never billed past it) under `max_tokens_param`
+  (default `max_tokens`; OpenAI's reasoning models need `max_completion_tokens`); `temperature` (default
+  0.0; `null` omits it, as o3 requires); `seed` (sent when set); `system_prompt` (optional);
+  `extra_params` (a mapping merged into the request, e.g. `reasoning_effort`; it may not set the
+  completion cap, which the spend cap reserves: use `max_tokens`).
 - `timeout`: seconds one attempt may take in all, body included (default 120).
 - `max_retries` (default 3; at most `max_retries + 1` requests a call), `backoff_base_s` (0.5),
   `backoff_max_s` (30), `max_retry_after_s` (60): see `resilience.RetryPolicy`.
@@ -15,8 +16,10 @@ Entry options:
 - `rpm`, `tpm`: requests and tokens per minute (default unlimited), shared by every loop and thread.
 - `cache: {path, mode}`: the pool's expert cache (see `cache.py`; applied by the pool).
 
-Decisions: the key is read once, when the pool loads (a missing key fails there, naming the variable),
-and is kept out of `repr` and scrubbed from every error message. The client's own retries are off
+Decisions: the key is read once, when the pool loads (a missing key fails there, naming the variable);
+surrounding whitespace (a pasted newline) is stripped, and a key with control or non-ASCII characters is
+refused there, in a message that does not quote it (the HTTP library would otherwise put it in an
+"illegal header" error and its debug log). It is kept out of `repr` and scrubbed from every error message. The client's own retries are off
 (`max_retries=0`): ours are the only ones, so the bound is exact and the ledger sees each. A call never
 raises: after the last attempt, or on an error retrying cannot fix (4xx other than 408/409/429), it
 returns a reply with `error` and `error_kind`; its `cost_usd` is what the responses we saw billed (an
@@ -43,31 +46,26 @@ from typing import Any
 
 from corl_gym.data import Problem
 from corl_gym.experts.base import (CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens,
-                                   storable_text)
+                                   max_prompt_tokens, storable_text)
 from corl_gym.experts.loop import LoopThread, ensure
 from corl_gym.experts.resilience import BadResponse, RateLimiter, RetryPolicy, classify
 
 _DEADLINE = getattr(asyncio, "timeout", None)
 _KEY_PATTERN = re.compile(r"\b(sk|key|Bearer)[-_ ][A-Za-z0-9_\-*.]{6,}")
+DEFAULT_MAX_TOKENS = 4096
+_COMPLETION_CAPS = ("max_tokens", "max_completion_tokens")
 
 
 class OpenAIExpert(Expert):
     """An expert behind an OpenAI-compatible chat-completions API; see the module docstring."""
 
+    default_max_tokens = DEFAULT_MAX_TOKENS
+
     def __init__(self, spec: ExpertSpec, **_: Any):
         super().__init__(spec)
         opts = spec.options
         self.base_url: str | None = opts.get("base_url")
-        env_name = opts.get("api_key_env", "OPENAI_API_KEY")
-        if env_name is None:
-            self._api_key = "EMPTY"
-        else:
-            self._api_key = os.environ.get(str(env_name), "")
-            if not self._api_key:
-                raise ValueError(
-                    f"expert {spec.name!r} needs an API key: set the environment variable {env_name} "
-                    f"(or `api_key_env` in the pool file; `api_key_env: null` for servers without keys)"
-                )
+        self._api_key = _api_key(spec.name, opts.get("api_key_env", "OPENAI_API_KEY"))
         self.timeout = float(opts.get("timeout", 120.0))
         if not math.isfinite(self.timeout) or self.timeout <= 0:
             raise ValueError(f"`timeout` must be a finite number of seconds > 0, got {opts.get('timeout')!r}")
@@ -76,21 +74,40 @@ class OpenAIExpert(Expert):
         self.concurrency = max(1, int(opts.get("concurrency", 32)))
         self.limiter = RateLimiter(opts.get("rpm"), opts.get("tpm"))
         self.params = self._request_params(opts)
-        self._completion_estimate = int(opts.get("expected_completion_tokens", self.params.get("max_tokens", 512) or 512))
+        self.max_tokens = int(opts.get("max_tokens", DEFAULT_MAX_TOKENS))
+        self._completion_estimate = int(opts.get("expected_completion_tokens", self.max_tokens))
         self._rng = random.Random()
         self._clients: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._runner: LoopThread | None = None
 
     @staticmethod
     def _request_params(opts: dict[str, Any]) -> dict[str, Any]:
-        params: dict[str, Any] = {str(opts.get("max_tokens_param", "max_tokens")): int(opts.get("max_tokens", 4096))}
+        cap = str(opts.get("max_tokens_param", "max_tokens"))
+        if cap not in _COMPLETION_CAPS:
+            raise ValueError(f"`max_tokens_param` must be one of {', '.join(_COMPLETION_CAPS)}, got {cap!r}")
+        extra = opts.get("extra_params") or {}
+        if not isinstance(extra, dict):
+            raise ValueError(f"`extra_params` must be a mapping of request parameters, got a {type(extra).__name__}")
+        if set(extra) & set(_COMPLETION_CAPS):
+            raise ValueError("`extra_params` may not set max_tokens or max_completion_tokens: the spend cap reserves "
+                             "the entry's `max_tokens` (sent under `max_tokens_param`), so set those instead")
+        params: dict[str, Any] = {cap: int(opts.get("max_tokens", DEFAULT_MAX_TOKENS))}
         temperature = opts.get("temperature", 0.0)
         if temperature is not None:
             params["temperature"] = float(temperature)
         if opts.get("seed") is not None:
             params["seed"] = int(opts["seed"])
-        params.update(opts.get("extra_params") or {})
+        params.update(extra)
         return params
+
+    def max_cost(self, query: str, problem: Problem) -> float:
+        """The worst case of one call: the completion cap the request sends, and one prompt token per byte
+        of its messages plus the chat overhead (see `Expert.max_cost`)."""
+        return self.max_chat_cost(self._messages(query))
+
+    def max_chat_cost(self, messages: list[dict[str, str]]) -> float:
+        """The worst case of one `chat` request with these messages."""
+        return self.spec.cost(max_prompt_tokens(*(str(m["content"]) for m in messages)), self.max_tokens)
 
     def _loop_state(self) -> tuple[Any, asyncio.Semaphore]:
         from openai import AsyncOpenAI, DefaultAsyncHttpxClient  # lazy: the client library is heavy to import
@@ -150,6 +167,7 @@ class OpenAIExpert(Expert):
                 except Exception as exc:  # HTTP errors, timeouts, garbage bodies: classified below
                     failure, (kind, retryable, after) = exc, classify(exc)
                     billed += getattr(exc, "cost_usd", 0.0)  # a 200 we could not use may still be billed
+                    retryable = retryable and not getattr(exc, "cost_usd", 0.0)  # paid once: never pay again
                     self.limiter.settle(estimate, 0)
                 else:
                     self.limiter.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
@@ -203,6 +221,21 @@ class OpenAIExpert(Expert):
         if self._runner is not None:
             self._runner.stop()
             self._runner = None
+
+
+def _api_key(expert: str, env_name: Any) -> str:
+    """The key in the environment variable `env_name` ("EMPTY" for `api_key_env: null`), stripped of
+    surrounding whitespace. Errors never quote the key."""
+    if env_name is None:
+        return "EMPTY"
+    key = os.environ.get(str(env_name), "").strip()
+    if not key:
+        raise ValueError(f"expert {expert!r} needs an API key: set the environment variable {env_name} "
+                         f"(or `api_key_env` in the pool file; `api_key_env: null` for servers without keys)")
+    if not (key.isascii() and key.isprintable()):
+        raise ValueError(f"expert {expert!r}: the API key in the environment variable {env_name} has control or "
+                         f"non-ASCII characters (a pasted line break or quote?); set it to the key alone")
+    return key
 
 
 def _valid_usage(usage: Any) -> tuple[int, int] | None:

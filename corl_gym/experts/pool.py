@@ -10,9 +10,11 @@ API model, is charged for it against the episode's budget). Each entry has `name
 
 Built-in pools live in `corl_gym/experts/pools/<name>.yaml`; any other YAML path works too.
 
-Checks at load (each error names the file): budgets are finite USD amounts above 0; `name`, `backend`,
-`model` and `description` are strings; shared options are checked by `registry.parse_entry` (`rpm`, `tpm`
-and `timeout` finite and above 0, ...); YAML aliases may share values but not expand past
+Checks at load (each error names the file): budgets are finite USD amounts above 0 with low <= medium <=
+high; `name`, `backend`, `model` and `description` are strings; an entry's keys are the ones its backend
+reads (a misspelt one is an error with a "did you mean"), and options are checked by
+`registry.parse_entry` (`rpm`, `tpm` and `timeout` finite and above 0, token counts and prices never
+negative, ...); YAML aliases may share values but not expand past
 `MAX_YAML_VALUES` values, and nesting too deep for the parser is a "not valid YAML" error.
 
 Production options: an entry may carry `cache: {path, mode}` (the SQLite expert cache, `cache.py`; a
@@ -24,8 +26,9 @@ relative path is relative to the pool file, `$CORL_DATA_DIR/...` works), and `lo
 from __future__ import annotations
 
 import asyncio
-import logging
 import dataclasses
+import difflib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +44,9 @@ from corl_gym.experts.managed import ManagedExpert
 from corl_gym.experts.registry import make_expert, parse_entry
 
 POOLS_DIR = Path(__file__).resolve().parent / "pools"
-POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k")
+POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k", "zeroeval-math-l5")
 BUDGET_MODES = ("low", "medium", "high")
+SIMULATED_BACKENDS = ("sim", "replay")  # backends whose calls cost no money (running them again is free)
 _TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
 _SHOWN_IDS = 5
 MAX_YAML_VALUES = 100_000  # values a pool file may stand for with its aliases expanded (built-in ones: < 1000)
@@ -66,6 +70,11 @@ class Pool:
 
     def expert_names(self) -> list[str]:
         return list(self.experts)
+
+    @property
+    def simulated(self) -> bool:
+        """True when every entry is simulated or replayed: its dollars are computed, never paid."""
+        return all(e.spec.backend in SIMULATED_BACKENDS for e in [self.controller, *self.experts.values()])
 
     def get(self, name: str) -> Expert:
         """An expert by name; the controller's name gives the controller."""
@@ -196,6 +205,8 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
             entry_cache = _cache_config(spec, cache, path.parent)
             if ledger is not None or entry_cache is not None:
                 experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger, account=f"{raw['name']}/{spec.name}")
+                if ledger is not None and spec.backend in SIMULATED_BACKENDS:
+                    ledger.mark_simulated(experts[-1].account)
     except Exception as exc:
         for expert in experts:
             expert.close()
@@ -209,10 +220,19 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
         controller=experts[0],
         experts={expert.name: expert for expert in experts[1:]},
         budgets=budgets,
-        dataset=raw.get("dataset"),
+        dataset=_dataset(raw.get("dataset"), path.parent),
         ledger=ledger,
         charge_controller=charge_controller,
     )
+
+
+def _dataset(value: Any, base_dir: Path) -> Any:
+    """The pool's default dataset: a name as is; a JSONL path relative to the pool file (as `file:` is)."""
+    if isinstance(value, str) and value.endswith(".jsonl"):
+        from corl_gym.experts.replay import resolve_data_path
+
+        return str(resolve_data_path(value, base_dir))
+    return value
 
 
 def _read_yaml(path: Path) -> Any:
@@ -301,9 +321,11 @@ def _check_top(raw: Any, where: str) -> None:
     missing = [key for key in ("name", "controller", "experts", "budgets") if key not in raw]
     if missing:
         raise ValueError(f"{where}: missing key(s) {', '.join(missing)}")
-    unknown = sorted(set(raw) - _TOP_KEYS)
+    unknown = sorted(map(str, set(raw) - _TOP_KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(_TOP_KEYS))}")
+        close = difflib.get_close_matches(unknown[0], _TOP_KEYS, n=1)
+        hint = f" (did you mean `{close[0]}`?)" if close else ""
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}{hint}; valid: {', '.join(sorted(_TOP_KEYS))}")
     if not isinstance(raw["experts"], list) or not raw["experts"]:
         raise ValueError(f"{where}: `experts` must be a non-empty list of expert entries")
     if not isinstance(raw["name"], str) or not raw["name"].strip():
@@ -332,4 +354,7 @@ def _budgets(raw: Any, where: str) -> dict[str, float]:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not is_finite(value) or value <= 0:
             raise ValueError(f"{where}: budgets: {mode} must be a finite USD amount > 0 per query, got {value!r}")
         budgets[mode] = float(value)
+    if not budgets["low"] <= budgets["medium"] <= budgets["high"]:
+        shown = ", ".join(f"{mode} ${budgets[mode]:g}" for mode in BUDGET_MODES)
+        raise ValueError(f"{where}: budgets must satisfy low <= medium <= high, got {shown}")
     return budgets

@@ -1,10 +1,12 @@
 """Backend `replay`: recorded results of real models, replayed per problem (RouterBench semantics).
 
 A replay file is JSONL, one row per (problem, model), with `problem_id`, `model`, `correct`, `answer`,
-`prompt_tokens`, `completion_tokens`, `cost_usd` (data README §2). Rows are checked when the pool loads
-(an error names the file and line): `correct` is true or false (0 and 1 are accepted too; a string such as
-"false" is refused, not read as true), token counts are non-negative integers or null, `cost_usd` a finite
-non-negative number or null. A problems file's rows need `problem_id` and `problem` (a string). Entry options:
+`prompt_tokens`, `completion_tokens`, `cost_usd`, and optionally `est_prompt_tokens` and
+`est_completion_tokens` (token counts estimated from the recorded text; data README §2). Rows are
+checked when the pool loads (an error names the file and line): `correct` is true or false (0 and 1 are
+accepted too; a string such as "false" is refused, not read as true), token counts are non-negative
+integers or null, `cost_usd` a finite non-negative number or null. A problems file's rows need
+`problem_id` and `problem` (a string). Entry options:
 
 - `file` (required): the replay JSONL. `$CORL_DATA_DIR/...` (or `${CORL_DATA_DIR}/...`) resolves against
   that environment variable; another relative path against the pool file's folder.
@@ -12,32 +14,43 @@ non-negative number or null. A problems file's rows need `problem_id` and `probl
 - `problems_file`: the set's problems (`problem_id`, `problem`); default `<file stem>_problems.jsonl`
   beside `file` when it exists. It lets a problem loaded under another id (e.g. GSM8K from the hub)
   be matched by its exact text (whitespace-normalised).
-- `est_prompt_tokens`, `est_completion_tokens`: token counts used when the file has none (the shipped
-  LLMRouter file has none). Default: prompt = the query's estimated tokens (about 4 characters a token
-  plus the chat overhead); completion = 350, a typical length for a 7-9B instruct model's MATH solution.
+- `est_prompt_tokens`, `est_completion_tokens`: token counts for rows that record none. They win over a
+  row's own estimates: set them for a model whose billed tokens its recorded text does not show (a
+  reasoning model's hidden reasoning is billed as output but never recorded).
+
+The tokens of a call, the first that is known: the row's recorded count; the entry's `est_*` option; the
+row's `est_*` field; the default (prompt: the query's estimated tokens, about 4 characters a token plus
+the chat overhead; completion: 350, a typical length for a 7-9B instruct model's MATH solution).
 
 Decisions: the recorded `correct` decides, whatever the query says. A correct reply boxes the gold
-answer; a wrong one boxes the recorded answer when the file has one that differs from the gold, else a
-plausible wrong value (`wrong_answers`). The cost is the recorded `cost_usd` when present, else the
-entry's prices times the (recorded or estimated) tokens. A problem the file does not cover is a
-configuration error, not an expert failure: `call` raises ValueError and `uncovered` lists such problems
-so `Pool.check_covers` can refuse them up front.
+answer. A wrong reply boxes the model's recorded answer; when its row records none (null or blank), the
+reply states no final answer (no `\\boxed{}`), as the model's own reply did. A model whose rows record no
+answer at all (the LLMRouter file keeps only scores) cannot say what it answered, so its wrong replies box
+a plausible wrong value instead (`wrong_answers`), as does a wrong row whose recorded answer is
+equivalent to the gold one (the label wins). The cost is the recorded `cost_usd` when present, else the
+entry's prices times the call's tokens. A problem the file does not cover is a configuration error, not
+an expert failure: `call` raises ValueError and `uncovered` lists such problems so `Pool.check_covers`
+can refuse them up front.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from corl_gym.answer_groups import equivalent
 from corl_gym.data import Problem
 from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, boxed_reply, estimate_prompt_tokens, is_finite
 from corl_gym.experts.wrong_answers import strip_answer, wrong_answer
+from corl_gym.verify import extract_answer
 
 DEFAULT_COMPLETION_TOKENS = 350
+_LOG = logging.getLogger(__name__)
 _DATA_DIR_PREFIX = re.compile(r"^\$(\{CORL_DATA_DIR\}|CORL_DATA_DIR)(?=/|\\|$)")
 
 
@@ -66,7 +79,12 @@ def _read_rows(path: str, mtime: float) -> dict[str, dict[str, dict[str, Any]]]:
             _check_row(row)
         except ValueError as exc:
             raise ValueError(f"{path}:{number}: not a replay row: {exc}") from exc
-        table.setdefault(str(row["model"]), {})[str(row["problem_id"])] = row
+        rows = table.setdefault(str(row["model"]), {})
+        if str(row["problem_id"]) in rows:  # two recordings of one pair: keep the first, as resuming does
+            _LOG.warning("%s:%d: a second row for model %r, problem %r; dropped", path, number, row["model"],
+                         row["problem_id"])
+            continue
+        rows[str(row["problem_id"])] = row
     return table
 
 
@@ -113,7 +131,7 @@ def _check_row(row: Any) -> None:
     correct = row.get("correct")
     if not isinstance(correct, bool) and not (type(correct) is int and correct in (0, 1)):
         raise ValueError(f"`correct` must be true or false (or 0 or 1), got {correct!r}")
-    for key in ("prompt_tokens", "completion_tokens"):
+    for key in ("prompt_tokens", "completion_tokens", "est_prompt_tokens", "est_completion_tokens"):
         if row.get(key) is not None and _token_count(row[key]) is None:
             raise ValueError(f"`{key}` must be a non-negative integer or null, got {row[key]!r}")
     cost = row.get("cost_usd")
@@ -154,9 +172,11 @@ class ReplayExpert(Expert):
         if self.model_key not in table:
             raise ValueError(f"{path} has no rows for model {self.model_key!r}; models: {', '.join(sorted(table))}")
         self.rows = table[self.model_key]
+        self.records_answers = any(_recorded(row.get("answer")) is not None for row in self.rows.values())
         self.texts = self._problem_texts(path, opts.get("problems_file"), base_dir)
-        self.est_prompt_tokens = _option_count(opts, "est_prompt_tokens", None)
-        self.est_completion_tokens = _option_count(opts, "est_completion_tokens", DEFAULT_COMPLETION_TOKENS)
+        self.est_prompt_tokens = _option_count(opts, "est_prompt_tokens")
+        self.est_completion_tokens = _option_count(opts, "est_completion_tokens")
+        self._replies: dict[str, str] = {}  # problem id -> reply text (a wrong answer may need a verifier check)
 
     @staticmethod
     def _problem_texts(path: Path, option: Any, base_dir: Path | None) -> dict[str, str]:
@@ -183,12 +203,14 @@ class ReplayExpert(Expert):
                 f"replay expert {self.name!r} (model {self.model_key!r}) has no recorded result for problem "
                 f"{problem.id!r}; use the pool's own dataset"
             )
-        prompt = _count(row.get("prompt_tokens"), self.est_prompt_tokens)
+        prompt = _first_count(row.get("prompt_tokens"), self.est_prompt_tokens, row.get("est_prompt_tokens"))
         prompt = estimate_prompt_tokens(query) if prompt is None else prompt
-        completion = _count(row.get("completion_tokens"), self.est_completion_tokens) or 0
+        completion = _first_count(row.get("completion_tokens"), self.est_completion_tokens,
+                                  row.get("est_completion_tokens"))
+        completion = DEFAULT_COMPLETION_TOKENS if completion is None else completion
         cost = row.get("cost_usd")
         return ExpertReply(
-            text=boxed_reply(self._answer(row, problem), self.spec.model, 2 + completion // 300),
+            text=self._reply_text(row, problem, 2 + completion // 300),
             prompt_tokens=prompt,
             completion_tokens=completion,
             cost_usd=float(cost) if cost is not None else self.spec.cost(prompt, completion),
@@ -197,22 +219,44 @@ class ReplayExpert(Expert):
     async def acall(self, query: str, problem: Problem) -> ExpertReply:
         return self.call(query, problem)  # a dictionary lookup: no thread needed
 
-    def _answer(self, row: dict[str, Any], problem: Problem) -> str:
-        gold = strip_answer(problem.answer)
+    def max_cost(self, query: str, problem: Problem) -> float:
+        """Exact for a recorded problem: the replayed call's cost."""
+        return self.call(query, problem).cost_usd if self._row(problem) is not None else super().max_cost(query, problem)
+
+    def _reply_text(self, row: dict[str, Any], problem: Problem, steps: int) -> str:
+        """The reply's text, made once per problem (deciding a wrong answer may take a verifier check)."""
+        if problem.id not in self._replies:
+            answer = self._answer(row, problem)
+            self._replies[problem.id] = boxed_reply(answer, self.spec.model, steps) if answer is not None else (
+                f"[{self.spec.model}] I worked through the problem in {steps} steps but stated no final answer.")
+        return self._replies[problem.id]
+
+    def _answer(self, row: dict[str, Any], problem: Problem) -> str | None:
+        """The answer the reply states; None for a recorded reply that stated none (see the module docstring)."""
         if row.get("correct") in (True, 1):
-            return gold
-        recorded = row.get("answer")
-        if recorded is not None and strip_answer(str(recorded)) != gold:
-            return strip_answer(str(recorded))
+            return strip_answer(problem.answer)
+        recorded = _recorded(row.get("answer"))
+        if recorded is None and self.records_answers:
+            return None
+        stated = None if recorded is None else extract_answer(boxed_reply(recorded, "", 0))
+        if recorded is not None and (stated is None or not equivalent(stated, problem.answer)):
+            return recorded  # what the model wrote, even where it is unreadable (an unbalanced brace)
         return wrong_answer(problem.answer, "replay", problem.id, self.model_key)
 
 
-def _count(recorded: Any, estimate: int | None) -> int | None:
-    return _token_count(recorded) if recorded is not None else estimate
+def _recorded(answer: Any) -> str | None:
+    """A row's recorded answer, bare (no `$`, no `\\boxed{}`), or None when it records none."""
+    text = strip_answer(str(answer)) if answer is not None else ""
+    return text or None
 
 
-def _option_count(opts: dict[str, Any], key: str, default: int | None) -> int | None:
-    value = opts.get(key, default)
+def _first_count(*values: Any) -> int | None:
+    """The first of `values` that is not None, as a token count (rows and options are checked at load)."""
+    return next((_token_count(value) for value in values if value is not None), None)
+
+
+def _option_count(opts: dict[str, Any], key: str) -> int | None:
+    value = opts.get(key)
     if value is not None and _token_count(value) is None:
         raise ValueError(f"option `{key}` must be a non-negative integer, got {value!r}")
     return None if value is None else _token_count(value)

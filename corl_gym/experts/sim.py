@@ -143,6 +143,10 @@ class SimExpert(Expert):
             latency_s=self.latency_base_s + completion / self.tokens_per_s,
         )
 
+    def max_cost(self, query: str, problem: Problem) -> float:
+        """Exact: the simulated call's cost is known before it is made."""
+        return self._reply(query, problem).cost_usd
+
     def call(self, query: str, problem: Problem) -> ExpertReply:
         reply = self._reply(query, problem)
         if self.simulate_latency:

@@ -37,6 +37,8 @@ def _import_vllm() -> Any:
 class VLLMExpert(Expert):
     """A vLLM offline engine; see the module docstring."""
 
+    default_max_tokens = 512
+
     def __init__(self, spec: ExpertSpec, *, seed: int = 0, engine: Any = None, sampling_params_cls: Any = None, **_: Any):
         super().__init__(spec)
         opts = spec.options
@@ -52,7 +54,7 @@ class VLLMExpert(Expert):
         self.engine = engine
         self.use_chat = bool(opts.get("use_chat", True))
         temperature = float(opts.get("temperature", 0.0))
-        sampling: dict[str, Any] = {"max_tokens": int(opts.get("max_tokens", 512)), "temperature": temperature}
+        sampling: dict[str, Any] = {"max_tokens": int(opts.get("max_tokens", self.default_max_tokens)), "temperature": temperature}
         if temperature > 0:
             sampling.update(top_p=float(opts.get("top_p", 1.0)), seed=int(seed))
         self.sampling_params = sampling_params_cls(**sampling)

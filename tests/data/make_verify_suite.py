@@ -1,4 +1,4 @@
-"""Build tests/data/verify_suite.jsonl: labelled (pred, gold, label) pairs for corl_gym.verify.
+"""Build benchmarks/data/verify_suite.jsonl (package data, so verify_bench runs from an install): labelled (pred, gold, label) pairs for corl_gym.verify.
 
 Labels come from how each pair is made, never from a checker: every gold answer is rewritten by a
 transformation that is known to keep its value (label true: `\\frac{a}{b}` -> `a/b`, `k\\sqrt{m}` ->
@@ -18,7 +18,7 @@ import re
 from fractions import Fraction
 from pathlib import Path
 
-OUT = Path(__file__).with_name("verify_suite.jsonl")
+OUT = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "verify_suite.jsonl"
 
 
 def _load(name: str) -> list[dict]:
