@@ -120,6 +120,8 @@ def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: 
     a zero advantage). `dual_clip` > 1 (Ye et al. 2020, veRL's `clip_ratio_c`) also bounds the loss of a
     negative-advantage token by `-advantage * dual_clip`, so one huge ratio cannot dominate the batch;
     0 turns it off."""
+    if dual_clip and dual_clip <= 1.0:
+        raise ValueError(f"dual_clip must be > 1 (or 0: off), got {dual_clip}")
     log_ratio = torch.clamp(logprobs - old_logprobs, -max_log_ratio, max_log_ratio)
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
