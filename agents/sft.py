@@ -15,16 +15,19 @@ teacher. It is budget-blind on purpose, since which expert each budget affords i
 a mix tuned per budget would hand RL the answer, and one tuned against the budget would handicap the
 start. SFT teaches the grammar, that every choice is possible, and the copy.
 
-Two options make the copy learnable by a small model trained from scratch (the tiny-cpu preset):
+Three options make the copy learnable by a small model trained from scratch (the tiny-cpu preset):
 
 - `--call-query TEXT`: every teacher call sends TEXT instead of the whole problem, so a call turn is a
   few tokens. A simulated expert answers the episode's problem whatever the wording (it cannot read the
   query); with a real expert the query should carry the problem, so leave this empty.
 - `--random-answers`: each demonstration plays a training problem whose gold answer is replaced by a
-  random integer (seeded), so the expert replies and the copied answer carry a number that only the
+  random one (`random_answer`), so the expert replies and the copied answer carry a number that only the
   reply holds. A model can then lower its loss on the answer turn only by copying from the reply, never
   by recalling a training problem's answer; the first turn (the choice) is unchanged. The replies still
   follow the simulated experts' accuracy (a wrong expert's number is a plausible wrong one).
+- `--copy-short-steps`, `--copy-long-steps`, `--copy-rows`: copy pretraining before SFT, and copy
+  sequences mixed into every SFT batch (`corl_gym.agents.copy_skill`: the induction skill that a
+  pretrained LLM brings and a model trained from scratch lacks).
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ class SFTConfig:
     prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
     call_query: str = _f("", "sub-query of every teacher call; empty: the whole problem (see the module docstring)")
     random_answers: bool = _f(False, "give each demonstration's problem a random integer answer (see the module docstring)")
+    copy_short_steps: int = _f(0, "copy pretraining before SFT: steps on short repeat sequences (agents.copy_skill)")
+    copy_long_steps: int = _f(0, "copy pretraining: then steps on sequences as long as the env's contexts")
+    copy_lr: float = _f(3e-3, "learning rate of copy pretraining")
+    copy_rows: int = _f(0, "long repeat sequences added to every SFT batch, so the copy skill survives SFT")
     seed: int = _f(0, "seed of demonstrations, model and order")
     time_limit_s: float = _f(0.0, "stop after this many seconds; 0: no limit")
     progress: bool = _f(True, "progress bar")
@@ -93,7 +100,8 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
 
     rng = random.Random(seed)
     if random_answers:  # one problem per episode, pinned by index (ids repeat, answers differ)
-        problems = [dataclasses.replace(rng.choice(problems), answer=str(random_integer(rng))) for _ in range(episodes)]
+        answers = [p.answer for p in problems]
+        problems = [dataclasses.replace(rng.choice(problems), answer=random_answer(rng, answers)) for _ in range(episodes)]
     env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed",
                       expert_seed=seed, prompt_style=prompt_style)
     routers = {name: make_router(name, seed) for name in set(teachers)}
@@ -121,9 +129,11 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
     return demos
 
 
-def random_integer(rng: random.Random) -> int:
-    """Uniform over the integers of at most 3 digits, either sign (each one token of the tiny tokenizer)."""
-    return rng.randint(-999, 999)
+def random_answer(rng: random.Random, answers: Sequence[str]) -> str:
+    """Half the time another training problem's gold answer (the real answers' distribution, small numbers
+    included, which also occur in expert names and prices: the clone must learn to stop copying after
+    the number), else a uniform integer of at most 3 digits, either sign (every number token)."""
+    return rng.choice(answers) if rng.random() < 0.5 else str(rng.randint(-999, 999))
 
 
 def sft_loss(model: Any, batch: dict[str, Any]):
@@ -137,12 +147,16 @@ def sft_loss(model: Any, batch: dict[str, Any]):
 
 def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, log_path: Path | None = None,
               max_steps: int | None = None) -> list[float]:
-    """AdamW with warmup and cosine decay over `epochs` passes; returns the loss of every step."""
+    """AdamW with warmup and cosine decay over `epochs` passes; returns the loss of every step. With
+    `cfg.copy_rows`, each step adds the copy task's loss on that many long repeat sequences."""
     import torch
 
     from corl_gym.agents.ppo.rollout import collate
 
-    rng = np.random.default_rng(cfg.seed)
+    from corl_gym.agents.copy_skill import LONG, copy_loss, repeat_batch
+
+    rng, copy_rng = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed + 1)
+    copy_stage = dataclasses.replace(LONG, batch_size=cfg.copy_rows)
     steps_per_epoch = math.ceil(len(demos) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if max_steps is None else min(max_steps, steps_per_epoch * cfg.epochs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
@@ -158,6 +172,8 @@ def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, 
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = sft_loss(model, batch)
+        if cfg.copy_rows:
+            loss = loss + copy_loss(model, *repeat_batch(copy_rng, copy_stage, len(tokenizer)))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -205,6 +221,24 @@ def build_tiny(folder: Path, pool_name: str, problems: list, size: str, seed: in
     return tiny_qwen2(len(tokenizer), size, seed=seed), tokenizer
 
 
+def pretrain_copy_skill(model: Any, vocab_size: int, cfg: SFTConfig, log_path: Path) -> None:
+    """`cfg.copy_short_steps` then `cfg.copy_long_steps` of copy pretraining (`agents.copy_skill`), logged
+    to `log_path`; nothing when both are 0."""
+    from corl_gym.agents.copy_skill import LONG, SHORT, pretrain_copy
+
+    log_path.unlink(missing_ok=True)
+    stages = [dataclasses.replace(SHORT, steps=cfg.copy_short_steps), dataclasses.replace(LONG, steps=cfg.copy_long_steps)]
+    stages = [stage for stage in stages if stage.steps]
+    if not stages:
+        return
+
+    def log(step: int, metrics: dict[str, float]) -> None:
+        with log_path.open("a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    pretrain_copy(model, vocab_size, stages, cfg.copy_lr, cfg.seed, cfg.progress, log)
+
+
 def run_sft(cfg: SFTConfig) -> Path:
     """Demonstrations, training, and the model saved under `cfg.out` (with `corl_train.json`)."""
     import torch
@@ -226,6 +260,7 @@ def run_sft(cfg: SFTConfig) -> Path:
     pool = load_pool(cfg.pool, seed=cfg.seed)
     teachers = teacher_names(cfg.teachers, pool.expert_names())
     pool.close()
+    pretrain_copy_skill(model, len(tokenizer), cfg, out / "copy_metrics.jsonl")
     demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed,
                           prompt_style=cfg.prompt_style, call_query=cfg.call_query, random_answers=cfg.random_answers)
     (out / "sft_metrics.jsonl").unlink(missing_ok=True)
