@@ -92,9 +92,10 @@ def copy_rate(model: Any, tokenizer: Any, problems: Sequence[Problem], *, pool: 
               call_query: str = "", prompt_style: str = "full", max_new_tokens: int = 96, seed: int = 0,
               budgets: Sequence[str] = ("low", "medium", "high"), batch_size: int = 64) -> float:
     """The forced-call copy rate: each problem's episode begins with a call the controller did not choose
-    (experts and budgets in turn; the query is `call_query`, else the problem), then the controller
-    writes one turn, greedy. Returns the share of turns whose answer equals the expert's stated answer
-    (right or wrong: copying is the skill measured, not accuracy)."""
+    (every budget with every expert, in turn; the query is `call_query`, else the problem), then the
+    controller writes one turn, greedy. Returns the share of turns whose answer equals the expert's
+    stated answer (right or wrong: copying is the skill measured, not accuracy); a turn that is not an
+    answer, or a failed call, counts as not copied."""
     from corl_gym import verify
     from corl_gym.agents.llm import HFGenerator
     from corl_gym.envs.vector import CORLMathVectorEnv
@@ -108,7 +109,8 @@ def copy_rate(model: Any, tokenizer: Any, problems: Sequence[Problem], *, pool: 
         names = envs.envs[0].expert_names
         for i, (env, problem) in enumerate(zip(envs.envs, chunk)):
             env.reset(seed=seed + start + i, options={"problem_id": problem.id, "budget": budgets[(start + i) % len(budgets)]})
-        calls = [CallAction(names[(start + i) % len(names)], call_query or p.problem) for i, p in enumerate(chunk)]
+        calls = [CallAction(names[(start + i) // len(budgets) % len(names)], call_query or p.problem)
+                 for i, p in enumerate(chunk)]
         observations, *_ = envs.step(calls)
         turns = generator.generate(list(observations), max_new_tokens=max_new_tokens, temperature=0.0)
         for env, turn in zip(envs.envs, turns):

@@ -33,7 +33,8 @@ class PPOConfig:
     integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 3 digits")
     budget: str = _f("mixed", "budget mode of training episodes; `mixed` draws low/medium/high per episode")
     max_turns: int = _f(3, "turns per episode before truncation")
-    prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
+    prompt_style: str = _f("", "`full` or `compact` prompt and response blocks (see CORL-Math-v0); empty: the "
+                                "style the model was trained on (its corl_train.json), else full")
     # rollout
     iterations: int = _f(100, "PPO iterations (rollout + update)")
     num_envs: int = _f(16, "episodes per iteration per process (one vector env of this size)")

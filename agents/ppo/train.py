@@ -21,6 +21,7 @@ global token counts, so the update equals one process's on the union of the batc
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import sys
@@ -46,6 +47,8 @@ from corl_gym.agents.ppo.rollout import check_turn_budget, collate, play, summar
 def train(cfg: PPOConfig) -> Path:
     if cfg.temperature <= 0:
         raise ValueError(f"temperature must be > 0 for PPO rollouts (sampling), got {cfg.temperature}")
+    trained_on = train_settings(Path(cfg.model))
+    cfg = dataclasses.replace(cfg, prompt_style=cfg.prompt_style or trained_on.get("prompt_style", "full"))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     rank, world_size = init_distributed(device)
     if world_size > 1 and device.startswith("cuda"):
@@ -81,7 +84,7 @@ def train(cfg: PPOConfig) -> Path:
     problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
     envs = CORLMathVectorEnv(cfg.num_envs, pool=cfg.pool, problems=problems, budget=cfg.budget, tokenizer=tokenizer,
                              max_turns=cfg.max_turns, expert_seed=cfg.seed, prompt_style=cfg.prompt_style)
-    check_turn_budget(tokenizer, envs.envs[0].expert_names, cfg.max_new_tokens, train_settings(Path(cfg.model)).get("call_query", ""))
+    check_turn_budget(tokenizer, envs.envs[0].expert_names, cfg.max_new_tokens, trained_on.get("call_query", ""))
     # old, reference and new log-probs are all taken under the distribution the rollout sampled from
     sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, vocab_limit=len(tokenizer))
     logger = MetricLogger(out, cfg.tensorboard, enabled=rank == 0)
