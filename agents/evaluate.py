@@ -8,7 +8,8 @@ batch concurrent). Rows have the bench's keys (`pool`, `dataset`, `seed`, `polic
 `corl_gym.benchmarks.report` summarises them; `eval.json` adds the well-formed action rate (turns
 without an `action_error`). DIR is a model folder (`config.json` and tokenizer), a training run's output
 folder (its latest checkpoint), or a checkpoint folder (its `actor/`). The run's `corl_train.json`, when
-present, supplies defaults (pool, turns, problem filter).
+present, supplies defaults (pool, turns, problem filter) and the prompt style, which eval always takes
+from the run (a controller is evaluated on the prompt it was trained on).
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def load_controller(model_dir: str | Path, device: str = "cpu"):
 def evaluate(model: Any, tokenizer: Any, *, pool: str = "sim-paper", datasets: Sequence[str] = ("synthetic",),
              budgets: Sequence[str] = ("low", "medium", "high"), limit: int | None = 100, seed: int = 0,
              test_fraction: float = 0.5, integer_answers: bool = False, max_turns: int = 3, max_new_tokens: int = 96,
-             batch_size: int = 32, policy: str = "controller") -> list[dict[str, Any]]:
-    """One greedy episode per (dataset, budget, held-out problem); returns bench rows."""
+             batch_size: int = 32, policy: str = "controller", prompt_style: str = "full",
+             call_query: str = "") -> list[dict[str, Any]]:
+    """One greedy episode per (dataset, budget, held-out problem); returns bench rows. `max_new_tokens` must
+    hold a call to every expert (with `call_query`, the query the controller was taught, if any)."""
     from corl_gym.agents.llm import HFGenerator
-    from corl_gym.agents.ppo.rollout import play
+    from corl_gym.agents.ppo.rollout import check_turn_budget, play
     from corl_gym.envs.vector import CORLMathVectorEnv
 
     generator = HFGenerator(model, tokenizer)
@@ -76,12 +79,46 @@ def evaluate(model: Any, tokenizer: Any, *, pool: str = "sim-paper", datasets: S
         for start in range(0, len(jobs), batch_size):
             chunk = jobs[start : start + batch_size]
             envs = CORLMathVectorEnv(len(chunk), pool=pool, expert_seed=seed, problems=problems, tokenizer=tokenizer,
-                                     max_turns=max_turns, budget="mixed")
+                                     max_turns=max_turns, budget="mixed", prompt_style=prompt_style)
+            check_turn_budget(tokenizer, envs.envs[0].expert_names, max_new_tokens, call_query)
             pins = [{"problem_id": p.id, "budget": b} for b, p in chunk]
             episodes, _ = play(envs, generator, seed=seed, max_new_tokens=max_new_tokens, temperature=0.0, pins=pins)
             envs.close()
             rows += [_row(e, pool, dataset, seed, policy) for e in episodes]
     return rows
+
+
+def copy_rate(model: Any, tokenizer: Any, problems: Sequence[Problem], *, pool: str = "sim-paper",
+              call_query: str = "", prompt_style: str = "full", max_new_tokens: int = 96, seed: int = 0,
+              budgets: Sequence[str] = ("low", "medium", "high"), batch_size: int = 64) -> float:
+    """The forced-call copy rate: each problem's episode begins with a call the controller did not choose
+    (every budget with every expert, in turn; the query is `call_query`, else the problem), then the
+    controller writes one turn, greedy. Returns the share of turns whose answer equals the expert's
+    stated answer (right or wrong: copying is the skill measured, not accuracy); a turn that is not an
+    answer, or a failed call, counts as not copied."""
+    from corl_gym import verify
+    from corl_gym.agents.llm import HFGenerator
+    from corl_gym.envs.vector import CORLMathVectorEnv
+    from corl_gym.protocol import AnswerAction, CallAction, parse_action, stated_answer
+
+    generator, copied = HFGenerator(model, tokenizer), 0
+    for start in range(0, len(problems), batch_size):
+        chunk = list(problems[start : start + batch_size])
+        envs = CORLMathVectorEnv(len(chunk), pool=pool, expert_seed=seed, problems=problems, tokenizer=tokenizer,
+                                 max_turns=2, budget="mixed", prompt_style=prompt_style)
+        names = envs.envs[0].expert_names
+        for i, (env, problem) in enumerate(zip(envs.envs, chunk)):
+            env.reset(seed=seed + start + i, options={"problem_id": problem.id, "budget": budgets[(start + i) % len(budgets)]})
+        calls = [CallAction(names[(start + i) // len(budgets) % len(names)], call_query or p.problem)
+                 for i, p in enumerate(chunk)]
+        observations, *_ = envs.step(calls)
+        turns = generator.generate(list(observations), max_new_tokens=max_new_tokens, temperature=0.0)
+        for env, turn in zip(envs.envs, turns):
+            action, reply = parse_action(turn.text, names), env.last_reply
+            if reply is not None and reply.error is None and isinstance(action, AnswerAction):
+                copied += verify.is_equivalent(stated_answer(action.text), stated_answer(reply.text))
+        envs.close()
+    return copied / max(len(problems), 1)
 
 
 def _row(e: Any, pool: str, dataset: str, seed: int, policy: str) -> dict[str, Any]:
@@ -92,20 +129,29 @@ def _row(e: Any, pool: str, dataset: str, seed: int, policy: str) -> dict[str, A
     }
 
 
-def eval_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """dataset -> budget -> mean reward, accuracy, mean cost, expert-call ratio, well-formed action rate."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+def eval_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """dataset -> budget -> `n`, `mean_reward`, `reward_se` (its standard error), `accuracy`,
+    `mean_cost_usd`, `expert_call_ratio` (episodes with a call), `calls_per_expert` (mean calls per
+    episode), `over_budget_rate`, `well_formed_rate` (turns without an action error)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["budget"]), []).append(r)
     for (dataset, budget), group in groups.items():
         n, turns = len(group), max(sum(r["turns"] for r in group), 1)
+        rewards = [float(r["reward"]) for r in group]
+        mean = sum(rewards) / n
+        variance = sum((x - mean) ** 2 for x in rewards) / (n - 1) if n > 1 else 0.0
+        experts = list(dict.fromkeys(e for r in group for e in r["calls"]))
         out.setdefault(dataset, {})[budget] = {
             "n": n,
-            "mean_reward": sum(r["reward"] for r in group) / n,
+            "mean_reward": mean,
+            "reward_se": (variance / n) ** 0.5,
             "accuracy": sum(r["correct"] for r in group) / n,
             "mean_cost_usd": sum(r["cost_usd"] for r in group) / n,
             "expert_call_ratio": sum(any(r["calls"].values()) for r in group) / n,
+            "calls_per_expert": {e: sum(r["calls"].get(e, 0) for r in group) / n for e in experts},
+            "over_budget_rate": sum(r["over_budget"] for r in group) / n,
             "well_formed_rate": 1.0 - sum(r["action_errors"] for r in group) / turns,
         }
     return out
@@ -204,7 +250,8 @@ def _evaluate_args(args, model, tokenizer, settings, model_dir, seed, dataset, b
         integer_answers=settings.get("integer_answers", False) if args.integer_answers is None else args.integer_answers == "true",
         max_turns=args.max_turns or settings.get("max_turns", 3),
         max_new_tokens=args.max_new_tokens or settings.get("max_new_tokens", 96), batch_size=args.batch_size,
-        policy=args.policy or _run_name(model_dir),
+        policy=args.policy or _run_name(model_dir), prompt_style=settings.get("prompt_style", "full"),
+        call_query=settings.get("call_query", ""),
     )
 
 

@@ -177,19 +177,15 @@ class HFGenerator:
 
 
 def _sample(torch, logits, temperature: float, top_p: float, rng):
-    """Greedy when temperature is 0; else temperature and nucleus (top-p) sampling. Returns the tokens
-    and their log-probabilities under the distribution sampled from."""
+    """Greedy when temperature is 0; else temperature and nucleus (top-p) sampling from
+    `core.sampling_log_softmax`, the distribution PPO scores its tokens under. Returns the tokens and
+    their log-probabilities under the distribution sampled from."""
+    from corl_gym.agents.ppo.core import sampling_log_softmax
+
     if temperature <= 0:
-        logp = torch.log_softmax(logits, -1)
-        token = logp.argmax(-1)
-        return token, torch.zeros_like(token, dtype=logp.dtype)
-    logp = torch.log_softmax(logits / temperature, -1)
-    if top_p < 1.0:
-        sorted_logp, order = logp.sort(-1, descending=True)
-        outside = sorted_logp.exp().cumsum(-1) - sorted_logp.exp() > top_p
-        sorted_logp = sorted_logp.masked_fill(outside, float("-inf"))
-        logp = torch.full_like(logp, float("-inf")).scatter(-1, order, sorted_logp)
-        logp = torch.log_softmax(logp, -1)
+        token = logits.argmax(-1)
+        return token, torch.zeros_like(token, dtype=logits.dtype)
+    logp = sampling_log_softmax(logits, temperature, top_p)
     token = torch.multinomial(logp.exp(), 1, generator=rng).squeeze(-1)
     return token, logp.gather(-1, token[:, None]).squeeze(-1)
 

@@ -1,23 +1,33 @@
-"""SFT warm start: clone scripted routers' trajectories so a small controller learns the action grammar
-before RL.
+"""SFT warm start: clone scripted routers' trajectories so a small controller learns the action grammar,
+and to copy an expert's answer, before RL.
 
     corl-gym train --learner sft --model DIR --out runs/sft            # any transformers causal LM
     corl-gym train --learner sft --size tiny-cpu --out runs/sft        # a tiny Qwen2 + tokenizer built here
 
 Demonstrations are episodes of `CORL-Math-v0` in token mode played by the routers of
-`corl_gym.agents.routers`, one teacher drawn per episode from `--teachers` (default: answer itself, or
-call one expert and copy its boxed answer, each equally often). The loss is the cross-entropy of the
-controller's own tokens only (the trajectory's `action_mask`; the prompt and the env's blocks are
-context), averaged over those tokens with a `clamp(min=1)` denominator. The teachers are deliberately
-indifferent to the budget: SFT teaches the grammar and the copy of an expert's answer, and RL has to
-learn which choice each budget rewards.
+`corl_gym.agents.routers`, one teacher drawn per episode from `--teachers`. The loss is the
+cross-entropy of the controller's own tokens only (the trajectory's `action_mask`; the prompt and the
+env's blocks are context), averaged over those tokens with a `clamp(min=1)` denominator.
 
-Window phase (`--window N`, used by the tiny-cpu preset): before the full trajectories, train on the
-last N tokens of those that called an expert. Copying the expert's boxed answer into `<answer>` needs only the response block, and
-a window of 64 tokens costs an eighth of a 500-token trajectory, so a model trained from scratch learns
-the copy in a minute of CPU instead of never within the time box. Qwen2's rotary attention depends on
-relative positions only, so the copy carries over to the full context, where the second phase then
-trains the grammar, the choice of action and the copy together.
+The default teacher mix is uniform over answering itself and calling each expert (then copying its
+boxed answer), whatever the budget: the `random` router's distribution, with each choice as its own
+teacher. It is budget-blind on purpose, since which expert each budget affords is what RL has to learn;
+a mix tuned per budget would hand RL the answer, and one tuned against the budget would handicap the
+start. SFT teaches the grammar, that every choice is possible, and the copy.
+
+Three options make the copy learnable by a small model trained from scratch (the tiny-cpu preset):
+
+- `--call-query TEXT`: every teacher call sends TEXT instead of the whole problem, so a call turn is a
+  few tokens. A simulated expert answers the episode's problem whatever the wording (it cannot read the
+  query); with a real expert the query should carry the problem, so leave this empty.
+- `--random-answers`: each demonstration plays a training problem whose gold answer is replaced by a
+  random one (`random_answer`), so the expert replies and the copied answer carry a number that only the
+  reply holds. A model can then lower its loss on the answer turn only by copying from the reply, never
+  by recalling a training problem's answer; the first turn (the choice) is unchanged. The replies still
+  follow the simulated experts' accuracy (a wrong expert's number is a plausible wrong one).
+- `--copy-short-steps`, `--copy-long-steps`, `--copy-rows`: copy pretraining before SFT, and copy
+  sequences mixed into every SFT batch (`corl_gym.agents.copy_skill`: the induction skill that a
+  pretrained LLM brings and a model trained from scratch lacks).
 """
 
 from __future__ import annotations
@@ -56,10 +66,13 @@ class SFTConfig:
     batch_size: int = _f(16, "trajectories per optimiser step")
     lr: float = _f(1e-3, "peak learning rate (linear warmup, cosine decay)")
     warmup_steps: int = _f(10, "warmup steps")
-    window: int = _f(0, "first train on the last WINDOW tokens of each demonstration; 0: off (see the module docstring)")
-    window_steps: int = _f(400, "steps of the window phase")
-    window_batch_size: int = _f(32, "windows per step")
-    window_time_limit_s: float = _f(0.0, "stop the window phase after this many seconds; 0: no limit")
+    prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
+    call_query: str = _f("", "sub-query of every teacher call; empty: the whole problem (see the module docstring)")
+    random_answers: bool = _f(False, "give each demonstration's problem a random integer answer (see the module docstring)")
+    copy_short_steps: int = _f(0, "copy pretraining before SFT: steps on short repeat sequences (agents.copy_skill)")
+    copy_long_steps: int = _f(0, "copy pretraining: then steps on sequences as long as the env's contexts")
+    copy_lr: float = _f(3e-3, "learning rate of copy pretraining")
+    copy_rows: int = _f(0, "long repeat sequences added to every SFT batch, so the copy skill survives SFT")
     seed: int = _f(0, "seed of demonstrations, model and order")
     time_limit_s: float = _f(0.0, "stop after this many seconds; 0: no limit")
     progress: bool = _f(True, "progress bar")
@@ -77,23 +90,33 @@ def teacher_names(spec: str, expert_names: Sequence[str]) -> list[str]:
 
 
 def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[str], episodes: int,
-                  max_turns: int, seed: int) -> list[Episode]:
-    """Token-mode episodes of the teachers; each turn's ids are exactly what the env appended for it."""
+                  max_turns: int, seed: int, *, prompt_style: str = "full", call_query: str = "",
+                  random_answers: bool = False) -> list[Episode]:
+    """Token-mode episodes of the teachers; each turn's ids are exactly what the env appended for it.
+    `call_query` and `random_answers`: see the module docstring."""
     from corl_gym.agents.routers import make_router
     from corl_gym.envs.math_env import CORLMathEnv
+    from corl_gym.protocol import CallAction
 
-    env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed", expert_seed=seed)
-    routers = {name: make_router(name, seed) for name in set(teachers)}
     rng = random.Random(seed)
+    if random_answers:  # one problem per episode, pinned by index (ids repeat, answers differ)
+        answers = [p.answer for p in problems]
+        problems = [dataclasses.replace(rng.choice(problems), answer=random_answer(rng, answers)) for _ in range(episodes)]
+    env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed",
+                      expert_seed=seed, prompt_style=prompt_style)
+    routers = {name: make_router(name, seed) for name in set(teachers)}
     demos = []
     for k in range(episodes):
         router = routers[rng.choice(teachers)]
-        obs, info = env.reset(seed=seed + k)
+        obs, info = env.reset(seed=seed + k, options={"problem_index": k} if random_answers else None)
         router.reset(env, info)
         episode = Episode(list(obs), [0] * len(obs), budget=info["budget"], problem_id=info["problem_id"])
         done = False
         while not done:
-            obs, reward, terminated, truncated, info = env.step(router.act(obs, info))
+            action = router.act(obs, info)
+            if call_query and isinstance(action, CallAction):
+                action = CallAction(action.expert, call_query)
+            obs, reward, terminated, truncated, info = env.step(action)
             env_ids = info["env_token_ids"]
             turn = [int(t) for t in obs[len(episode.ids) : len(obs) - len(env_ids)]]
             episode.ids += turn + list(env_ids)
@@ -104,6 +127,13 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
         demos.append(episode)
     env.close()
     return demos
+
+
+def random_answer(rng: random.Random, answers: Sequence[str]) -> str:
+    """Half the time another training problem's gold answer (the real answers' distribution, small numbers
+    included, which also occur in expert names and prices: the clone must learn to stop copying after
+    the number), else a uniform integer of at most 3 digits, either sign (every number token)."""
+    return rng.choice(answers) if rng.random() < 0.5 else str(rng.randint(-999, 999))
 
 
 def sft_loss(model: Any, batch: dict[str, Any]):
@@ -117,12 +147,16 @@ def sft_loss(model: Any, batch: dict[str, Any]):
 
 def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, log_path: Path | None = None,
               max_steps: int | None = None) -> list[float]:
-    """AdamW with warmup and cosine decay over `epochs` passes; returns the loss of every step."""
+    """AdamW with warmup and cosine decay over `epochs` passes; returns the loss of every step. With
+    `cfg.copy_rows`, each step adds the copy task's loss on that many long repeat sequences."""
     import torch
 
     from corl_gym.agents.ppo.rollout import collate
 
-    rng = np.random.default_rng(cfg.seed)
+    from corl_gym.agents.copy_skill import LONG, copy_loss, repeat_batch
+
+    rng, copy_rng = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed + 1)
+    copy_stage = dataclasses.replace(LONG, batch_size=cfg.copy_rows)
     steps_per_epoch = math.ceil(len(demos) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs if max_steps is None else min(max_steps, steps_per_epoch * cfg.epochs)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.95))
@@ -138,6 +172,8 @@ def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, 
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss = sft_loss(model, batch)
+        if cfg.copy_rows:
+            loss = loss + copy_loss(model, *repeat_batch(copy_rng, copy_stage, len(tokenizer)))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -174,15 +210,33 @@ def _bar(cfg: SFTConfig, total: int):
     return tqdm(total=total, desc="sft", unit="step", dynamic_ncols=True)
 
 
-def build_tiny(folder: Path, pool_name: str, problems: list, size: str, seed: int):
+def build_tiny(folder: Path, pool_name: str, problems: list, size: str, seed: int, call_query: str = ""):
     """A tokenizer trained on the env's texts and a random tiny Qwen2 (see `agents.tiny`)."""
     from corl_gym.agents.tiny import env_corpus, tiny_qwen2, train_tokenizer
     from corl_gym.experts import load_pool
 
     pool = load_pool(pool_name, seed=seed)
-    tokenizer = train_tokenizer(env_corpus(pool, problems), folder)
+    tokenizer = train_tokenizer(env_corpus(pool, problems, call_query=call_query), folder)
     pool.close()
     return tiny_qwen2(len(tokenizer), size, seed=seed), tokenizer
+
+
+def pretrain_copy_skill(model: Any, vocab_size: int, cfg: SFTConfig, log_path: Path) -> None:
+    """`cfg.copy_short_steps` then `cfg.copy_long_steps` of copy pretraining (`agents.copy_skill`), logged
+    to `log_path`; nothing when both are 0."""
+    from corl_gym.agents.copy_skill import LONG, SHORT, pretrain_copy
+
+    log_path.unlink(missing_ok=True)
+    stages = [dataclasses.replace(SHORT, steps=cfg.copy_short_steps), dataclasses.replace(LONG, steps=cfg.copy_long_steps)]
+    stages = [stage for stage in stages if stage.steps]
+    if not stages:
+        return
+
+    def log(step: int, metrics: dict[str, float]) -> None:
+        with log_path.open("a") as f:
+            f.write(json.dumps({"step": step, **metrics}) + "\n")
+
+    pretrain_copy(model, vocab_size, stages, cfg.copy_lr, cfg.seed, cfg.progress, log)
 
 
 def run_sft(cfg: SFTConfig) -> Path:
@@ -200,25 +254,22 @@ def run_sft(cfg: SFTConfig) -> Path:
 
         tokenizer, model = AutoTokenizer.from_pretrained(cfg.model), AutoModelForCausalLM.from_pretrained(cfg.model)
     else:
-        model, tokenizer = build_tiny(out, cfg.pool, problems, cfg.size, cfg.seed)
+        model, tokenizer = build_tiny(out, cfg.pool, problems, cfg.size, cfg.seed, cfg.call_query)
     from corl_gym.experts import load_pool
 
     pool = load_pool(cfg.pool, seed=cfg.seed)
     teachers = teacher_names(cfg.teachers, pool.expert_names())
     pool.close()
-    demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed)
+    pretrain_copy_skill(model, len(tokenizer), cfg, out / "copy_metrics.jsonl")
+    demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed,
+                          prompt_style=cfg.prompt_style, call_query=cfg.call_query, random_answers=cfg.random_answers)
     (out / "sft_metrics.jsonl").unlink(missing_ok=True)
-    if cfg.window:
-        windows = [Episode(d.ids[-cfg.window:], d.action_mask[-cfg.window:]) for d in demos if any(d.calls.values())]
-        epochs = math.ceil(cfg.window_steps * cfg.window_batch_size / len(windows))
-        phase = dataclasses.replace(cfg, epochs=epochs, batch_size=cfg.window_batch_size, time_limit_s=cfg.window_time_limit_s)
-        losses = train_sft(model, tokenizer, windows, phase, out / "sft_window_metrics.jsonl", max_steps=cfg.window_steps)
-        print(f"window phase: {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
     train_sft(model, tokenizer, demos, cfg, out / "sft_metrics.jsonl")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
-                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns}
+                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "prompt_style": cfg.prompt_style,
+                "call_query": cfg.call_query}
     (out / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
     return out
 

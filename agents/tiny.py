@@ -55,12 +55,17 @@ def train_tokenizer(texts: Iterable[str], folder: str | Path, vocab_size: int = 
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
-def env_corpus(pool: Any, problems: list, n_replies: int = 300) -> list[str]:
-    """The texts a controller meets in `CORL-Math-v0` with `pool`: prompts, problems, replies, actions."""
-    from corl_gym.protocol import RosterEntry, corrective_message, format_response, system_prompt, InvalidAction
+def env_corpus(pool: Any, problems: list, n_replies: int = 300, call_query: str = "") -> list[str]:
+    """The texts a controller meets in `CORL-Math-v0` with `pool`, in both prompt styles: prompts,
+    problems, replies, actions (calls with `call_query`, or the problem when it is empty)."""
+    from corl_gym.protocol import (
+        InvalidAction, RosterEntry, compact_response, compact_system_prompt, corrective_message, format_response,
+        system_prompt,
+    )
 
     roster = [RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in pool.experts.items()]
-    texts = [system_prompt(roster, mode, t) for mode, t in pool.budgets.items()] * 20
+    texts = [make(roster, mode, t) for mode, t in pool.budgets.items() for make in (system_prompt, compact_system_prompt)]
+    texts *= 20
     texts += [" ".join(str(n) for n in range(1000))] * 3  # every number below 1000 becomes one token
     texts += [corrective_message(InvalidAction(r), pool.expert_names()) for r in ("no_action", "unknown_expert")] * 10
     for i, problem in enumerate(problems):
@@ -68,9 +73,10 @@ def env_corpus(pool: Any, problems: list, n_replies: int = 300) -> list[str]:
         texts.append(f"<answer>\\boxed{{{problem.answer}}}</answer>")
         if i < n_replies:
             name = pool.expert_names()[i % len(pool.experts)]
-            reply = pool.call(name, problem.problem, problem)
-            texts.append(f'<call expert="{name}">{problem.problem}</call>')
-            texts.append(format_response(name, reply.text, reply.cost_usd, 0.01))
+            reply = pool.call(name, call_query or problem.problem, problem)
+            texts.append(f'<call expert="{name}">{call_query or problem.problem}</call>')
+            block = (format_response, compact_response)[i % 2]
+            texts.append(block(name, reply.text, reply.cost_usd, 0.01))
     return texts
 
 

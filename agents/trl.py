@@ -86,6 +86,7 @@ class GRPOConfig:
     integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 3 digits")
     budgets: str = _f("low,medium,high", "budget modes mixed in training (one dataset row per problem x mode)")
     max_turns: int = _f(3, "turns per episode before truncation")
+    prompt_style: str = _f("", "`full` or `compact` (see CORL-Math-v0); empty: the style the model was trained on, else full")
     episodes: int = _f(640, "sampled episodes in all (rounded up to whole optimiser steps)")
     episodes_per_step: int = _f(16, "episodes per generation (TRL's generation_batch_size)")
     num_generations: int = _f(4, "episodes per group (same problem and budget); divides episodes_per_step")
@@ -100,7 +101,7 @@ class GRPOConfig:
     scale_rewards: str = _f("group", "advantage scaling: group (GRPO), batch, none (Dr. GRPO)")
     seed: int = _f(0, "seed of sampling, data order and envs")
     time_limit_s: float = _f(0.0, "stop after this many seconds of training; 0: no limit")
-    eval_limit: int = _f(30, "held-out problems per budget in the preset's eval")
+    eval_limit: int = _f(100, "held-out problems per budget in the preset's eval")
     progress: bool = _f(True, "progress bar")
 
 
@@ -126,7 +127,7 @@ class CORLRollout:
 
     def __init__(self, tokenizer: Any, problems: Sequence[Any], pool: Any = "sim-paper", max_turns: int = 3,
                  max_new_tokens: int = 96, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                 generator: Any = None):
+                 generator: Any = None, prompt_style: str = "full"):
         from corl_gym.experts import Pool, load_pool
 
         self.tokenizer, self.problems = tokenizer, list(problems)
@@ -134,7 +135,7 @@ class CORLRollout:
         self.pool = load_pool(pool, seed=seed) if self._owns_pool else pool
         self.max_turns, self.max_new_tokens = max_turns, max_new_tokens
         self.temperature, self.top_p, self.seed = temperature, top_p, seed
-        self.generator = generator
+        self.generator, self.prompt_style = generator, prompt_style
         self.calls = 0
         self._envs: dict[int, Any] = {}
         self._generators: dict[int, Any] = {}
@@ -181,7 +182,7 @@ class CORLRollout:
             from corl_gym.envs.vector import CORLMathVectorEnv
 
             self._envs[n] = CORLMathVectorEnv(n, pool=self.pool, problems=self.problems, tokenizer=self.tokenizer,
-                                              max_turns=self.max_turns, budget="mixed")
+                                              max_turns=self.max_turns, budget="mixed", prompt_style=self.prompt_style)
         return self._envs[n]
 
     def _generator_for(self, model: Any):
@@ -263,6 +264,7 @@ def build_trainer(cfg: GRPOConfig, rollout: CORLRollout | None = None):
     from trl import GRPOTrainer
 
     from corl_gym.agents.evaluate import select_problems
+    from corl_gym.agents.ppo.rollout import check_turn_budget
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     tokenizer = AutoTokenizer.from_pretrained(cfg.model)
@@ -270,7 +272,8 @@ def build_trainer(cfg: GRPOConfig, rollout: CORLRollout | None = None):
     budgets = [b.strip() for b in cfg.budgets.split(",") if b.strip()]
     dataset = Dataset.from_dict({"prompt": episode_prompts(problems, budgets)})
     rollout = rollout or CORLRollout(tokenizer, problems, cfg.pool, cfg.max_turns, cfg.max_new_tokens,
-                                     cfg.temperature, cfg.top_p, cfg.seed)
+                                     cfg.temperature, cfg.top_p, cfg.seed, prompt_style=cfg.prompt_style)
+    check_turn_budget(tokenizer, rollout.pool.expert_names(), cfg.max_new_tokens, _trained_on(cfg).get("call_query", ""))
     steps = math.ceil(cfg.episodes / cfg.episodes_per_step) * cfg.num_minibatches
     trainer = GRPOTrainer(model=cfg.model, reward_funcs=[env_reward], args=trainer_args(cfg, device, steps),
                           train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout,
@@ -299,10 +302,17 @@ def _MetricsFile(path: Path, time_limit_s: float):
     return MetricsFile()
 
 
+def _trained_on(cfg: GRPOConfig) -> dict[str, Any]:
+    from corl_gym.agents.evaluate import train_settings
+
+    return train_settings(Path(cfg.model))
+
+
 def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
     """Run GRPO; save the model (a transformers folder `corl-gym eval` loads) under `out/actor`."""
     from corl_gym.agents.evaluate import TRAIN_CONFIG
 
+    cfg = replace(cfg, prompt_style=cfg.prompt_style or _trained_on(cfg).get("prompt_style", "full"))
     trainer, rollout = build_trainer(cfg, rollout)
     try:
         trainer.train()
@@ -313,45 +323,48 @@ def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
     trainer.processing_class.save_pretrained(str(folder))
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
                 "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "max_new_tokens": cfg.max_new_tokens,
-                "episodes": trainer.state.global_step * (cfg.episodes_per_step // cfg.num_minibatches)}
+                "prompt_style": cfg.prompt_style, "call_query": _trained_on(cfg).get("call_query", ""),
+                "episodes": trainer.state.global_step * (cfg.episodes_per_step // cfg.num_minibatches),
+                "planned_episodes": trainer.state.max_steps * (cfg.episodes_per_step // cfg.num_minibatches)}
     (folder / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
     return folder
 
 
 # ---------------------------------------------------------------------------------- the preset
 def run_preset(cfg: GRPOConfig) -> int:
-    """tiny-cpu: the PPO preset's settings and SFT start (built here unless --model), GRPO, eval of both."""
+    """tiny-cpu: the PPO preset's SFT start (built here unless --model) and its copy check, GRPO, and the
+    PPO preset's eval of both; `eval.json` has the PPO preset's fields with `grpo` for `ppo`."""
     from corl_gym.agents.evaluate import eval_summary, evaluate, load_controller, write_report
-    from corl_gym.agents.ppo.preset import PRESETS
-    from corl_gym.agents.sft import SFTConfig, run_sft
+    from corl_gym.agents.ppo.preset import PRESETS, Report, reference_rewards, sft_start
 
     preset = PRESETS[cfg.preset]
-    out, times, began = Path(cfg.out), {}, time.perf_counter()
-    if not cfg.model:
-        shared = dict(pool=cfg.pool, dataset=cfg.dataset, test_fraction=cfg.test_fraction,
-                      integer_answers=cfg.integer_answers, max_turns=cfg.max_turns, seed=cfg.seed, progress=cfg.progress)
-        cfg = replace(cfg, model=str(run_sft(SFTConfig(out=str(out / "sft"), **shared, **preset["sft"]))))
-        times["sft"] = time.perf_counter() - began
-    t0 = time.perf_counter()
-    model_dir = train(cfg)
-    times["grpo"] = time.perf_counter() - t0
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out, cfg.preset, cfg.dataset, cfg.pool)
+    cfg = replace(cfg, model=str(sft_start(cfg, preset, Path(cfg.model or out / "sft"), report, build=not cfg.model)))
+    if not report.copy_passed(preset["copy_check"]["min_rate"]):
+        return report.stop(f"copy check failed: the SFT start copied the expert's answer in {report.result['copy_rate']:.3f} "
+                           f"of held-out forced calls, below {preset['copy_check']['min_rate']}; GRPO was not run")
+    with report.phase("grpo"):
+        model_dir = train(cfg)
+    settings = json.loads((model_dir / "corl_train.json").read_text())
+    if settings["episodes"] < settings["planned_episodes"]:
+        report.cut(f"GRPO stopped at its {cfg.time_limit_s:.0f} s time cap after {settings['episodes']} of "
+                   f"{settings['planned_episodes']} episodes")
     eval_kwargs = dict(pool=cfg.pool, datasets=[cfg.dataset], test_fraction=cfg.test_fraction,
                        integer_answers=cfg.integer_answers, max_turns=cfg.max_turns, max_new_tokens=cfg.max_new_tokens,
-                       seed=cfg.seed, limit=cfg.eval_limit, batch_size=preset["eval"]["batch_size"])
-    t0 = time.perf_counter()
-    start_rows = evaluate(*load_controller(cfg.model), policy="sft", **eval_kwargs)
-    grpo_rows = evaluate(*load_controller(model_dir), policy="trl-grpo", **eval_kwargs)
-    times["eval"] = time.perf_counter() - t0
-    times["total"] = time.perf_counter() - began
+                       seed=cfg.seed, limit=cfg.eval_limit, batch_size=preset["eval"]["batch_size"],
+                       prompt_style=settings["prompt_style"], call_query=settings["call_query"])
+    with report.phase("eval_sft"):
+        start_rows = evaluate(*load_controller(cfg.model), policy="sft", **eval_kwargs)
+    with report.phase("eval_grpo"):
+        grpo_rows = evaluate(*load_controller(model_dir), policy="trl-grpo", **eval_kwargs)
     markdown = write_report(start_rows + grpo_rows, out, "eval_table")
-    settings = json.loads((model_dir / "corl_train.json").read_text())
-    result = {"grpo": eval_summary(grpo_rows)[cfg.dataset], "sft_start": eval_summary(start_rows)[cfg.dataset],
-              "episodes": settings["episodes"], "wall_s": times, "preset": cfg.preset, "dataset": cfg.dataset,
-              "pool": cfg.pool}
-    (out / "eval.json").write_text(json.dumps(result, indent=2))
+    report.result.update(grpo=eval_summary(grpo_rows)[cfg.dataset], sft_start=eval_summary(start_rows)[cfg.dataset],
+                         references=reference_rewards(cfg, start_rows), episodes=settings["episodes"])
+    report.write()
     print(markdown)
-    print(f"wrote {out / 'eval.json'}; {settings['episodes']} episodes; wall {times['total']:.0f} s")
-    return 0
+    return report.finish()
 
 
 def preset_overrides(name: str) -> dict[str, Any]:
@@ -361,7 +374,7 @@ def preset_overrides(name: str) -> dict[str, Any]:
 
     ppo = PRESETS[name]["ppo"]
     return dict(out=f"runs/trl-grpo-{name}", device=ppo["device"], integer_answers=ppo["integer_answers"],
-                max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"],
+                max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"], time_limit_s=ppo["time_limit_s"],
                 episodes=ppo["iterations"] * ppo["num_envs"], episodes_per_step=ppo["num_envs"], num_generations=4,
                 num_minibatches=ppo["num_minibatches"],
                 lr=ppo["actor_lr"], beta=ppo["kl_coef"], eval_limit=PRESETS[name]["eval"]["limit"])

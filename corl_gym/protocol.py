@@ -193,7 +193,11 @@ class RosterEntry:
 
 def system_prompt(roster: Iterable[RosterEntry], budget_mode: str, threshold_usd: float) -> str:
     """The controller's system prompt: roster with prices, budget mode and dollar threshold, grammar,
-    and a worked example. The text is stable: a policy trained on it must see the same words later."""
+    and a worked example. The text is stable: a policy trained on it must see the same words later.
+
+    It never shows a filled answer tag: a controller that has just read an expert's reply and writes
+    `<answer>\\boxed{` copies what followed the nearest earlier match of that prefix, and a literal
+    example here would be that match instead of the reply."""
     roster = list(roster)
     lines = [
         f"- {e.name}: {e.description} (${e.price_in:g} per 1M input tokens, ${e.price_out:g} per 1M output tokens)"
@@ -209,10 +213,34 @@ def system_prompt(roster: Iterable[RosterEntry], budget_mode: str, threshold_usd
         "Each turn, you may think inside <think>...</think>, then write exactly one action:\n"
         '- <call expert="NAME">sub-query</call> sends only the sub-query to that expert; its reply is '
         "added to the conversation with what you have spent so far.\n"
-        "- <answer>\\boxed{final answer}</answer> ends the problem.\n\n"
+        "- <answer>, then your final answer (ideally in \\boxed), then the closing answer tag: ends the problem.\n\n"
         "Example:\n"
         "<think>The quadratic needs care; a cheap expert can check the roots.</think>\n"
         f'<call expert="{example_expert}">Find the roots of x^2 - 5x + 6 = 0.</call>\n'
-        "... after the reply ...\n"
-        "<answer>\\boxed{2, 3}</answer>"
+        "... after the reply, an answer tag with the roots 2 and 3 ends the problem."
+    )
+
+
+# ------------------------------------------------------------------------------ the compact style
+PROMPT_STYLES: tuple[str, ...] = ("full", "compact")
+
+
+def compact_system_prompt(roster: Iterable[RosterEntry], budget_mode: str, threshold_usd: float) -> str:
+    """The `compact` system prompt: budget mode and threshold, expert names and prices, and the grammar
+    in words (no literal tag, no example), for small controllers that learn the grammar by SFT. About a
+    sixth of `system_prompt`'s tokens; the same grammar and reward."""
+    prices = ", ".join(f"{e.name} {e.price_in:g}/{e.price_out:g}" for e in roster)
+    return (
+        f"Budget {budget_mode}: ${threshold_usd:.4f} for expert calls; a correct answer over budget scores 0.\n"
+        f"Experts ($ per 1M tokens in/out): {prices}.\n"
+        "Each turn: one call tag (expert name, query) or one answer tag."
+    )
+
+
+def compact_response(expert: str, text: str, spent_usd: float, threshold_usd: float) -> str:
+    """The `compact` block after a call: the expert's whole reply, then the spend and what is left of the
+    threshold (the prompt states the threshold itself)."""
+    return (
+        f'\n<response expert="{expert}">{escape_reply(text)}</response>\n'
+        f'<budget spent="${spent_usd:.6f}" left="${max(threshold_usd - spent_usd, 0.0):.6f}"/>\n'
     )

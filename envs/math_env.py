@@ -18,8 +18,11 @@ from corl_gym.protocol import (
     AnswerAction,
     CallAction,
     InvalidAction,
+    PROMPT_STYLES,
     RosterEntry,
     call_failure_text,
+    compact_response,
+    compact_system_prompt,
     corrective_message,
     format_response,
     parse_action,
@@ -81,6 +84,15 @@ class CORLMathEnv(gym.Env):
     array of the whole context's token ids (space `Sequence(Discrete(vocab), stack=True)`); the
     controller's own ids are appended verbatim, never re-tokenised.
 
+    **Prompt style.** `prompt_style="full"` (default) is the prompt above, for a controller that reads
+    its instructions (an instruction-tuned LLM); it describes the answer tag without a filled example,
+    so an example can never be mistaken for the answer the controller must copy from a reply.
+    `"compact"` is for small controllers that learn the grammar by SFT: the system prompt holds only the
+    budget mode and threshold, the expert names and prices, and the grammar in one line of words (no
+    tag, no example; about a sixth of the full prompt's tokens), and a response block is
+    `<response expert="NAME">reply</response>` plus `<budget spent=... left=.../>`. The action grammar,
+    costs, reward and info are the same in both styles.
+
     **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters; a `str` subclass is
     copied to a plain `str` first and every check runs on the copy, so its own methods cannot lie or hang),
     or in token mode its token ids (integers; ids outside the vocabulary are dropped). Grammar (`corl_gym.protocol`):
@@ -132,7 +144,8 @@ class CORLMathEnv(gym.Env):
     else `synthetic`), `pool` (a name, a YAML path or a `Pool`; default `sim-paper`), `budget` (`low`,
     `medium`, `high`, `mixed` or dollars), `penalty`, `penalty_kwargs`, `max_turns` (4), `tokenizer`,
     `hard_cap`, `format_reward`, `limit` (first N problems), `problems` (a list of `Problem`, overrides
-    `dataset`), `expert_seed` (the seed of simulated experts), `verify_timeout` (seconds).
+    `dataset`), `expert_seed` (the seed of simulated experts), `verify_timeout` (seconds),
+    `prompt_style` (`full` or `compact`).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
@@ -153,12 +166,19 @@ class CORLMathEnv(gym.Env):
         expert_seed: int = 0,
         verify_timeout: float = 2.0,
         render_mode: str | None = None,
+        prompt_style: str = "full",
     ):
         if max_turns < 1:
             raise ValueError(f"max_turns must be >= 1, got {max_turns}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
         validate_penalty(penalty)
+        if prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
+        self.prompt_style = prompt_style
+        compact = prompt_style == "compact"
+        self._system_prompt = compact_system_prompt if compact else system_prompt
+        self._format_response = compact_response if compact else format_response
         self._owns_pool = not isinstance(pool, Pool)
         self.pool: Pool = load_pool(pool, seed=expert_seed) if self._owns_pool else pool
         self.budget_spec = BudgetSpec(budget, self.pool.budgets)
@@ -194,7 +214,7 @@ class CORLMathEnv(gym.Env):
         options = options or {}
         problem = self._choose_problem(options)
         budget = self.budget_spec.draw(self.np_random, options.get("budget"))
-        prompt = system_prompt(self._roster, budget.mode, budget.threshold_usd)
+        prompt = self._system_prompt(self._roster, budget.mode, budget.threshold_usd)
         text, ids = self._render_prompt(prompt, problem.problem)
         if ids is None and len(text) > MAX_OBSERVATION_CHARS - self._turn_room:
             raise ValueError(
@@ -332,11 +352,11 @@ class CORLMathEnv(gym.Env):
         """The reply (or the failure) with the spend line; in text mode its body is cut to fit the context."""
         episode = self._episode
         body = reply.text if reply.error is None else call_failure_text(reply.error)
-        block = format_response(expert, body, episode.cost_usd, episode.threshold_usd)
+        block = self._format_response(expert, body, episode.cost_usd, episode.threshold_usd)
         excess = len(episode.text) + len(block) - MAX_OBSERVATION_CHARS
         if episode.token_ids is None and excess > 0:
             body = body[: max(len(body) - excess - len(_CUT_NOTE), 0)] + _CUT_NOTE
-            block = format_response(expert, body, episode.cost_usd, episode.threshold_usd)
+            block = self._format_response(expert, body, episode.cost_usd, episode.threshold_usd)
         return block
 
     def _grade(self, answer_text: str) -> tuple[str, bool]:

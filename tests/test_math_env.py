@@ -489,3 +489,40 @@ def test_a_str_subclass_is_copied_to_a_plain_str_before_any_check():
     env.reset(seed=0)
     _, r, terminated, _, _ = env.step(AnswerAction(_Hostile("\\boxed{42}")))
     assert terminated and r == 1.0
+
+
+def play_both_styles(actions, **kwargs):
+    """The same seeded episode in the full and the compact style: (observations, rewards, infos) per style."""
+    out = {}
+    for style in ("full", "compact"):
+        env = gym.make("CORL-Math-v0", prompt_style=style, **kwargs)
+        obs, info = env.reset(seed=3)
+        seen = [(obs, 0.0, info)]
+        for action in actions:
+            obs, reward, terminated, truncated, info = env.step(action)
+            seen.append((obs, reward, info))
+            if terminated or truncated:
+                break
+        out[style] = seen
+    return out
+
+
+def test_compact_style_keeps_the_grammar_costs_reward_and_info_and_passes_check_env():
+    check_env(gym.make("CORL-Math-v0", prompt_style="compact").unwrapped)
+    episodes = play_both_styles(['<call expert="o3">Solve it.</call>', "no tag", "<answer>\\boxed{12}</answer>"],
+                                budget="medium")
+    full, compact = episodes["full"], episodes["compact"]
+    assert len(full) == len(compact) == 4
+    for (_, r_full, i_full), (_, r_compact, i_compact) in zip(full, compact):
+        assert r_full == r_compact and i_full == i_compact  # same reward and info, step by step
+    prompt = compact[0][0]
+    assert "Budget medium: $0.0100" in prompt and "o3 2/8" in prompt and "xample" not in prompt
+    assert len(prompt) * 3 < len(full[0][0])
+    after_call = compact[1][0][len(prompt) + len('<call expert="o3">Solve it.</call>'):]
+    assert after_call.startswith('\n<response expert="o3">') and '</response>\n<budget spent="$' in after_call
+    assert "left=" in after_call and "threshold=" not in after_call
+
+
+def test_an_unknown_prompt_style_is_a_clear_error():
+    with pytest.raises(ValueError, match="prompt_style must be one of full, compact"):
+        gym.make("CORL-Math-v0", prompt_style="short")

@@ -58,11 +58,12 @@ def test_pareto_figure_labels_every_axis_and_lists_every_policy(tmp_path):
 def test_training_curves_label_every_y_axis(tmp_path):
     from corl_gym.agents.ppo.preset import plot_curves
 
-    rows = [{"step": s, "env/reward/low": 0.1 * s, "env/expert_call_ratio/low": 0.2, "critic/vf_loss": 1.0 / s,
+    rows = [{"step": s, "env/reward/low": 0.1 * s, "env/mean_cost_usd/low": 0.001 * s, "critic/vf_loss": 1.0 / s,
              "actor/kl": 0.01} for s in range(1, 4)]
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "sft").mkdir()
     (tmp_path / "sft" / "sft_metrics.jsonl").write_text('{"step": 1, "sft/loss": 2.0}\n')
+    (tmp_path / "sft" / "copy_metrics.jsonl").write_text('{"step": 1, "copy/loss": 7.0}\n{"step": 1, "copy/accuracy": 0.1}\n')
     import matplotlib.pyplot as plt
 
     saved = []

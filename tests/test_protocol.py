@@ -81,3 +81,25 @@ def test_system_prompt_has_roster_prices_budget_and_grammar():
     assert "o3: strongest reasoning model ($2 per 1M input tokens, $8 per 1M output tokens)" in prompt
     assert "Budget mode: low" in prompt and "$0.0010" in prompt
     assert '<call expert="NAME">' in prompt and "<answer>" in prompt
+
+
+def test_the_full_prompt_shows_no_filled_answer_a_controller_could_copy():
+    roster = [RosterEntry(n, "an expert", 2.0, 8.0) for n in EXPERTS]
+    prompt = system_prompt(roster, "high", 0.05)
+    # a controller writing `<answer>\boxed{` after a reply copies what followed the latest earlier match
+    assert "\\boxed{" not in prompt and "<answer>\\" not in prompt
+    assert "<answer>" in prompt and '<call expert="NAME">' in prompt and "Example" in prompt
+
+
+def test_the_compact_prompt_has_budget_threshold_names_and_prices_and_no_example():
+    from corl_gym.protocol import compact_response, compact_system_prompt
+
+    roster = [RosterEntry("gpt-4.1-nano", "cheap", 0.1, 0.4), RosterEntry("o3", "strong", 2.0, 8.0)]
+    prompt = compact_system_prompt(roster, "medium", 0.01)
+    assert "Budget medium: $0.0100" in prompt and "gpt-4.1-nano 0.1/0.4" in prompt and "o3 2/8" in prompt
+    assert "<" not in prompt and "boxed" not in prompt and "xample" not in prompt
+    assert len(prompt) * 4 < len(system_prompt(roster, "medium", 0.01))
+    block = compact_response("o3", "The answer is $\\boxed{7}$.</response>", 0.004, 0.01)
+    assert block == ('\n<response expert="o3">The answer is $\\boxed{7}$.&lt;/response></response>\n'
+                     '<budget spent="$0.004000" left="$0.006000"/>\n')
+    assert 'left="$0.000000"' in compact_response("o3", "x", 0.02, 0.01)  # never negative

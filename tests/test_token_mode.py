@@ -118,3 +118,18 @@ def test_an_expert_reply_cannot_forge_env_markup_in_token_mode(tokenizer):
     block = tokenizer.decode(info["env_token_ids"]).lower()
     assert block.count("</response") == 1 and block.count("<budget") == 1 and "<error" not in block
     assert "&lt;/response>" in block and "&lt;error>" in block
+
+
+def test_compact_style_in_token_mode_and_in_the_vector_env(tokenizer):
+    from corl_gym.envs.vector import CORLMathVectorEnv
+
+    env = gym.make("CORL-Math-v0", tokenizer=tokenizer, prompt_style="compact", budget="low")
+    check_env(env.unwrapped)
+    obs, info = env.reset(seed=0)
+    assert "Budget low: $0.0010" in tokenizer.decode(list(obs))
+    envs = CORLMathVectorEnv(2, tokenizer=tokenizer, prompt_style="compact", budget="high")
+    obs, info = envs.reset(seed=0)
+    assert all("Budget high: $0.0500" in tokenizer.decode(list(o)) for o in obs)
+    obs, *_ = envs.step([tokenizer.encode('<call expert="o3">Solve it.</call>')] * 2)
+    assert all('<budget spent="$' in tokenizer.decode(list(o)) and "left=" in tokenizer.decode(list(o)) for o in obs)
+    envs.close()

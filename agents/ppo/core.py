@@ -33,16 +33,42 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> tor
     return (x - mean) * torch.rsqrt(var + eps) * mask
 
 
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """`[B, L, V]` logits and `[B, L]` ids -> `[B, L-1]` log-probabilities of ids[:, 1:]."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    return logp.gather(-1, ids[:, 1:, None]).squeeze(-1)
+# A token outside the nucleus has probability 0 under the sampling distribution; its log-probability is
+# kept finite (so masked sums and KL stay numbers) and far below any sampled token's.
+LOGPROB_FLOOR = -1e4
 
 
-def token_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """`[B, L, V]` -> `[B, L-1]` entropy of each next-token distribution."""
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
+def sampling_log_softmax(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
+                         vocab_limit: int | None = None) -> torch.Tensor:
+    """Log-probabilities of the distribution a sampler draws from: ids from `vocab_limit` on (padding
+    rows of the embedding, which no tokenizer id names) removed, `logits / temperature`, then the
+    nucleus (the most likely tokens, in order, while the mass before each is at most `top_p`),
+    renormalised; -inf outside it. `temperature <= 0` (greedy) scores the model's own distribution."""
+    logits = logits.float()
+    if vocab_limit is not None and logits.shape[-1] > vocab_limit:
+        logits = torch.cat([logits[..., :vocab_limit], torch.full_like(logits[..., vocab_limit:], float("-inf"))], -1)
+    logp = torch.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
+    if top_p >= 1.0:
+        return logp
+    sorted_logp, order = logp.sort(-1, descending=True)
+    mass_before = sorted_logp.exp().cumsum(-1) - sorted_logp.exp()
+    sorted_logp = sorted_logp.masked_fill(mass_before > top_p, float("-inf"))
+    return torch.log_softmax(torch.full_like(logp, float("-inf")).scatter(-1, order, sorted_logp), dim=-1)
+
+
+def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
+                   vocab_limit: int | None = None) -> torch.Tensor:
+    """`[B, L, V]` logits and `[B, L]` ids -> `[B, L-1]` log-probabilities of ids[:, 1:] under the
+    sampling distribution (`sampling_log_softmax`), floored at `LOGPROB_FLOOR`."""
+    logp = sampling_log_softmax(logits[:, :-1], temperature, top_p, vocab_limit)
+    return logp.gather(-1, ids[:, 1:, None]).squeeze(-1).clamp(min=LOGPROB_FLOOR)
+
+
+def token_entropy(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
+                  vocab_limit: int | None = None) -> torch.Tensor:
+    """`[B, L, V]` -> `[B, L-1]` entropy of each next-token sampling distribution."""
+    logp = sampling_log_softmax(logits[:, :-1], temperature, top_p, vocab_limit)
+    return -torch.where(logp.isfinite(), logp.exp() * logp, torch.zeros_like(logp)).sum(-1)
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:
@@ -85,13 +111,25 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 
 def policy_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor,
-                mask: torch.Tensor, clip: float, denom=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """PPO's clipped surrogate, averaged over controller tokens. Returns (loss, stats)."""
-    log_ratio = logprobs - old_logprobs
+                mask: torch.Tensor, clip: float, denom=None, *, dual_clip: float = 0.0,
+                max_log_ratio: float = 20.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate, averaged over controller tokens. Returns (loss, stats).
+
+    The log-ratio is clamped to `[-max_log_ratio, max_log_ratio]` before `exp`: a token whose
+    probability collapsed or exploded since the rollout would otherwise give inf (and 0 * inf = NaN on
+    a zero advantage). `dual_clip` > 1 (Ye et al. 2020, veRL's `clip_ratio_c`) also bounds the loss of a
+    negative-advantage token by `-advantage * dual_clip`, so one huge ratio cannot dominate the batch;
+    0 turns it off."""
+    if dual_clip and dual_clip <= 1.0:
+        raise ValueError(f"dual_clip must be > 1 (or 0: off), got {dual_clip}")
+    log_ratio = torch.clamp(logprobs - old_logprobs, -max_log_ratio, max_log_ratio)
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip, 1.0 + clip)
-    loss = masked_sum_mean(torch.maximum(unclipped, clipped), mask, denom)
+    losses = torch.maximum(unclipped, clipped)
+    if dual_clip > 1.0:
+        losses = torch.where(advantages < 0, torch.minimum(losses, -advantages * dual_clip), losses)
+    loss = masked_sum_mean(losses, mask, denom)
     with torch.no_grad():
         stats = {
             "clipfrac": masked_sum_mean((clipped > unclipped).float(), mask),

@@ -47,15 +47,17 @@ def frozen_copy(model: nn.Module) -> nn.Module:
 
 
 def actor_forward(actor: nn.Module, batch: dict[str, torch.Tensor], with_entropy: bool = False,
-                  entropy_grad: bool = True):
-    """Log-probabilities (and entropies) of each next token, `[B, L-1]`. With `entropy_grad=False` the
-    entropy is only logged: no graph is kept for it (it costs a vocabulary-sized tensor per token)."""
+                  entropy_grad: bool = True, **sampling: Any):
+    """Log-probabilities (and entropies) of each next token, `[B, L-1]`, under the sampling distribution
+    that `sampling` (`temperature`, `top_p`, `vocab_limit` of `core.sampling_log_softmax`) describes:
+    the one the rollout drew its tokens from. With `entropy_grad=False` the entropy is only logged: no
+    graph is kept for it (it costs a vocabulary-sized tensor per token)."""
     logits = actor(input_ids=batch["ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
-    logprobs = core.token_logprobs(logits, batch["ids"])
+    logprobs = core.token_logprobs(logits, batch["ids"], **sampling)
     if not with_entropy:
         return logprobs, None
     with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-        entropy = core.token_entropy(logits)
+        entropy = core.token_entropy(logits, **sampling)
     return logprobs, entropy
 
 

@@ -97,6 +97,19 @@ def _extend(episode: Episode, turn: np.ndarray, info: dict[str, Any], i: int, re
         episode.calls = {name: int(counts[i]) for name, counts in info["calls"].items() if not name.startswith("_")}
 
 
+def check_turn_budget(tokenizer: Any, expert_names: Sequence[str], max_new_tokens: int, query: str = "") -> None:
+    """Raise ValueError unless `max_new_tokens` holds a call turn `<call expert="NAME">query</call>` to
+    every expert of the roster (with a one-character query when `query` is empty): a smaller turn
+    budget would make some expert impossible to call, silently, and RL could never learn to ask it."""
+    query = query or "?"
+    need = {name: len(tokenizer.encode(f'<call expert="{name}">{query}</call>', add_special_tokens=False))
+            for name in expert_names}
+    name = max(need, key=need.get)
+    if max_new_tokens < need[name]:
+        raise ValueError(f"max_new_tokens={max_new_tokens} cannot hold a call turn: calling {name} with the query "
+                         f"{query!r} takes {need[name]} tokens; set --max-new-tokens {need[name]} or more")
+
+
 def collate(episodes: Sequence[Episode], pad_id: int, device: Any = None):
     """Right-padded `ids`, `action_mask`, `attention_mask` tensors `[B, L]` and `scores` `[B]`."""
     import torch

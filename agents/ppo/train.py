@@ -21,6 +21,7 @@ global token counts, so the update equals one process's on the union of the batc
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import shutil
 import sys
@@ -31,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from corl_gym.agents.evaluate import TRAIN_CONFIG, select_problems
+from corl_gym.agents.evaluate import TRAIN_CONFIG, select_problems, train_settings
 from corl_gym.agents.llm import HFGenerator
 from corl_gym.agents.ppo import core
 from corl_gym.agents.ppo.config import PPOConfig, parse_config
@@ -40,10 +41,14 @@ from corl_gym.agents.ppo.models import (
     Critic, actor_forward, all_reduce_sum, critic_forward, frozen_copy, full_state_dict, init_distributed,
     load_optimizer_state, optimizer_state, shard,
 )
-from corl_gym.agents.ppo.rollout import collate, play, summarize_episodes
+from corl_gym.agents.ppo.rollout import check_turn_budget, collate, play, summarize_episodes
 
 
 def train(cfg: PPOConfig) -> Path:
+    if cfg.temperature <= 0:
+        raise ValueError(f"temperature must be > 0 for PPO rollouts (sampling), got {cfg.temperature}")
+    trained_on = train_settings(Path(cfg.model))
+    cfg = dataclasses.replace(cfg, prompt_style=cfg.prompt_style or trained_on.get("prompt_style", "full"))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     rank, world_size = init_distributed(device)
     if world_size > 1 and device.startswith("cuda"):
@@ -78,7 +83,10 @@ def train(cfg: PPOConfig) -> Path:
 
     problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
     envs = CORLMathVectorEnv(cfg.num_envs, pool=cfg.pool, problems=problems, budget=cfg.budget, tokenizer=tokenizer,
-                             max_turns=cfg.max_turns, expert_seed=cfg.seed)
+                             max_turns=cfg.max_turns, expert_seed=cfg.seed, prompt_style=cfg.prompt_style)
+    check_turn_budget(tokenizer, envs.envs[0].expert_names, cfg.max_new_tokens, trained_on.get("call_query", ""))
+    # old, reference and new log-probs are all taken under the distribution the rollout sampled from
+    sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, vocab_limit=len(tokenizer))
     logger = MetricLogger(out, cfg.tensorboard, enabled=rank == 0)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -100,8 +108,8 @@ def train(cfg: PPOConfig) -> Path:
         # 2. score: old and reference log-probs, values
         t0 = time.perf_counter()
         with torch.no_grad():
-            old_logprobs = _chunked(lambda b: actor_forward(actor, b)[0], batch, cfg.num_minibatches)
-            ref_logprobs = _chunked(lambda b: actor_forward(ref, b)[0], batch, cfg.num_minibatches)
+            old_logprobs = _chunked(lambda b: actor_forward(actor, b, **sampling)[0], batch, cfg.num_minibatches)
+            ref_logprobs = _chunked(lambda b: actor_forward(ref, b, **sampling)[0], batch, cfg.num_minibatches)
             values = _chunked(lambda b: critic_forward(critic, b), batch, cfg.num_minibatches) * mask
         t_score = time.perf_counter() - t0
 
@@ -115,7 +123,8 @@ def train(cfg: PPOConfig) -> Path:
         actor.train()
         t0 = time.perf_counter()
         stats = ppo_update(cfg, actor, critic, actor_opt, critic_opt, batch, old_logprobs, values, advantages,
-                           returns, mask, world_size, train_actor=iteration >= cfg.critic_warmup)
+                           returns, mask, world_size, train_actor=iteration >= cfg.critic_warmup, iteration=iteration,
+                           sampling=sampling)
         t_update = time.perf_counter() - t0
 
         # 5. log and checkpoint
@@ -159,11 +168,13 @@ def train(cfg: PPOConfig) -> Path:
 
 
 def ppo_update(cfg, actor, critic, actor_opt, critic_opt, batch, old_logprobs, old_values, advantages, returns,
-               mask, world_size, train_actor=True) -> dict[str, Any]:
-    """`update_epochs` passes of `num_minibatches` steps; returns the mean of each statistic."""
+               mask, world_size, train_actor=True, iteration: int = 0, sampling: dict | None = None) -> dict[str, Any]:
+    """`update_epochs` passes of `num_minibatches` steps; returns the mean of each statistic. Each pass
+    shuffles the rows afresh, from a generator seeded by (seed, iteration): a new order every iteration,
+    the same one when a resumed run replays it."""
     sums: dict[str, float] = {}
     timing = {"timing_update_actor": 0.0, "timing_update_critic": 0.0}
-    order = torch.Generator().manual_seed(cfg.seed)
+    order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + iteration)
     steps = 0
     for _ in range(cfg.update_epochs):
         for rows in torch.randperm(mask.shape[0], generator=order).chunk(cfg.num_minibatches):
@@ -183,7 +194,7 @@ def ppo_update(cfg, actor, critic, actor_opt, critic_opt, batch, old_logprobs, o
 
             step = {"critic/vf_loss": vf_loss.item(), "critic/grad_norm": critic_grad}
             if train_actor:
-                step.update(actor_step(cfg, actor, actor_opt, mb, denom))
+                step.update(actor_step(cfg, actor, actor_opt, mb, denom, sampling or {}))
             timing["timing_update_critic"] += t1 - t0
             timing["timing_update_actor"] += _synced_time(mask) - t1
             for key, value in step.items():
@@ -192,10 +203,11 @@ def ppo_update(cfg, actor, critic, actor_opt, critic_opt, batch, old_logprobs, o
     return {**{k: v / max(steps, 1) for k, v in sums.items()}, **timing}
 
 
-def actor_step(cfg, actor, actor_opt, mb: dict[str, torch.Tensor], denom) -> dict[str, float]:
+def actor_step(cfg, actor, actor_opt, mb: dict[str, torch.Tensor], denom, sampling: dict) -> dict[str, float]:
     """One optimiser step of the actor on a minibatch: clipped policy loss minus the entropy bonus."""
-    logprobs, entropy = actor_forward(actor, mb, with_entropy=True, entropy_grad=cfg.ent_coef != 0)
-    pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], cfg.clip, denom)
+    logprobs, entropy = actor_forward(actor, mb, with_entropy=True, entropy_grad=cfg.ent_coef != 0, **sampling)
+    pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], cfg.clip, denom,
+                                         dual_clip=cfg.dual_clip, max_log_ratio=cfg.max_log_ratio)
     entropy_loss = core.masked_sum_mean(entropy, mb["mask"], denom)
     loss = pg_loss - cfg.ent_coef * entropy_loss if cfg.ent_coef else pg_loss
     actor_opt.zero_grad(set_to_none=True)
