@@ -1,4 +1,4 @@
-"""The controller's action grammar and the budget-conditioned system prompt (DESIGN §4).
+"""The controller's action grammar and the budget-conditioned system prompt.
 
 One action per turn::
 
