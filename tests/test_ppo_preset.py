@@ -71,3 +71,15 @@ def test_a_run_cut_by_the_time_cap_is_incomplete_and_says_why(toy_preset, tmp_pa
     assert result["complete"] is False
     assert result["incomplete_reason"].startswith("PPO stopped at its 0 s time cap after 1 of 2 iterations")
     assert "INCOMPLETE, not a result" in capsys.readouterr().err
+
+
+def test_the_grpo_preset_stops_at_the_same_copy_check(toy_preset, tmp_path, capsys):
+    pytest.importorskip("trl")
+    from corl_gym.agents import trl as grpo
+
+    toy_preset["copy_check"]["min_rate"] = 0.95
+    assert grpo.main(["--preset", "tiny-cpu", "--out", str(tmp_path / "grpo"), "--quiet"]) == 1
+    result = json.loads((tmp_path / "grpo" / "eval.json").read_text())
+    assert result["complete"] is False and result["incomplete_reason"].endswith("GRPO was not run")
+    assert result["copy_rate"] < 0.95 and "grpo" not in result and "grpo" not in result["wall_s"]
+    assert {"sft", "copy_check", "total"} <= set(result["wall_s"])
