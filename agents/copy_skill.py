@@ -100,12 +100,7 @@ def pretrain_copy(model: Any, vocab_size: int, stages: Sequence[CopyStage], lr: 
         for step in range(stage.steps):
             for group in optimizer.param_groups:
                 group["lr"] = lr * min((step + 1) / 30, 1.0)
-            loss = copy_loss(model, *repeat_batch(rng, stage, vocab_size))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model, optimizer, copy_loss(model, *repeat_batch(rng, stage, vocab_size))))
             if log is not None:
                 log(len(losses), {"copy/loss": losses[-1]})
             if bar is not None:
@@ -120,6 +115,15 @@ def pretrain_copy(model: Any, vocab_size: int, stages: Sequence[CopyStage], lr: 
         bar.close()
     model.eval()
     return losses
+
+
+def optimizer_step(model: Any, optimizer: Any, loss: torch.Tensor, max_grad_norm: float = 1.0) -> float:
+    """One clipped optimiser step on `loss`; returns its value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    return loss.item()
 
 
 def _bar(progress: bool, total: int):

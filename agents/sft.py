@@ -151,9 +151,8 @@ def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, 
     `cfg.copy_rows`, each step adds the copy task's loss on that many long repeat sequences."""
     import torch
 
+    from corl_gym.agents.copy_skill import LONG, copy_loss, optimizer_step, repeat_batch
     from corl_gym.agents.ppo.rollout import collate
-
-    from corl_gym.agents.copy_skill import LONG, copy_loss, repeat_batch
 
     rng, copy_rng = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed + 1)
     copy_stage = dataclasses.replace(LONG, batch_size=cfg.copy_rows)
@@ -174,11 +173,7 @@ def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, 
         loss = sft_loss(model, batch)
         if cfg.copy_rows:
             loss = loss + copy_loss(model, *repeat_batch(copy_rng, copy_stage, len(tokenizer)))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        losses.append(loss.item())
+        losses.append(optimizer_step(model, optimizer, loss))
         if log_path is not None:
             with log_path.open("a") as f:
                 f.write(json.dumps({"step": step + 1, "sft/loss": losses[-1], "sft/lr": lr}) + "\n")
