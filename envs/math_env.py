@@ -176,6 +176,8 @@ class CORLMathEnv(gym.Env):
         self._roster = [
             RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in self.pool.experts.items()
         ]
+        self._prices = {e.name: (e.price_in, e.price_out) for e in self._roster}  # copied into every info
+        self._system_prompts: dict[tuple[str, float], str] = {}  # (mode, threshold) -> its system prompt
         if tokenizer is None:
             self.observation_space = UnicodeText(MAX_OBSERVATION_CHARS)
             self.action_space = UnicodeText(MAX_ACTION_CHARS)
@@ -194,14 +196,14 @@ class CORLMathEnv(gym.Env):
         options = options or {}
         problem = self._choose_problem(options)
         budget = self.budget_spec.draw(self.np_random, options.get("budget"))
-        prompt = system_prompt(self._roster, budget.mode, budget.threshold_usd)
-        text, ids = self._render_prompt(prompt, problem.problem)
+        text, ids = self._render_prompt(self._system_prompt(budget.mode, budget.threshold_usd), problem.problem)
         if ids is None and len(text) > MAX_OBSERVATION_CHARS - self._turn_room:
             raise ValueError(
                 f"problem {problem.id!r}: its prompt has {len(text):,} characters, too many for a text context of "
                 f"{MAX_OBSERVATION_CHARS:,} with room for a turn"
             )
-        self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids)
+        calls = collections.Counter(dict.fromkeys(self.expert_names, 0))  # in roster order, as info shows them
+        self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids, calls=calls)
         info = self._info(step_cost=0.0, action_error=None, expert_error=None, verdict=None, correct=False)
         if ids is not None:
             info["env_token_ids"] = list(ids)
@@ -215,6 +217,16 @@ class CORLMathEnv(gym.Env):
         if "problem_index" in options:
             return self.problems[int(options["problem_index"]) % len(self.problems)]
         return self.problems[int(self.np_random.integers(len(self.problems)))]
+
+    def _system_prompt(self, mode: str, threshold_usd: float) -> str:
+        """The system prompt of a budget, rendered once: the roster is fixed for the env's life."""
+        key = (mode, threshold_usd)
+        prompt = self._system_prompts.get(key)
+        if prompt is None:
+            if len(self._system_prompts) >= 64:  # custom dollar budgets could be many: keep a few
+                self._system_prompts.clear()
+            prompt = self._system_prompts[key] = system_prompt(self._roster, mode, threshold_usd)
+        return prompt
 
     def _render_prompt(self, system: str, problem: str) -> tuple[str, list[int] | None]:
         if self.tokenizer is None:
@@ -382,12 +394,12 @@ class CORLMathEnv(gym.Env):
             "budget": episode.mode,
             "threshold_usd": episode.threshold_usd,
             "expert_names": list(self.expert_names),
-            "prices": {e.name: (e.price_in, e.price_out) for e in self._roster},
+            "prices": dict(self._prices),
             "turn": episode.turn,
             "cost_usd": episode.cost_usd,
             "step_cost_usd": step_cost,
             "controller_cost_usd": episode.controller_cost_usd,
-            "calls": {name: episode.calls.get(name, 0) for name in self.expert_names},
+            "calls": dict(episode.calls),
             "prompt_tokens": episode.prompt_tokens,
             "completion_tokens": episode.completion_tokens,
             "verdict": verdict,
