@@ -51,7 +51,11 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         self.action_space = gym.spaces.Discrete(2 * self.K + 3)
         self.plurality_action = 2 * self.K + 2
         self._pairs = [(i, j) for i in range(self.K + 1) for j in range(i + 1, self.K + 1)]
-        self._entries: dict[tuple, np.ndarray] = {}  # (grouping, plurality) -> the observation's group entries
+        self._groups_at = self._routing_size  # the group entries sit between v0's and the problem features
+        self._start_mask = np.zeros(self.action_space.n, dtype=bool)
+        self._start_mask[0] = self._start_mask[-1] = True  # submitting the candidate or the plurality: always
+        # (grouping, plurality) -> (the observation's group entries, whether each source's answer may be submitted)
+        self._entries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def _extra_size(self) -> int:
         sources = self.K + 1
@@ -72,7 +76,7 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         if action <= self.K:
             return super()._turn(action)
         if action == self.plurality_action:
-            answer = self.answers.plurality_answer()
+            answer = self._plurality  # synced with the groups after the previous step, which nothing changed since
         else:
             answer = self.answers.answer(action - self.K - 1) or ""
         return AnswerAction(f"\\boxed{{{answer}}}")
@@ -80,9 +84,6 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         self._sync_groups()
         return super()._after_step(info)
-
-    def _more_mask(self) -> list[bool]:
-        return [*self._answered, True]  # a source's answer once it stated one; the plurality always
 
     def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
         super()._start_observation(problem, info)
@@ -100,11 +101,12 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         best = answers.plurality()
         winner = None if best is None else group_of[best[0]]
         key = (tuple(group_of), winner)
-        if key not in self._entries:  # the same grouping recurs across episodes: compute its entries once
-            self._entries[key] = self._group_entries(group_of, winner)
-        start = self._routing_size
-        self._obs[start : start + self._extra_size()] = self._entries[key]
-        self._answered = [index >= 0 for index in group_of]
+        entries = self._entries.get(key)
+        if entries is None:  # the same grouping recurs across episodes: compute its entries once
+            answered = np.array([index >= 0 for index in group_of], dtype=bool)  # a source's answer may be submitted
+            entries = self._entries[key] = (self._group_entries(group_of, winner), answered)
+        self._obs[self._groups_at : self._features_at] = entries[0]
+        self._mask[self.K + 1 : -1] = entries[1]
         self._groups_info = tuple(tuple(group) for group in answers.groups)
         self._plurality = "" if best is None else best[1]
         self._groups_seen = answers.version
