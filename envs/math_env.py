@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -55,7 +54,7 @@ class _Episode:
     cost_usd: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    calls: collections.Counter = field(default_factory=collections.Counter)
+    calls: dict[str, int] = field(default_factory=dict)  # expert -> calls, every expert from 0, in roster order
     controller_cost_usd: float = 0.0
     pending_controller_cost: float = 0.0
     invalid_turns: int = 0
@@ -202,7 +201,7 @@ class CORLMathEnv(gym.Env):
                 f"problem {problem.id!r}: its prompt has {len(text):,} characters, too many for a text context of "
                 f"{MAX_OBSERVATION_CHARS:,} with room for a turn"
             )
-        calls = collections.Counter(dict.fromkeys(self.expert_names, 0))  # in roster order, as info shows them
+        calls = dict.fromkeys(self.expert_names, 0)
         self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids, calls=calls)
         info = self._info(step_cost=0.0, action_error=None, expert_error=None, verdict=None, correct=False)
         if ids is not None:

@@ -107,7 +107,7 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
             entries = self._entries[key] = (self._group_entries(group_of, winner), answered)
         self._obs[self._groups_at : self._features_at] = entries[0]
         self._mask[self.K + 1 : -1] = entries[1]
-        self._groups_info = tuple(tuple(group) for group in answers.groups)
+        self._groups_info = tuple(map(tuple, answers.groups))
         self._plurality = "" if best is None else best[1]
         self._groups_seen = answers.version
 
