@@ -17,7 +17,6 @@ routers and the labels of fitted routers all vote through it, so every policy vo
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Hashable
 
@@ -50,13 +49,7 @@ def reply_answer(reply: object) -> str | None:
     if reply is None or getattr(reply, "error", None) is not None:
         return None
     text = getattr(reply, "text", None)
-    return _extract(text) if isinstance(text, str) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _extract(text: str) -> str | None:
-    """`verify.extract_answer`, remembered: simulated and replayed experts repeat their replies per problem."""
-    return verify.extract_answer(text)
+    return verify.extract_answer(text) if isinstance(text, str) else None  # remembered for short replies
 
 
 @dataclass
