@@ -13,12 +13,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from corl_gym import verify
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import Pool
-from corl_gym.answer_groups import reply_answer
+from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.protocol import AnswerAction, CallAction
 
 BUDGET_SLOTS = ("low", "medium", "high", "custom")
@@ -99,6 +98,8 @@ class CORLRoutingEnv(gym.Env):
         self._features_at = self._routing_size + self._extra_size()
         self._start_mask = np.zeros(self.action_space.n, dtype=bool)  # a subclass sizes it to its actions
         self._start_mask[0] = True  # submitting is always allowed
+        # (candidate's source, distinct answers, agreement) -> the observation's answer entries; few recur
+        self._answer_entries: dict[tuple[int, int, tuple[float, ...]], np.ndarray] = {}
         self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
         # id -> (the experts' expected costs, an observation of zeros holding the problem's features)
         self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}
@@ -235,19 +236,29 @@ class CORLRoutingEnv(gym.Env):
         expert's count is written by `step`)."""
         info, obs = self._info, self._obs
         obs[5] = min(max((info["threshold_usd"] - info["cost_usd"]) / self._scale, -1.0), 1.0)
-        turn = min(info["turn"] / self.max_steps, 1.0)
-        if self._answers_seen:
-            obs[self._turn_at] = turn
-        else:  # the answer entries change only when an answer comes in; the step's entry sits among them
+        if not self._answers_seen:  # the answer entries change only when an answer comes in
+            obs[self._source_at : self._routing_size] = self._answer_block()
+            self._answers_seen = True
+        obs[self._turn_at] = min(info["turn"] / self.max_steps, 1.0)  # the step's entry sits among them
+        return obs.copy()
+
+    def _answer_block(self) -> np.ndarray:
+        """The observation's answer entries (candidate source one-hot, agreement with the controller's own
+        answer, distinct answers, the step's entry left 0, agreement per answerer), made once per state."""
+        agreement = tuple(self._agreement())
+        key = (self._source, len(self._distinct), agreement)
+        block = self._answer_entries.get(key)
+        if block is None:
             n = self.K + 1
             source = [0.0] * n
             source[self._source] = 1.0
-            agreement = self._agreement()
             agrees_with_own = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
             distinct = min(len(self._distinct) / n, 1.0)
-            obs[self._source_at : self._routing_size] = [*source, agrees_with_own, distinct, turn, *agreement]
-            self._answers_seen = True
-        return obs.copy()
+            block = np.array([*source, agrees_with_own, distinct, 0.0, *agreement], dtype=np.float32)
+            if len(self._answer_entries) >= 4096:  # bounded for large pools, whose states are many
+                self._answer_entries.clear()
+            self._answer_entries[key] = block
+        return block
 
     def _agreement(self) -> list[float]:
         """Per answerer: 1 if its answer agrees with the candidate, -1 if not, 0 if not asked (self-consistency
@@ -260,18 +271,22 @@ class CORLRoutingEnv(gym.Env):
 
     def _same(self, a: str, b: str) -> bool:
         """Whether two stated answers are equivalent, decided once per pair and episode within the text env's
-        `verify_timeout` (each step compares the candidate with every kept answer again)."""
+        `verify_timeout` (each step compares the candidate with every kept answer again). The checks are the
+        answer groups' (`answer_groups.equivalent`), so a pair settled once in the process, by this env or by
+        v1's groups, is not checked again; a TIMEOUT counts as different for the rest of the episode."""
         if a == b:
             return True
         key = (a, b) if a < b else (b, a)
         verdict = self._verdicts.get(key)
-        if verdict is None:
-            timeout = self.text_env.verify_timeout
-            verdict = self._verdicts[key] = verify.check(a, b, timeout=timeout) is verify.Verdict.CORRECT
+        if verdict is None:  # settled verdicts are shared process-wide (`answer_groups.equivalent`)
+            verdict = self._verdicts[key] = equivalent(a, b, self.text_env.verify_timeout)
         return verdict
 
     def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        return {**info, "candidate": self._candidate, "action_mask": self._mask.copy()}
+        """The text env's info of this step (a new dict every step, read by this env only before it returns)
+        with the routing entries added."""
+        info["candidate"], info["action_mask"] = self._candidate, self._mask.copy()
+        return info
 
     def render(self) -> str | None:
         return self.text_env.render()

@@ -54,7 +54,7 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         self._groups_at = self._routing_size  # the group entries sit between v0's and the problem features
         self._start_mask = np.zeros(self.action_space.n, dtype=bool)
         self._start_mask[0] = self._start_mask[-1] = True  # submitting the candidate or the plurality: always
-        # (grouping, plurality) -> (the observation's group entries, whether each source's answer may be submitted)
+        # (groups, the plurality's group) -> (the observation's group entries, which sources' answers may be submitted)
         self._entries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def _extra_size(self) -> int:
@@ -94,22 +94,28 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         answers = self.answers
         if self._groups_seen == answers.version:
             return
-        group_of = [-1] * (self.K + 1)  # per source: its group's index, -1 without an answer
-        for index, group in enumerate(answers.groups):
-            for source in group:
-                group_of[source] = index
-        best = answers.plurality()
-        winner = None if best is None else group_of[best[0]]
-        key = (tuple(group_of), winner)
-        entries = self._entries.get(key)
+        groups = tuple(map(tuple, answers.groups))  # the sources of each group: what info shows, and the key
+        best, winner = answers.plurality(), answers.plurality_group()
+        entries = self._entries.get((groups, winner))
         if entries is None:  # the same grouping recurs across episodes: compute its entries once
-            answered = np.array([index >= 0 for index in group_of], dtype=bool)  # a source's answer may be submitted
-            entries = self._entries[key] = (self._group_entries(group_of, winner), answered)
+            entries = self._grouping_entries(groups, winner)
         self._obs[self._groups_at : self._features_at] = entries[0]
         self._mask[self.K + 1 : -1] = entries[1]
-        self._groups_info = tuple(map(tuple, answers.groups))
+        self._groups_info = groups
         self._plurality = "" if best is None else best[1]
         self._groups_seen = answers.version
+
+    def _grouping_entries(self, groups: tuple[tuple[int, ...], ...], winner: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(the group entries, whether each source's answer may be submitted) of a grouping, remembered."""
+        group_of = [-1] * (self.K + 1)  # per source: its group's index, -1 without an answer
+        for index, group in enumerate(groups):
+            for source in group:
+                group_of[source] = index
+        answered = np.array([index >= 0 for index in group_of], dtype=bool)
+        if len(self._entries) >= 4096:  # bounded for large pools, whose groupings are many
+            self._entries.clear()
+        entries = self._entries[(groups, winner)] = (self._group_entries(group_of, winner), answered)
+        return entries
 
     def _group_entries(self, group_of: list[int], winner: int | None) -> np.ndarray:
         """The observation's answer-group entries (see the class docstring) of a grouping: each source's
