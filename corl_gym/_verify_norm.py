@@ -17,7 +17,10 @@ MAX_ANSWER_CHARS = 1000
 MAX_TEXT_CHARS = 200_000
 #: Texts up to this long have their answer remembered (`_remembered_answer`): the answers an env grades and
 #: the replies of simulated and replayed experts come back again and again, LLM essays rarely do.
-MAX_REMEMBERED_CHARS = 2_000
+MAX_REMEMBERED_CHARS = 1_000
+#: How many such texts are remembered: enough for a few replies per problem of a dataset of thousands (an
+#: env meets each problem's replies again only after going through the others), at most ~35 MB.
+REMEMBERED_TEXTS = 32_768
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _GSM8K_MARK = re.compile(r"####\s*([^\n]+)")
@@ -72,7 +75,7 @@ def extract_answer(text: str) -> str | None:
     r"""The final answer in a model's text, or None when there is none.
 
     A pure function of `text`; a plain `str` of at most `MAX_REMEMBERED_CHARS` characters has its answer
-    remembered (the last 4096 such texts), so a text seen again costs a lookup.
+    remembered (the last `REMEMBERED_TEXTS` such texts), so a text seen again costs a lookup.
 
     Order, first hit wins: the last complete `\boxed{}` (nested braces balanced); else the content of
     the last `<answer>...</answer>` (itself searched for a box); else None if a box was opened but
@@ -87,7 +90,7 @@ def extract_answer(text: str) -> str | None:
     return _extract_answer(text)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=REMEMBERED_TEXTS)
 def _remembered_answer(text: str) -> str | None:
     return _extract_answer(text)
 
