@@ -145,7 +145,7 @@ class AnswerGroups:
         if self._winner_version != self.version:
             best, winner = None, None
             for index, group in enumerate(self.groups):
-                dearest = max(group, key=self._dearness)
+                dearest = group[0] if len(group) == 1 else max(group, key=self._dearness)  # most groups hold one
                 rank = (len(group), self._dearness(dearest))
                 if best is None or rank > best:
                     best, winner = rank, (index, dearest)

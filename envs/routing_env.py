@@ -235,11 +235,13 @@ class CORLRoutingEnv(gym.Env):
         """The observation: the episode's array, with the entries that changed written over it (the called
         expert's count is written by `step`)."""
         info, obs = self._info, self._obs
-        obs[5] = min(max((info["threshold_usd"] - info["cost_usd"]) / self._scale, -1.0), 1.0)
+        remaining = (info["threshold_usd"] - info["cost_usd"]) / self._scale
+        obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined
         if not self._answers_seen:  # the answer entries change only when an answer comes in
             obs[self._source_at : self._routing_size] = self._answer_block()
             self._answers_seen = True
-        obs[self._turn_at] = min(info["turn"] / self.max_steps, 1.0)  # the step's entry sits among them
+        turn = info["turn"] / self.max_steps
+        obs[self._turn_at] = turn if turn < 1.0 else 1.0  # the step's entry sits among them
         return obs.copy()
 
     def _answer_block(self) -> np.ndarray:
