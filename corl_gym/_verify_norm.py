@@ -7,6 +7,7 @@ allocate much). Nothing here evaluates anything.
 
 from __future__ import annotations
 
+import functools
 import re
 
 #: Answers longer than this (after extraction) are refused as UNPARSEABLE: no competition answer is
@@ -14,6 +15,12 @@ import re
 MAX_ANSWER_CHARS = 1000
 #: `extract_answer` looks at most at this many characters from the end of a model's text.
 MAX_TEXT_CHARS = 200_000
+#: Texts up to this long have their answer remembered (`_remembered_answer`): the answers an env grades and
+#: the replies of simulated and replayed experts come back again and again, LLM essays rarely do.
+MAX_REMEMBERED_CHARS = 1_000
+#: How many such texts are remembered: enough for a few replies per problem of a dataset of thousands (an
+#: env meets each problem's replies again only after going through the others), at most ~35 MB.
+REMEMBERED_TEXTS = 32_768
 
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _GSM8K_MARK = re.compile(r"####\s*([^\n]+)")
@@ -67,6 +74,9 @@ def _looks_like_bare_answer(text: str) -> bool:
 def extract_answer(text: str) -> str | None:
     r"""The final answer in a model's text, or None when there is none.
 
+    A pure function of `text`; a plain `str` of at most `MAX_REMEMBERED_CHARS` characters has its answer
+    remembered (the last `REMEMBERED_TEXTS` such texts), so a text seen again costs a lookup.
+
     Order, first hit wins: the last complete `\boxed{}` (nested braces balanced); else the content of
     the last `<answer>...</answer>` (itself searched for a box); else None if a box was opened but
     never closed (truncated output); else the fallback, meant for answers written without a box: a
@@ -75,6 +85,18 @@ def extract_answer(text: str) -> str | None:
     span, then the last number. The last-number rule is the usual GSM8K
     convention; it only runs when the text has no explicit answer marker at all.
     """
+    if type(text) is str and len(text) <= MAX_REMEMBERED_CHARS:
+        return _remembered_answer(text)
+    return _extract_answer(text)
+
+
+@functools.lru_cache(maxsize=REMEMBERED_TEXTS)
+def _remembered_answer(text: str) -> str | None:
+    return _extract_answer(text)
+
+
+def _extract_answer(text: str) -> str | None:
+    """`extract_answer`, worked out."""
     if not isinstance(text, str) or not text.strip():
         return None
     text = text[-MAX_TEXT_CHARS:]

@@ -17,7 +17,6 @@ routers and the labels of fitted routers all vote through it, so every policy vo
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Hashable
 
@@ -50,13 +49,7 @@ def reply_answer(reply: object) -> str | None:
     if reply is None or getattr(reply, "error", None) is not None:
         return None
     text = getattr(reply, "text", None)
-    return _extract(text) if isinstance(text, str) else None
-
-
-@functools.lru_cache(maxsize=4096)
-def _extract(text: str) -> str | None:
-    """`verify.extract_answer`, remembered: simulated and replayed experts repeat their replies per problem."""
-    return verify.extract_answer(text)
+    return verify.extract_answer(text) if isinstance(text, str) else None  # remembered for short replies
 
 
 @dataclass
@@ -82,6 +75,8 @@ class AnswerGroups:
         self.groups: list[list[Hashable]] = []
         self.version = 0
         self._bought = 0
+        self._winner_cache: tuple[int, Hashable] | None = None
+        self._winner_version = 0  # the version `_winner_cache` holds the winner of (none at version 0)
 
     def add(self, source: Hashable, answer: str | None, cost: float = 0.0) -> None:
         """Record `source`'s latest answer (None or "": it stated none); it replaces an earlier one."""
@@ -130,22 +125,32 @@ class AnswerGroups:
 
     def plurality_group(self) -> int | None:
         """The index of the winning group (largest; ties to the dearest answer), or None with no answers."""
-        if len(self.groups) < 2:
-            return 0 if self.groups else None
-        return max(range(len(self.groups)), key=lambda i: (len(self.groups[i]), self._dearest(i).dearness()))
+        winner = self._winner()
+        return None if winner is None else winner[0]
 
     def plurality(self) -> tuple[Hashable, str] | None:
         """(source, answer) of the plurality: the winning group's dearest answer; None with no answers."""
-        index = self.plurality_group()
-        if index is None:
-            return None
-        source = max(self.groups[index], key=lambda s: self.answers[s].dearness())
-        return source, self.answers[source].text
+        winner = self._winner()
+        return None if winner is None else (winner[1], self.answers[winner[1]].text)
 
     def plurality_answer(self) -> str:
         """The plurality's answer, or "" when no source stated one (submitting it is simply wrong)."""
         best = self.plurality()
         return "" if best is None else best[1]
 
-    def _dearest(self, index: int) -> _Answer:
-        return max((self.answers[s] for s in self.groups[index]), key=_Answer.dearness)
+    def _winner(self) -> tuple[int, Hashable] | None:
+        """(the winning group's index, the source of its dearest answer), worked out once per version in one
+        pass: an env asks for it after every new answer. No two answers are equally dear (`order` differs),
+        so there are no ties to break."""
+        if self._winner_version != self.version:
+            best, winner = None, None
+            for index, group in enumerate(self.groups):
+                dearest = group[0] if len(group) == 1 else max(group, key=self._dearness)  # most groups hold one
+                rank = (len(group), self._dearness(dearest))
+                if best is None or rank > best:
+                    best, winner = rank, (index, dearest)
+            self._winner_cache, self._winner_version = winner, self.version
+        return self._winner_cache
+
+    def _dearness(self, source: Hashable) -> tuple[float, int]:
+        return self.answers[source].dearness()

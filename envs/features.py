@@ -50,7 +50,9 @@ def _problem_features(problem: Problem) -> np.ndarray:
     lower = text.lower()
     values = [0.0] * (_KEYWORDS_AT + len(KEYWORDS))  # one list, one array: this runs once per problem and env
     values[0] = min(len(text) / 2000.0, 1.0)
-    values[1] = sum(map(str.isdigit, text)) / max(len(text), 1)
+    # ASCII text (the usual case) has no digits but 0-9, counted by C loops; others take each character's test.
+    digits = sum(map(text.count, "0123456789")) if text.isascii() else sum(map(str.isdigit, text))
+    values[1] = digits / max(len(text), 1)
     values[_LEVEL_AT + ((problem.level - 1) if problem.level in range(1, LEVELS + 1) else LEVELS)] = 1.0
     values[_SUBJECT_AT + (_subject_bucket(problem.subject) if problem.subject else SUBJECT_BUCKETS)] = 1.0
     for index, keyword in enumerate(KEYWORDS):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -58,7 +57,7 @@ class _Episode:
     cost_usd: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    calls: collections.Counter = field(default_factory=collections.Counter)
+    calls: dict[str, int] = field(default_factory=dict)  # expert -> calls, every expert from 0, in roster order
     controller_cost_usd: float = 0.0
     pending_controller_cost: float = 0.0
     invalid_turns: int = 0
@@ -177,7 +176,7 @@ class CORLMathEnv(gym.Env):
             raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
         self.prompt_style = prompt_style
         compact = prompt_style == "compact"
-        self._system_prompt = compact_system_prompt if compact else system_prompt
+        self._make_system_prompt = compact_system_prompt if compact else system_prompt
         self._format_response = compact_response if compact else format_response
         self._owns_pool = not isinstance(pool, Pool)
         self.pool: Pool = load_pool(pool, seed=expert_seed) if self._owns_pool else pool
@@ -196,6 +195,8 @@ class CORLMathEnv(gym.Env):
         self._roster = [
             RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in self.pool.experts.items()
         ]
+        self._prices = {e.name: (e.price_in, e.price_out) for e in self._roster}  # copied into every info
+        self._system_prompts: dict[tuple[str, float], str] = {}  # (mode, threshold) -> its system prompt
         if tokenizer is None:
             self.observation_space = UnicodeText(MAX_OBSERVATION_CHARS)
             self.action_space = UnicodeText(MAX_ACTION_CHARS)
@@ -214,14 +215,14 @@ class CORLMathEnv(gym.Env):
         options = options or {}
         problem = self._choose_problem(options)
         budget = self.budget_spec.draw(self.np_random, options.get("budget"))
-        prompt = self._system_prompt(self._roster, budget.mode, budget.threshold_usd)
-        text, ids = self._render_prompt(prompt, problem.problem)
+        text, ids = self._render_prompt(self._system_prompt(budget.mode, budget.threshold_usd), problem.problem)
         if ids is None and len(text) > MAX_OBSERVATION_CHARS - self._turn_room:
             raise ValueError(
                 f"problem {problem.id!r}: its prompt has {len(text):,} characters, too many for a text context of "
                 f"{MAX_OBSERVATION_CHARS:,} with room for a turn"
             )
-        self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids)
+        calls = dict.fromkeys(self.expert_names, 0)
+        self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids, calls=calls)
         info = self._info(step_cost=0.0, action_error=None, expert_error=None, verdict=None, correct=False)
         if ids is not None:
             info["env_token_ids"] = list(ids)
@@ -235,6 +236,16 @@ class CORLMathEnv(gym.Env):
         if "problem_index" in options:
             return self.problems[int(options["problem_index"]) % len(self.problems)]
         return self.problems[int(self.np_random.integers(len(self.problems)))]
+
+    def _system_prompt(self, mode: str, threshold_usd: float) -> str:
+        """The system prompt of a budget, rendered once: the roster is fixed for the env's life."""
+        key = (mode, threshold_usd)
+        prompt = self._system_prompts.get(key)
+        if prompt is None:
+            if len(self._system_prompts) >= 64:  # custom dollar budgets could be many: keep a few
+                self._system_prompts.clear()
+            prompt = self._system_prompts[key] = self._make_system_prompt(self._roster, mode, threshold_usd)
+        return prompt
 
     def _render_prompt(self, system: str, problem: str) -> tuple[str, list[int] | None]:
         if self.tokenizer is None:
@@ -402,12 +413,12 @@ class CORLMathEnv(gym.Env):
             "budget": episode.mode,
             "threshold_usd": episode.threshold_usd,
             "expert_names": list(self.expert_names),
-            "prices": {e.name: (e.price_in, e.price_out) for e in self._roster},
+            "prices": dict(self._prices),
             "turn": episode.turn,
             "cost_usd": episode.cost_usd,
             "step_cost_usd": step_cost,
             "controller_cost_usd": episode.controller_cost_usd,
-            "calls": {name: episode.calls.get(name, 0) for name in self.expert_names},
+            "calls": dict(episode.calls),
             "prompt_tokens": episode.prompt_tokens,
             "completion_tokens": episode.completion_tokens,
             "verdict": verdict,

@@ -13,12 +13,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from corl_gym import verify
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import Pool
-from corl_gym.answer_groups import reply_answer
+from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.protocol import AnswerAction, CallAction
 
 BUDGET_SLOTS = ("low", "medium", "high", "custom")
@@ -93,8 +92,17 @@ class CORLRoutingEnv(gym.Env):
         size = self._routing_size + self._extra_size() + feature_size(features)
         self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.K + 1)
+        # Where the entries that change within an episode sit (the layout is the class docstring's).
+        self._calls_at, self._source_at = 6 + self.K, 6 + 2 * self.K
+        self._turn_at = self._source_at + self.K + 3
+        self._features_at = self._routing_size + self._extra_size()
+        self._start_mask = np.zeros(self.action_space.n, dtype=bool)  # a subclass sizes it to its actions
+        self._start_mask[0] = True  # submitting is always allowed
+        # (candidate's source, distinct answers, agreement) -> the observation's answer entries; few recur
+        self._answer_entries: dict[tuple[int, int, tuple[float, ...]], np.ndarray] = {}
         self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
-        self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}  # id -> (expected costs, features)
+        # id -> (the experts' expected costs, an observation of zeros holding the problem's features)
+        self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}
 
     def _extra_size(self) -> int:
         """Observation entries a subclass adds between the routing part and the problem features."""
@@ -128,26 +136,30 @@ class CORLRoutingEnv(gym.Env):
         self._answers_seen = False  # whether the observation shows the latest answers
 
     def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
-        """Write the entries fixed for the episode (budget, threshold, expected costs, problem features) once;
-        each step writes only the entries that changed."""
-        K, threshold = self.K, info["threshold_usd"]
-        self._expected, features = self._problem_entries(problem)
+        """Write the entries fixed for the episode (budget, threshold, expected costs, problem features) once,
+        and start the mask; each step writes only the entries that changed."""
+        threshold, mode = info["threshold_usd"], info["budget"]
+        self._expected, template = self._problem_entries(problem)
         self._scale = scale = threshold if threshold > 0 else 1e-9
-        obs = self._obs = np.zeros(self.observation_space.shape, dtype=np.float32)
-        obs[BUDGET_SLOTS.index(info["budget"]) if info["budget"] in BUDGET_SLOTS else 3] = 1.0
+        obs = self._obs = template.copy()
+        obs[BUDGET_SLOTS.index(mode) if mode in BUDGET_SLOTS else 3] = 1.0
         obs[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
-        obs[6 : 6 + K] = [_clip(cost / scale / 10.0) for cost in self._expected]
-        obs[self._routing_size + self._extra_size():] = features
+        obs[6 : 6 + self.K] = [min(max(cost / scale / 10.0, -1.0), 1.0) for cost in self._expected]
+        self._mask = self._start_mask.copy()
+        self._mask_inputs: tuple[bool, float] | None = None  # (last step?, spend) the expert entries were set for
 
     def _problem_entries(self, problem: Problem) -> tuple[list[float], np.ndarray]:
-        """(the experts' expected costs, the clipped problem features) of `problem`, made once per problem."""
+        """(the experts' expected costs, an observation of zeros holding the clipped problem features) of
+        `problem`, made once per problem."""
         entries = self._per_problem.get(problem.id)
         if entries is None:
             if len(self._per_problem) >= len(self.problems):
                 self._per_problem.clear()  # a problem under a reused id; never more than one per problem
             expected = [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names]
-            features = np.clip(np.asarray(self.features(problem), dtype=np.float32).reshape(-1), -1.0, 1.0)
-            entries = self._per_problem[problem.id] = (expected, features)
+            template = np.zeros(self.observation_space.shape, dtype=np.float32)
+            template[self._features_at :] = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)
+            template.clip(-1.0, 1.0, out=template)
+            entries = self._per_problem[problem.id] = (expected, template)
         return entries
 
     def step(self, action: int):
@@ -157,13 +169,15 @@ class CORLRoutingEnv(gym.Env):
         if 1 <= action <= self.K:
             reply = self.text_env.last_reply
             self._record(action, reply, reply_answer(reply))
+            calls = info["calls"][self.expert_names[action - 1]]  # only the called expert's count can change
+            self._obs[self._calls_at + action - 1] = min(calls / self.max_steps, 1.0)
         self._info = info
         observation, info = self._after_step(info)
         return observation, reward, terminated, truncated, info
 
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         """The observation and the info of the state the text env is in now."""
-        self._mask = self._compute_mask()
+        self._update_mask()
         return self._observation(), self._full_info(info)
 
     def _turn(self, action: int) -> AnswerAction | CallAction:
@@ -203,36 +217,50 @@ class CORLRoutingEnv(gym.Env):
         self._require_reset("action_masks")
         return self._mask.copy()
 
-    def _compute_mask(self) -> np.ndarray:
+    def _update_mask(self) -> None:
+        """Set the experts' entries of the mask (a subclass sets those of its own actions), when the step
+        limit or the spend that decide them changed."""
         info = self._info
-        if info["turn"] >= self.max_steps - 1:
-            experts = [False] * self.K  # the last step: only submitting can earn reward
+        inputs = (info["turn"] >= self.max_steps - 1, info["cost_usd"])
+        if inputs == self._mask_inputs:
+            return
+        self._mask_inputs = inputs
+        if inputs[0]:
+            self._mask[1 : self.K + 1] = False  # the last step: only submitting can earn reward
         else:
-            limit = info["threshold_usd"] - info["cost_usd"] + 1e-12
-            experts = [cost <= limit for cost in self._expected]
-        return np.array([True, *experts, *self._more_mask()], dtype=bool)
-
-    def _more_mask(self) -> list[bool]:
-        """The mask of the actions a subclass adds after 0..K."""
-        return []
+            limit = info["threshold_usd"] - inputs[1] + 1e-12
+            self._mask[1 : self.K + 1] = [cost <= limit for cost in self._expected]
 
     def _observation(self) -> np.ndarray:
-        """The observation: the episode's fixed entries, with the entries that changed written over them."""
-        info, K, obs, steps = self._info, self.K, self._obs, self.max_steps
-        obs[5] = _clip((info["threshold_usd"] - info["cost_usd"]) / self._scale)
-        calls = info["calls"]
-        obs[6 + K : 6 + 2 * K] = [min(calls[name] / steps, 1.0) for name in self.expert_names]
-        source = 6 + 2 * K
-        obs[source + K + 3] = min(info["turn"] / steps, 1.0)
+        """The observation: the episode's array, with the entries that changed written over it (the called
+        expert's count is written by `step`)."""
+        info, obs = self._info, self._obs
+        remaining = (info["threshold_usd"] - info["cost_usd"]) / self._scale
+        obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined
         if not self._answers_seen:  # the answer entries change only when an answer comes in
-            obs[source : source + K + 1] = 0.0
-            obs[source + self._source] = 1.0
-            agreement = self._agreement()
-            obs[source + K + 1] = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
-            obs[source + K + 2] = min(len(self._distinct) / (K + 1), 1.0)
-            obs[source + K + 4 : self._routing_size] = agreement
+            obs[self._source_at : self._routing_size] = self._answer_block()
             self._answers_seen = True
+        turn = info["turn"] / self.max_steps
+        obs[self._turn_at] = turn if turn < 1.0 else 1.0  # the step's entry sits among them
         return obs.copy()
+
+    def _answer_block(self) -> np.ndarray:
+        """The observation's answer entries (candidate source one-hot, agreement with the controller's own
+        answer, distinct answers, the step's entry left 0, agreement per answerer), made once per state."""
+        agreement = tuple(self._agreement())
+        key = (self._source, len(self._distinct), agreement)
+        block = self._answer_entries.get(key)
+        if block is None:
+            n = self.K + 1
+            source = [0.0] * n
+            source[self._source] = 1.0
+            agrees_with_own = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
+            distinct = min(len(self._distinct) / n, 1.0)
+            block = np.array([*source, agrees_with_own, distinct, 0.0, *agreement], dtype=np.float32)
+            if len(self._answer_entries) >= 4096:  # bounded for large pools, whose states are many
+                self._answer_entries.clear()
+            self._answer_entries[key] = block
+        return block
 
     def _agreement(self) -> list[float]:
         """Per answerer: 1 if its answer agrees with the candidate, -1 if not, 0 if not asked (self-consistency
@@ -245,15 +273,22 @@ class CORLRoutingEnv(gym.Env):
 
     def _same(self, a: str, b: str) -> bool:
         """Whether two stated answers are equivalent, decided once per pair and episode within the text env's
-        `verify_timeout` (each step compares the candidate with every kept answer again)."""
-        key = (a, b) if a <= b else (b, a)
-        if key not in self._verdicts:
-            timeout = self.text_env.verify_timeout
-            self._verdicts[key] = a == b or verify.check(a, b, timeout=timeout) is verify.Verdict.CORRECT
-        return self._verdicts[key]
+        `verify_timeout` (each step compares the candidate with every kept answer again). The checks are the
+        answer groups' (`answer_groups.equivalent`), so a pair settled once in the process, by this env or by
+        v1's groups, is not checked again; a TIMEOUT counts as different for the rest of the episode."""
+        if a == b:
+            return True
+        key = (a, b) if a < b else (b, a)
+        verdict = self._verdicts.get(key)
+        if verdict is None:  # settled verdicts are shared process-wide (`answer_groups.equivalent`)
+            verdict = self._verdicts[key] = equivalent(a, b, self.text_env.verify_timeout)
+        return verdict
 
     def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        return {**info, "candidate": self._candidate, "action_mask": self.action_masks()}
+        """The text env's info of this step (a new dict every step, read by this env only before it returns)
+        with the routing entries added."""
+        info["candidate"], info["action_mask"] = self._candidate, self._mask.copy()
+        return info
 
     def render(self) -> str | None:
         return self.text_env.render()

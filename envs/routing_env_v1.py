@@ -51,7 +51,11 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         self.action_space = gym.spaces.Discrete(2 * self.K + 3)
         self.plurality_action = 2 * self.K + 2
         self._pairs = [(i, j) for i in range(self.K + 1) for j in range(i + 1, self.K + 1)]
-        self._entries: dict[tuple, np.ndarray] = {}  # (grouping, plurality) -> the observation's group entries
+        self._groups_at = self._routing_size  # the group entries sit between v0's and the problem features
+        self._start_mask = np.zeros(self.action_space.n, dtype=bool)
+        self._start_mask[0] = self._start_mask[-1] = True  # submitting the candidate or the plurality: always
+        # (groups, the plurality's group) -> (the observation's group entries, which sources' answers may be submitted)
+        self._entries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def _extra_size(self) -> int:
         sources = self.K + 1
@@ -72,7 +76,7 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         if action <= self.K:
             return super()._turn(action)
         if action == self.plurality_action:
-            answer = self.answers.plurality_answer()
+            answer = self._plurality  # synced with the groups after the previous step, which nothing changed since
         else:
             answer = self.answers.answer(action - self.K - 1) or ""
         return AnswerAction(f"\\boxed{{{answer}}}")
@@ -80,9 +84,6 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         self._sync_groups()
         return super()._after_step(info)
-
-    def _more_mask(self) -> list[bool]:
-        return [*self._answered, True]  # a source's answer once it stated one; the plurality always
 
     def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
         super()._start_observation(problem, info)
@@ -93,21 +94,28 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         answers = self.answers
         if self._groups_seen == answers.version:
             return
-        group_of = [-1] * (self.K + 1)  # per source: its group's index, -1 without an answer
-        for index, group in enumerate(answers.groups):
-            for source in group:
-                group_of[source] = index
-        best = answers.plurality()
-        winner = None if best is None else group_of[best[0]]
-        key = (tuple(group_of), winner)
-        if key not in self._entries:  # the same grouping recurs across episodes: compute its entries once
-            self._entries[key] = self._group_entries(group_of, winner)
-        start = self._routing_size
-        self._obs[start : start + self._extra_size()] = self._entries[key]
-        self._answered = [index >= 0 for index in group_of]
-        self._groups_info = tuple(tuple(group) for group in answers.groups)
+        groups = tuple(map(tuple, answers.groups))  # the sources of each group: what info shows, and the key
+        best, winner = answers.plurality(), answers.plurality_group()
+        entries = self._entries.get((groups, winner))
+        if entries is None:  # the same grouping recurs across episodes: compute its entries once
+            entries = self._grouping_entries(groups, winner)
+        self._obs[self._groups_at : self._features_at] = entries[0]
+        self._mask[self.K + 1 : -1] = entries[1]
+        self._groups_info = groups
         self._plurality = "" if best is None else best[1]
         self._groups_seen = answers.version
+
+    def _grouping_entries(self, groups: tuple[tuple[int, ...], ...], winner: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(the group entries, whether each source's answer may be submitted) of a grouping, remembered."""
+        group_of = [-1] * (self.K + 1)  # per source: its group's index, -1 without an answer
+        for index, group in enumerate(groups):
+            for source in group:
+                group_of[source] = index
+        answered = np.array([index >= 0 for index in group_of], dtype=bool)
+        if len(self._entries) >= 4096:  # bounded for large pools, whose groupings are many
+            self._entries.clear()
+        entries = self._entries[(groups, winner)] = (self._group_entries(group_of, winner), answered)
+        return entries
 
     def _group_entries(self, group_of: list[int], winner: int | None) -> np.ndarray:
         """The observation's answer-group entries (see the class docstring) of a grouping: each source's

@@ -22,6 +22,8 @@ PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
 def plain_str(value: Any) -> str | None:
     """`value` copied to a plain `str` when it is a `str` (a subclass included), else None. A subclass's own
     methods (`find`, `__len__`, `strip`, `__eq__`, ...) may lie or never return; every check runs on the copy."""
+    if type(value) is str:
+        return value  # a plain str already: nothing to copy
     return str.__str__(value) if isinstance(value, str) else None
 
 
@@ -38,7 +40,11 @@ def checked_action(
         if text is None:
             return "", InvalidAction("malformed_tag", "an AnswerAction's text must be a str")
         content = text.strip()
-        checked = AnswerAction(content) if content else InvalidAction("empty_answer")
+        if not content:
+            checked: AnswerAction | InvalidAction = InvalidAction("empty_answer")
+        else:  # a frozen action already in canonical form is kept: a routing env sends one every step
+            canonical = type(action) is AnswerAction and content is action.text  # a plain str, nothing stripped
+            checked = action if canonical else AnswerAction(content)
         return f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}", checked
     expert, query = plain_str(action.expert), plain_str(action.query)
     if expert is None or query is None:
@@ -47,9 +53,11 @@ def checked_action(
     if expert not in expert_names:
         names = ", ".join(expert_names)
         return text, InvalidAction("unknown_expert", f"{expert[:60]!r} is not one of: {names}")
-    if not query.strip():
+    query_text = query.strip()
+    if not query_text:
         return text, InvalidAction("empty_query", f"the call to {expert} had no query")
-    return text, CallAction(expert, query.strip())
+    canonical = type(action) is CallAction and expert is action.expert and query_text is action.query
+    return text, action if canonical else CallAction(expert, query_text)
 
 
 def checked_reply(reply: Any, expert: str, spent_usd: float) -> ExpertReply:

@@ -4,7 +4,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import corl_gym  # noqa: F401
-from corl_gym import verify
+from corl_gym import answer_groups, verify
 from corl_gym.envs.features import problem_features
 
 
@@ -208,6 +208,7 @@ def test_answer_agreement_is_checked_once_per_pair_within_the_envs_verify_timeou
         return real_check(a, b, timeout=timeout)
 
     monkeypatch.setattr(verify, "check", counting_check)
+    monkeypatch.setattr(answer_groups, "_VERDICTS", {})  # no verdict settled by an earlier test
     env.reset(seed=0)
     done = False
     while not done:  # the same disagreeing answer again and again, until the step limit
@@ -218,7 +219,6 @@ def test_answer_agreement_is_checked_once_per_pair_within_the_envs_verify_timeou
 
 
 # ---------------------------------------------------------------------------------- CORL-Routing-v1
-from corl_gym import answer_groups  # noqa: E402
 from corl_gym.envs.routing_env_v1 import CORLRoutingEnvV1  # noqa: E402
 
 
@@ -343,3 +343,19 @@ def test_v1_a_failed_call_keeps_the_earlier_answer_and_a_reply_without_one_is_no
     assert info["groups"] == ((0,), (1,)) and info["action_mask"][3 + 1]  # K = 2: e1's answer 7 is still there
     _, _, _, _, info = env.step(2)
     assert info["groups"] == ((0,), (1,)) and not info["action_mask"][3 + 2]
+
+
+def test_v1_checks_each_pair_of_answers_once_for_its_v0_entries_and_its_groups(monkeypatch):
+    seen = []
+    real_check = verify.check
+    monkeypatch.setattr(verify, "check", lambda a, b, timeout=2.0: seen.append(tuple(sorted((a, b)))) or real_check(a, b, timeout))
+    monkeypatch.setattr(answer_groups, "_VERDICTS", {})  # no verdict settled by an earlier test
+    env = scripted_v1(["\\boxed{8}", "\\boxed{9}"], max_steps=6)
+    env.reset(seed=0)
+    env.step(1)
+    env.step(2)
+    assert sorted(seen) == [("5", "8"), ("5", "9"), ("8", "9")]  # each pair once, though both views compare them
+    env.reset(seed=0)
+    env.step(1)
+    env.step(2)
+    assert len(seen) == 3  # settled pairs are not checked again in later episodes

@@ -209,6 +209,8 @@ def checked_reply(reply: Any, name: str) -> ExpertReply:
     validly cost. A backend handing back non-text, or a cost or token count that is not a finite
     non-negative number, would break the cache, poison the ledger's spend (NaN passes every cap) and the
     env's reward; `error_kind` and `error` are made strings for the ledger's counts."""
+    if _well_formed(reply):
+        return reply  # the common case, decided by exact types alone: a reply is checked twice per env call
     if not isinstance(reply, ExpertReply):
         return ExpertReply(text="", error=f"expert {name!r} returned a {type(reply).__name__}, not an ExpertReply",
                            error_kind="bad_response")
@@ -239,6 +241,23 @@ def checked_reply(reply: Any, name: str) -> ExpertReply:
         fixed["error"] = note if error is None else f"{error}; {note}"
         fixed["error_kind"] = kind or "bad_response"
     return dataclasses.replace(reply, **fixed) if fixed else reply
+
+
+_MAX_EXACT_COUNT = 2**53  # a count up to here survives the float round trip of `amount` unchanged
+
+
+def _well_formed(reply: Any) -> bool:
+    """Whether `checked_reply` would return `reply` unchanged, decided by exact types and bounds only (no
+    subclass, whose methods could lie, takes this path): finite non-negative float cost, exact int counts,
+    text that UTF-8 can hold, and an error and its kind that are None or str."""
+    if type(reply) is not ExpertReply or type(reply.cost_usd) is not float or not 0.0 <= reply.cost_usd < math.inf:
+        return False
+    for count in (reply.prompt_tokens, reply.completion_tokens, reply.attempts):
+        if type(count) is not int or not 0 <= count <= _MAX_EXACT_COUNT:
+            return False
+    text, error, kind = reply.text, reply.error, reply.error_kind
+    return (type(text) is str and (text.isascii() or storable_text(text) is text)
+            and (error is None or type(error) is str) and (kind is None or type(kind) is str))
 
 
 def error_reply(exc: BaseException, **usage: Any) -> ExpertReply:

@@ -109,8 +109,10 @@ class Pool:
         logged once per kind of error: a controller endpoint that is down would otherwise make a whole
         benchmark score 0 on "self" in silence."""
         reply = self.ask(self.controller, query, problem)
-        kind = (reply.error or "").split(":", 1)[0][:80]
-        if reply.error is not None and kind not in self._controller_failures:
+        if reply.error is None:
+            return reply
+        kind = reply.error.split(":", 1)[0][:80]
+        if kind not in self._controller_failures:
             self._controller_failures.add(kind)
             _LOG.warning("pool %r: the controller's own call failed (%s); its answer counts as empty", self.name,
                          reply.error[:200])
