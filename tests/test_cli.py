@@ -209,7 +209,7 @@ def test_eval_takes_the_shared_flags_and_adds_curve_references(tmp_path, capsys)
     model.mkdir()
     tiny_qwen2(len(make_tokenizer(model)), "micro", seed=0).save_pretrained(model)
     assert main(["eval", "--checkpoint", str(model), "--seeds", "0,1", "--budgets", "mixed,$0.02", "--limit", "3",
-                 "--max-new-tokens", "4", "--out", str(tmp_path / "eval")]) == 0
+                 "--max-new-tokens", "16", "--out", str(tmp_path / "eval")]) == 0
     err = capsys.readouterr().err
     assert "eval: 100%" in err
     rows = [json.loads(line) for line in (tmp_path / "eval" / "eval_rows.jsonl").read_text().splitlines()]

@@ -46,7 +46,8 @@ def one_update(actor, critic, ref, batch, t, world_size):
     from corl_gym.agents.ppo.models import actor_forward
     from corl_gym.agents.ppo.train import ppo_update
 
-    cfg = SimpleNamespace(seed=0, update_epochs=1, num_minibatches=1, vf_clip=0.2, clip=0.2, ent_coef=0.01, max_grad_norm=1e9)
+    cfg = SimpleNamespace(seed=0, update_epochs=1, num_minibatches=1, vf_clip=0.2, clip=0.2, ent_coef=0.01, max_grad_norm=1e9,
+                          dual_clip=0.0, max_log_ratio=20.0)
     with torch.no_grad():
         ref_sum = (actor_forward(ref, batch)[0] * t["mask"]).sum()
     actor_opt = torch.optim.SGD(actor.parameters(), lr=1.0)

@@ -33,7 +33,7 @@ def model_dir(tmp_path_factory):
 
 def test_train_logs_checkpoints_resumes_and_evaluates(model_dir, tmp_path):
     out = tmp_path / "run"
-    cfg = PPOConfig(model=str(model_dir), out=str(out), device="cpu", iterations=2, num_envs=3, max_new_tokens=6,
+    cfg = PPOConfig(model=str(model_dir), out=str(out), device="cpu", iterations=2, num_envs=3, max_new_tokens=16,
                     max_turns=2, save_every=1, actor_lr=1e-3, critic_lr=1e-3, num_minibatches=2, progress=False,
                     integer_answers=True)
     actor_dir = train(cfg)
@@ -55,7 +55,7 @@ def test_train_logs_checkpoints_resumes_and_evaluates(model_dir, tmp_path):
     from corl_gym.cli import main
 
     eval_dir = tmp_path / "eval"
-    assert main(["eval", "--checkpoint", str(out), "--limit", "2", "--max-new-tokens", "6", "--out", str(eval_dir)]) == 0
+    assert main(["eval", "--checkpoint", str(out), "--limit", "2", "--max-new-tokens", "16", "--out", str(eval_dir)]) == 0
     table = [json.loads(line) for line in (eval_dir / "eval_rows.jsonl").read_text().splitlines()]
     assert len(table) == 6 and {r["budget"] for r in table} == {"low", "medium", "high"}
     keys = {"pool", "dataset", "seed", "policy", "budget", "problem_id", "correct", "reward", "cost_usd", "calls",

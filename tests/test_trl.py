@@ -150,10 +150,10 @@ def test_two_grpo_steps_on_a_tiny_model_on_cpu(tokenizer, tmp_path):
     start.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     cfg = GRPOConfig(model=str(model_dir), out=str(tmp_path / "run"), device="cpu", integer_answers=True, max_turns=2,
-                     episodes=8, episodes_per_step=8, num_generations=4, num_minibatches=2, max_new_tokens=12,
+                     episodes=8, episodes_per_step=8, num_generations=4, num_minibatches=2, max_new_tokens=16,
                      lr=1e-3, beta=0.001, progress=False)
     train_problems = select_problems("synthetic", "train", integer_answers=True)  # the trainer's dataset
-    rollout = RecordingRollout(tokenizer, train_problems, max_turns=2, max_new_tokens=12, seed=0)
+    rollout = RecordingRollout(tokenizer, train_problems, max_turns=2, max_new_tokens=16, seed=0)
     folder = train(cfg, rollout=rollout)
 
     assert len(rollout.outputs) == 1 and len(rollout.outputs[0]["completion_ids"]) == 8  # one generation of 8
