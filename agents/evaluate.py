@@ -53,9 +53,11 @@ def train_settings(model_dir: Path) -> dict[str, Any]:
 
 
 def load_controller(model_dir: str | Path, device: str = "cpu"):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    from corl_gym.agents.tiny import load_tokenizer
+
+    tokenizer = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device).eval()
     return model, tokenizer
 

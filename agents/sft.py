@@ -245,9 +245,11 @@ def run_sft(cfg: SFTConfig) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
     if cfg.model:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
-        tokenizer, model = AutoTokenizer.from_pretrained(cfg.model), AutoModelForCausalLM.from_pretrained(cfg.model)
+        from corl_gym.agents.tiny import load_tokenizer
+
+        tokenizer, model = load_tokenizer(cfg.model), AutoModelForCausalLM.from_pretrained(cfg.model)
     else:
         model, tokenizer = build_tiny(out, cfg.pool, problems, cfg.size, cfg.seed, cfg.call_query)
     from corl_gym.experts import load_pool

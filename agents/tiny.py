@@ -55,6 +55,27 @@ def train_tokenizer(texts: Iterable[str], folder: str | Path, vocab_size: int = 
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
+def load_tokenizer(folder: str | Path) -> Any:
+    """The tokenizer saved in `folder` (or a hub id), giving the ids it was trained with.
+
+    `AutoTokenizer` rebuilds the tokenizer of any Qwen2 model folder with Qwen2's own split pattern, whatever
+    its `tokenizer.json` says. That keeps real Qwen2 checkpoints intact but turns the tiny controller's
+    three-digit number tokens into digits: a model trained on `553` would then be shown `5 5 3`, and its
+    learned copy of an expert's answer fails. So when the file's own tokenizer splits a probe text
+    differently, the file's tokenizer is loaded as it is."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    saved = Path(folder) / "tokenizer.json"
+    probe = "<answer>\\boxed{553}</answer> costs $0.0125 in 2024"
+    if saved.is_file():
+        ids = Tokenizer.from_file(str(saved)).encode(probe, add_special_tokens=False).ids
+        if tokenizer(probe, add_special_tokens=False)["input_ids"] != ids:
+            tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    return tokenizer
+
+
 def env_corpus(pool: Any, problems: list, n_replies: int = 300, call_query: str = "") -> list[str]:
     """The texts a controller meets in `CORL-Math-v0` with `pool`, in both prompt styles: prompts,
     problems, replies, actions (calls with `call_query`, or the problem when it is empty)."""

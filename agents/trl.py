@@ -260,14 +260,14 @@ def build_trainer(cfg: GRPOConfig, rollout: CORLRollout | None = None):
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     import torch
     from datasets import Dataset
-    from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
     from corl_gym.agents.evaluate import select_problems
     from corl_gym.agents.ppo.rollout import check_turn_budget
+    from corl_gym.agents.tiny import load_tokenizer
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    tokenizer = load_tokenizer(cfg.model)
     problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
     budgets = [b.strip() for b in cfg.budgets.split(",") if b.strip()]
     dataset = Dataset.from_dict({"prompt": episode_prompts(problems, budgets)})

@@ -50,3 +50,16 @@ def test_cloning_lowers_the_loss_on_controller_tokens(tokenizer):
     cfg = SFTConfig(epochs=10, batch_size=4, lr=1e-2, warmup_steps=1, progress=False)
     losses = train_sft(model, tokenizer, demos, cfg)
     assert len(losses) == 10 and losses[-1] < 0.85 * before
+
+
+def test_a_saved_tiny_controller_reloads_with_the_ids_it_was_trained_with(tmp_path):
+    from corl_gym.agents.evaluate import load_controller
+    from corl_gym.agents.sft import build_tiny
+
+    problems = select_problems("synthetic", "train", integer_answers=True, limit=40)
+    model, tokenizer = build_tiny(tmp_path, "sim-paper", problems, "micro", seed=0, call_query="Solve it.")
+    model.save_pretrained(tmp_path)  # a Qwen2 config beside the tokenizer, as in every checkpoint
+    _, reloaded = load_controller(tmp_path)
+    text = '<response expert="o3">So $\\boxed{-391}$.</response><answer>\\boxed{553}</answer>'
+    assert tokenizer.tokenize("553") == ["553"]  # numbers below 1000 are one token each
+    assert reloaded(text)["input_ids"] == tokenizer(text)["input_ids"]

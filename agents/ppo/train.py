@@ -59,10 +59,12 @@ def train(cfg: PPOConfig) -> Path:
     resuming = cfg.resume and (latest / "state.pt").is_file()
 
     # ---- models: actor (trained), reference (frozen initial actor), critic (separate value model)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from corl_gym.agents.tiny import load_tokenizer
 
     dtype = torch.bfloat16 if cfg.bf16 and device.startswith("cuda") else torch.float32
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
+    tokenizer = load_tokenizer(cfg.model)
     ref = frozen_copy(AutoModelForCausalLM.from_pretrained(cfg.model, dtype=dtype)).to(device)
     actor = AutoModelForCausalLM.from_pretrained(str(latest / "actor") if resuming else cfg.model, dtype=dtype).to(device)
     critic = Critic.from_actor(ref if not resuming else actor).to(device)
