@@ -100,6 +100,8 @@ class CORLRoutingEnv(gym.Env):
         self._start_mask[0] = True  # submitting is always allowed
         # (candidate's source, distinct answers, agreement) -> the observation's answer entries; few recur
         self._answer_entries: dict[tuple[int, int, tuple[float, ...]], np.ndarray] = {}
+        # A new episode's: the candidate is the controller's own answer, the only one (`_start_answers`).
+        self._start_answer_block = self._new_answer_block((0, 1, (1.0,) + (0.0,) * self.K))
         self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
         # id -> (the experts' expected costs, an observation of zeros holding the problem's features)
         self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}
@@ -145,6 +147,8 @@ class CORLRoutingEnv(gym.Env):
         obs[BUDGET_SLOTS.index(mode) if mode in BUDGET_SLOTS else 3] = 1.0
         obs[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
         obs[6 : 6 + self.K] = [min(max(cost / scale / 10.0, -1.0), 1.0) for cost in self._expected]
+        obs[self._source_at : self._routing_size] = self._start_answer_block
+        self._answers_seen = True
         self._mask = self._start_mask.copy()
         self._mask_inputs: tuple[bool, float] | None = None  # (last step?, spend) the expert entries were set for
 
@@ -247,19 +251,23 @@ class CORLRoutingEnv(gym.Env):
     def _answer_block(self) -> np.ndarray:
         """The observation's answer entries (candidate source one-hot, agreement with the controller's own
         answer, distinct answers, the step's entry left 0, agreement per answerer), made once per state."""
-        agreement = tuple(self._agreement())
-        key = (self._source, len(self._distinct), agreement)
+        key = (self._source, len(self._distinct), tuple(self._agreement()))
         block = self._answer_entries.get(key)
-        if block is None:
-            n = self.K + 1
-            source = [0.0] * n
-            source[self._source] = 1.0
-            agrees_with_own = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
-            distinct = min(len(self._distinct) / n, 1.0)
-            block = np.array([*source, agrees_with_own, distinct, 0.0, *agreement], dtype=np.float32)
-            if len(self._answer_entries) >= 4096:  # bounded for large pools, whose states are many
-                self._answer_entries.clear()
-            self._answer_entries[key] = block
+        return self._new_answer_block(key) if block is None else block
+
+    def _new_answer_block(self, key: tuple[int, int, tuple[float, ...]]) -> np.ndarray:
+        """`_answer_block` of a state not met before (its key: the candidate's source, the number of distinct
+        answers, the agreement per answerer), remembered."""
+        source_index, distinct_answers, agreement = key
+        n = self.K + 1
+        source = [0.0] * n
+        source[source_index] = 1.0
+        agrees_with_own = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
+        distinct = min(distinct_answers / n, 1.0)
+        block = np.array([*source, agrees_with_own, distinct, 0.0, *agreement], dtype=np.float32)
+        if len(self._answer_entries) >= 4096:  # bounded for large pools, whose states are many
+            self._answer_entries.clear()
+        self._answer_entries[key] = block
         return block
 
     def _agreement(self) -> list[float]:
