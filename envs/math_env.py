@@ -259,18 +259,27 @@ class CORLMathEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------ step
     def step(self, action: str | Sequence[int] | np.ndarray | CallAction | AnswerAction | InvalidAction):
-        turn = self._begin_step(action)
+        return self._play(self._begin_step(action))
+
+    def _scripted_step(self, action: CallAction | AnswerAction, text: str):
+        """`step` for a turn its caller made itself in checked form (a routing env's): `action` is what
+        `step` would make of the turn `text` (a known expert and a stripped, non-empty query or answer), so
+        nothing is parsed or checked again."""
+        return self._play(self._begin_step(action, (text, None, action)))
+
+    def _play(self, turn: _Turn):
         reply = None
         if isinstance(turn.action, CallAction):
             reply = self.pool.call(turn.action.expert, turn.action.query, self._episode.problem)  # never raises
         return self._end_step(turn, reply)
 
-    def _begin_step(self, action: Any) -> _Turn:
-        """Parse the turn; a call that the hard cap refuses becomes an invalid action here."""
+    def _begin_step(self, action: Any, read: tuple[str, list[int] | None, Any] | None = None) -> _Turn:
+        """Parse the turn (unless `read` holds it parsed); a call that the hard cap refuses becomes an
+        invalid action here."""
         episode = self._episode
         if episode is None or episode.done:
             raise RuntimeError("the episode is over (or never began): call reset() before step()")
-        text, ids, parsed = self._read_action(action)
+        text, ids, parsed = self._read_action(action) if read is None else read
         if isinstance(parsed, CallAction) and self.hard_cap:
             spec = self.pool.experts[parsed.expert].spec
             remaining = episode.threshold_usd - episode.cost_usd
@@ -295,7 +304,7 @@ class CORLMathEnv(gym.Env):
         elif isinstance(action, AnswerAction):
             verdict, correct = self._grade(action.text)
             rew = self._final_reward(correct, action.text)
-            terminated, env_ids = True, self._append("")
+            terminated, env_ids = True, (None if episode.token_ids is None else [])  # nothing appended
         else:
             episode.invalid_turns += 1
             env_ids = self._append(corrective_message(action, self.expert_names))

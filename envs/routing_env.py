@@ -16,6 +16,7 @@ from gymnasium.error import ResetNeeded
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
+from corl_gym.envs.untrusted import answer_text, call_text
 from corl_gym.experts import Pool
 from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.protocol import AnswerAction, CallAction
@@ -167,22 +168,53 @@ class CORLRoutingEnv(gym.Env):
         return entries
 
     def step(self, action: int):
-        self._require_reset("step")
+        if self._info is None:
+            self._require_reset("step")
         action = self._checked_action(action)
-        _, reward, terminated, truncated, info = self.text_env.step(self._turn(action))
+        _, reward, terminated, truncated, info = self._play(self._turn(action))
         if 1 <= action <= self.K:
             reply = self.text_env.last_reply
             self._record(action, reply, reply_answer(reply))
             calls = info["calls"][self.expert_names[action - 1]]  # only the called expert's count can change
             self._obs[self._calls_at + action - 1] = min(calls / self.max_steps, 1.0)
-        self._info = info
         observation, info = self._after_step(info)
         return observation, reward, terminated, truncated, info
 
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        """The observation and the info of the state the text env is in now."""
-        self._update_mask()
-        return self._observation(), self._full_info(info)
+        """The observation and the info of the state the text env is in now (`info`, its latest info, to which
+        the routing entries are added: the text env makes a new one every step). Only the entries that changed
+        are written over the episode's array (the called expert's count is written by `step`), and the
+        experts' entries of the mask only when the step limit or the spend that decide them changed (a
+        subclass sets those of its own actions)."""
+        self._info = info
+        turn, cost, threshold = info["turn"], info["cost_usd"], info["threshold_usd"]
+        inputs = (turn >= self.max_steps - 1, cost)
+        if inputs != self._mask_inputs:
+            self._mask_inputs = inputs
+            limit = threshold - cost + 1e-12  # on the last step only submitting can earn reward
+            self._mask[1 : self.K + 1] = False if inputs[0] else [expected <= limit for expected in self._expected]
+        obs = self._obs
+        remaining = (threshold - cost) / self._scale
+        obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined
+        if not self._answers_seen:  # the answer entries change only when an answer comes in
+            obs[self._source_at : self._routing_size] = self._answer_block()
+            self._answers_seen = True
+        step = turn / self.max_steps
+        obs[self._turn_at] = step if step < 1.0 else 1.0  # the step's entry sits among the answer entries
+        info["candidate"], info["action_mask"] = self._candidate, self._mask.copy()
+        return obs.copy(), info
+
+    def _play(self, turn: AnswerAction | CallAction) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the text env with a turn of this env's making, in the checked form the text env would give it
+        (the query stripped), so that it neither parses nor checks it again. (An answer turn is `\\boxed{...}`:
+        nothing to strip. A problem of blanks makes an empty query, which the text env's own checks refuse.)"""
+        if type(turn) is AnswerAction:
+            return self.text_env._scripted_step(turn, answer_text(turn.text))
+        query = turn.query.strip()
+        if not query:
+            return self.text_env.step(turn)
+        checked = turn if query is turn.query else CallAction(turn.expert, query)
+        return self.text_env._scripted_step(checked, call_text(turn.expert, turn.query))
 
     def _turn(self, action: int) -> AnswerAction | CallAction:
         """The text env's turn for an action in range: submit the candidate, or ask expert `action`."""
@@ -220,33 +252,6 @@ class CORLRoutingEnv(gym.Env):
         """True where an action is allowed: submitting always; an expert while affordable and steps remain."""
         self._require_reset("action_masks")
         return self._mask.copy()
-
-    def _update_mask(self) -> None:
-        """Set the experts' entries of the mask (a subclass sets those of its own actions), when the step
-        limit or the spend that decide them changed."""
-        info = self._info
-        inputs = (info["turn"] >= self.max_steps - 1, info["cost_usd"])
-        if inputs == self._mask_inputs:
-            return
-        self._mask_inputs = inputs
-        if inputs[0]:
-            self._mask[1 : self.K + 1] = False  # the last step: only submitting can earn reward
-        else:
-            limit = info["threshold_usd"] - inputs[1] + 1e-12
-            self._mask[1 : self.K + 1] = [cost <= limit for cost in self._expected]
-
-    def _observation(self) -> np.ndarray:
-        """The observation: the episode's array, with the entries that changed written over it (the called
-        expert's count is written by `step`)."""
-        info, obs = self._info, self._obs
-        remaining = (info["threshold_usd"] - info["cost_usd"]) / self._scale
-        obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined
-        if not self._answers_seen:  # the answer entries change only when an answer comes in
-            obs[self._source_at : self._routing_size] = self._answer_block()
-            self._answers_seen = True
-        turn = info["turn"] / self.max_steps
-        obs[self._turn_at] = turn if turn < 1.0 else 1.0  # the step's entry sits among them
-        return obs.copy()
 
     def _answer_block(self) -> np.ndarray:
         """The observation's answer entries (candidate source one-hot, agreement with the controller's own
@@ -291,12 +296,6 @@ class CORLRoutingEnv(gym.Env):
         if verdict is None:  # settled verdicts are shared process-wide (`answer_groups.equivalent`)
             verdict = self._verdicts[key] = equivalent(a, b, self.text_env.verify_timeout)
         return verdict
-
-    def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        """The text env's info of this step (a new dict every step, read by this env only before it returns)
-        with the routing entries added."""
-        info["candidate"], info["action_mask"] = self._candidate, self._mask.copy()
-        return info
 
     def render(self) -> str | None:
         return self.text_env.render()

@@ -82,8 +82,11 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         return AnswerAction(f"\\boxed{{{answer}}}")
 
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        self._sync_groups()
-        return super()._after_step(info)
+        if self._groups_seen != self.answers.version:  # an answer came in
+            self._sync_groups()
+        observation, full = super()._after_step(info)
+        full["plurality"], full["groups"] = self._plurality, self._groups_info
+        return observation, full
 
     def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
         """v0's, plus the groups of a new episode: the controller's own answer alone, or no group."""
@@ -92,10 +95,8 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         self._show_groups(((0,),) if own else (), 0 if own else None, own or "")
 
     def _sync_groups(self) -> None:
-        """Recompute what the observation, masks and info show of the groups, only when an answer came in."""
+        """Recompute what the observation, masks and info show of the groups."""
         answers = self.answers
-        if self._groups_seen == answers.version:
-            return
         best = answers.plurality()
         self._show_groups(tuple(map(tuple, answers.groups)), answers.plurality_group(), "" if best is None else best[1])
 
@@ -134,8 +135,3 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
                  for i, j in self._pairs]
         padded = [value / n for value in sizes[:n]] + [0.0] * max(0, n - len(sizes))
         return np.array(padded + own_size + in_plurality + pairs + [(sizes[0] - sizes[1]) / n], dtype=np.float32)
-
-    def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        full = super()._full_info(info)
-        full["plurality"], full["groups"] = self._plurality, self._groups_info
-        return full

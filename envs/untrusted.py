@@ -45,11 +45,11 @@ def checked_action(
         else:  # a frozen action already in canonical form is kept: a routing env sends one every step
             canonical = type(action) is AnswerAction and content is action.text  # a plain str, nothing stripped
             checked = action if canonical else AnswerAction(content)
-        return f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}", checked
+        return answer_text(text), checked
     expert, query = plain_str(action.expert), plain_str(action.query)
     if expert is None or query is None:
         return "", InvalidAction("malformed_tag", "a CallAction's expert and query must be str")
-    text = f'<call expert="{expert}">{query}{CALL_CLOSE}'
+    text = call_text(expert, query)
     if expert not in expert_names:
         names = ", ".join(expert_names)
         return text, InvalidAction("unknown_expert", f"{expert[:60]!r} is not one of: {names}")
@@ -58,6 +58,16 @@ def checked_action(
         return text, InvalidAction("empty_query", f"the call to {expert} had no query")
     canonical = type(action) is CallAction and expert is action.expert and query_text is action.query
     return text, action if canonical else CallAction(expert, query_text)
+
+
+def answer_text(text: str) -> str:
+    """The canonical turn of an answer: the text a parsed `AnswerAction` stands for."""
+    return f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}"
+
+
+def call_text(expert: str, query: str) -> str:
+    """The canonical turn of a call: the text a parsed `CallAction` stands for."""
+    return f'<call expert="{expert}">{query}{CALL_CLOSE}'
 
 
 def checked_reply(reply: Any, expert: str, spent_usd: float) -> ExpertReply:
