@@ -106,6 +106,8 @@ class CORLRoutingEnv(gym.Env):
         self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
         # id -> (the experts' expected costs, an observation of zeros holding the problem's features)
         self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}
+        # (mode, threshold) -> the budget's entries (mode one-hot, threshold); a few, unless dollar budgets vary
+        self._per_budget: dict[tuple[str, float], np.ndarray] = {}
 
     def _extra_size(self) -> int:
         """Observation entries a subclass adds between the routing part and the problem features."""
@@ -145,13 +147,24 @@ class CORLRoutingEnv(gym.Env):
         self._expected, template = self._problem_entries(problem)
         self._scale = scale = threshold if threshold > 0 else 1e-9
         obs = self._obs = template.copy()
-        obs[BUDGET_SLOTS.index(mode) if mode in BUDGET_SLOTS else 3] = 1.0
-        obs[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
+        obs[:5] = self._budget_entries(mode, threshold)
         obs[6 : 6 + self.K] = [min(max(cost / scale / 10.0, -1.0), 1.0) for cost in self._expected]
         obs[self._source_at : self._routing_size] = self._start_answer_block
         self._answers_seen = True
         self._mask = self._start_mask.copy()
         self._mask_inputs: tuple[bool, float] | None = None  # (last step?, spend) the expert entries were set for
+
+    def _budget_entries(self, mode: str, threshold: float) -> np.ndarray:
+        """The observation's budget entries (mode one-hot, threshold), made once per budget."""
+        entries = self._per_budget.get((mode, threshold))
+        if entries is None:
+            if len(self._per_budget) >= 64:  # custom dollar budgets could be many: keep a few
+                self._per_budget.clear()
+            entries = np.zeros(5, dtype=np.float32)
+            entries[BUDGET_SLOTS.index(mode) if mode in BUDGET_SLOTS else 3] = 1.0
+            entries[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
+            self._per_budget[(mode, threshold)] = entries
+        return entries
 
     def _problem_entries(self, problem: Problem) -> tuple[list[float], np.ndarray]:
         """(the experts' expected costs, an observation of zeros holding the clipped problem features) of
