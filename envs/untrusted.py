@@ -8,15 +8,54 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from corl_gym.experts import ExpertReply
 from corl_gym.experts.base import checked_reply as base_checked_reply
-from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, INVALID_REASONS, AnswerAction, CallAction, InvalidAction
+from corl_gym.protocol import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    CALL_CLOSE,
+    INVALID_REASONS,
+    AnswerAction,
+    CallAction,
+    InvalidAction,
+    parse_action,
+)
 
+MAX_ACTION_CHARS = 100_000
 PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
+
+
+def read_action(
+    action: Any, expert_names: Sequence[str], tokenizer: Any, encode: Callable[[str], list[int]]
+) -> tuple[str, list[int] | None, CallAction | AnswerAction | InvalidAction]:
+    """A turn handed to the env: its text, its ids in token mode (`tokenizer` given; `encode` makes ids of
+    text), and its action. Never raises: what cannot be a turn is an invalid one with nothing appended."""
+    token_mode = tokenizer is not None
+    parsed = None
+    if isinstance(action, PARSED_ACTIONS):
+        text, parsed = checked_action(action, expert_names)
+    elif isinstance(action, str):
+        text = plain_str(action)  # a subclass's own methods may lie or hang: checks run on a plain copy
+    elif not token_mode:
+        detail = f"an action is a str or a corl_gym.protocol action, got {type(action).__name__[:60]}"
+        return "", None, InvalidAction("malformed_tag", detail)
+    else:
+        ids = token_ids(action)
+        if ids is None:
+            return "", [], InvalidAction("malformed_tag", "token ids must be integers")
+        ids = [t for t in ids if 0 <= t < len(tokenizer)]  # out-of-vocabulary ids cannot be decoded
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+        return text, ids, parse_action(text, expert_names)
+    if len(text) > MAX_ACTION_CHARS:  # a str or parsed turn, in either mode (sampled ids are capped by their generator)
+        detail = f"the turn had {len(text):,} characters; the limit is {MAX_ACTION_CHARS:,}"
+        return "", ([] if token_mode else None), InvalidAction("too_long", detail)
+    if parsed is None:
+        parsed = parse_action(text, expert_names)
+    return text, (encode(text) if token_mode else None), parsed
 
 
 def plain_str(value: Any) -> str | None:
