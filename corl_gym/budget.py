@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
@@ -53,7 +54,7 @@ class BudgetSpec:
     def modes(self) -> tuple[str, ...]:
         """The modes an episode can get, in threshold order (low to high)."""
         if self.value == MIXED:
-            return tuple(sorted(self.thresholds, key=self.thresholds.__getitem__))
+            return self._mixed_modes
         return (self.value if isinstance(self.value, str) else CUSTOM,)
 
     def draw(self, rng: np.random.Generator, mode: str | float | None = None) -> Budget:
@@ -62,11 +63,20 @@ class BudgetSpec:
         if mode is not None:
             validate_budget(value, self.thresholds)
         if value == MIXED:
-            modes = self.modes
+            modes = self._mixed_modes
             value = modes[int(rng.integers(len(modes)))]
         if isinstance(value, str):
-            return Budget(value, float(self.thresholds[value]))
+            return self._mode_budgets[value]
         return Budget(CUSTOM, float(value))
+
+    # Worked out once: a reset draws a budget every episode, and the pool's thresholds are fixed.
+    @cached_property
+    def _mixed_modes(self) -> tuple[str, ...]:
+        return tuple(sorted(self.thresholds, key=self.thresholds.__getitem__))
+
+    @cached_property
+    def _mode_budgets(self) -> dict[str, Budget]:
+        return {mode: Budget(mode, float(threshold)) for mode, threshold in self.thresholds.items()}
 
 
 def validate_budget(value: object, thresholds: Mapping[str, float]) -> None:

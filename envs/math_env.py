@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -24,44 +23,15 @@ from corl_gym.protocol import (
     compact_system_prompt,
     corrective_message,
     format_response,
-    parse_action,
     system_prompt,
 )
+from corl_gym.envs.episode import Episode, Turn
 from corl_gym.envs.spaces import UnicodeText, token_space
-from corl_gym.envs.untrusted import PARSED_ACTIONS, checked_action, checked_reply, plain_str, token_ids
+from corl_gym.envs.untrusted import MAX_ACTION_CHARS, checked_reply, read_action
 from corl_gym.experts.base import amount
 
-MAX_ACTION_CHARS = 100_000
 MAX_OBSERVATION_CHARS = 10_000_000
 _CUT_NOTE = f"\n[the rest was cut: the context holds at most {MAX_OBSERVATION_CHARS:,} characters]"
-
-
-@dataclass
-class _Turn:
-    """One step between parsing the action and receiving the expert's reply (the vector env runs the
-    calls of all its envs concurrently between the two halves)."""
-
-    text: str
-    token_ids: list[int] | None
-    action: CallAction | AnswerAction | InvalidAction
-
-
-@dataclass
-class _Episode:
-    problem: Problem
-    mode: str
-    threshold_usd: float
-    text: str
-    token_ids: list[int] | None
-    turn: int = 0
-    cost_usd: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    calls: dict[str, int] = field(default_factory=dict)  # expert -> calls, every expert from 0, in roster order
-    controller_cost_usd: float = 0.0
-    pending_controller_cost: float = 0.0
-    invalid_turns: int = 0
-    done: bool = False
 
 
 class CORLMathEnv(gym.Env):
@@ -206,7 +176,7 @@ class CORLMathEnv(gym.Env):
         # Room the text context keeps for one more turn: the turn itself, then the env's longest block
         # (a corrective message lists the experts, maybe twice; a response block's framing and cut note).
         self._turn_room = MAX_ACTION_CHARS + 2_000 + 3 * len(", ".join(self.expert_names))
-        self._episode: _Episode | None = None
+        self._episode: Episode | None = None
         self.last_reply: ExpertReply | None = None  # the latest expert reply, for wrappers and routers
 
     # ----------------------------------------------------------------------------------------- reset
@@ -222,7 +192,7 @@ class CORLMathEnv(gym.Env):
                 f"{MAX_OBSERVATION_CHARS:,} with room for a turn"
             )
         calls = dict.fromkeys(self.expert_names, 0)
-        self._episode = _Episode(problem, budget.mode, budget.threshold_usd, text, ids, calls=calls)
+        self._episode = Episode(problem, budget.mode, budget.threshold_usd, text, ids, calls=calls)
         info = self._info(step_cost=0.0, action_error=None, expert_error=None, verdict=None, correct=False)
         if ids is not None:
             info["env_token_ids"] = list(ids)
@@ -259,26 +229,35 @@ class CORLMathEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------ step
     def step(self, action: str | Sequence[int] | np.ndarray | CallAction | AnswerAction | InvalidAction):
-        turn = self._begin_step(action)
+        return self._play(self._begin_step(action))
+
+    def _scripted_step(self, action: CallAction | AnswerAction, text: str):
+        """`step` for a turn its caller made itself in checked form (a routing env's): `action` is what
+        `step` would make of the turn `text` (a known expert and a stripped, non-empty query or answer), so
+        nothing is parsed or checked again."""
+        return self._play(self._begin_step(action, (text, None, action)))
+
+    def _play(self, turn: Turn):
         reply = None
         if isinstance(turn.action, CallAction):
             reply = self.pool.call(turn.action.expert, turn.action.query, self._episode.problem)  # never raises
         return self._end_step(turn, reply)
 
-    def _begin_step(self, action: Any) -> _Turn:
-        """Parse the turn; a call that the hard cap refuses becomes an invalid action here."""
+    def _begin_step(self, action: Any, read: tuple[str, list[int] | None, Any] | None = None) -> Turn:
+        """Parse the turn (unless `read` holds it parsed); a call that the hard cap refuses becomes an
+        invalid action here."""
         episode = self._episode
         if episode is None or episode.done:
             raise RuntimeError("the episode is over (or never began): call reset() before step()")
-        text, ids, parsed = self._read_action(action)
+        text, ids, parsed = read or read_action(action, self.expert_names, self.tokenizer, self._encode)
         if isinstance(parsed, CallAction) and self.hard_cap:
             spec = self.pool.experts[parsed.expert].spec
             remaining = episode.threshold_usd - episode.cost_usd
             if spec.expected_cost(parsed.query) > remaining:
                 parsed = InvalidAction("over_cap", f"{parsed.expert} is expected to cost ${spec.expected_cost(parsed.query):.6f}")
-        return _Turn(text, ids, parsed)
+        return Turn(text, ids, parsed)
 
-    def _end_step(self, turn: _Turn, reply: ExpertReply | None):
+    def _end_step(self, turn: Turn, reply: ExpertReply | None):
         episode = self._episode
         episode.turn += 1
         self._append(turn.text, turn.token_ids)
@@ -295,7 +274,7 @@ class CORLMathEnv(gym.Env):
         elif isinstance(action, AnswerAction):
             verdict, correct = self._grade(action.text)
             rew = self._final_reward(correct, action.text)
-            terminated, env_ids = True, self._append("")
+            terminated, env_ids = True, (None if episode.token_ids is None else [])  # nothing appended
         else:
             episode.invalid_turns += 1
             env_ids = self._append(corrective_message(action, self.expert_names))
@@ -309,32 +288,6 @@ class CORLMathEnv(gym.Env):
         if env_ids is not None:
             info["env_token_ids"] = env_ids
         return self._observation(), rew, terminated, truncated, info
-
-    def _read_action(self, action: Any) -> tuple[str, list[int] | None, CallAction | AnswerAction | InvalidAction]:
-        """The turn's text, its ids in token mode, and its action. Never raises: what cannot be a turn is an
-        invalid one with nothing appended."""
-        token_mode = self.tokenizer is not None
-        parsed = None
-        if isinstance(action, PARSED_ACTIONS):
-            text, parsed = checked_action(action, self.expert_names)
-        elif isinstance(action, str):
-            text = plain_str(action)  # a subclass's own methods may lie or hang: checks run on a plain copy
-        elif not token_mode:
-            detail = f"an action is a str or a corl_gym.protocol action, got {type(action).__name__[:60]}"
-            return "", None, InvalidAction("malformed_tag", detail)
-        else:
-            ids = token_ids(action)
-            if ids is None:
-                return "", [], InvalidAction("malformed_tag", "token ids must be integers")
-            ids = [t for t in ids if 0 <= t < len(self.tokenizer)]  # out-of-vocabulary ids cannot be decoded
-            text = self.tokenizer.decode(ids, skip_special_tokens=False)
-            return text, ids, parse_action(text, self.expert_names)
-        if len(text) > MAX_ACTION_CHARS:  # a str or parsed turn, in either mode (sampled ids are capped by their generator)
-            detail = f"the turn had {len(text):,} characters; the limit is {MAX_ACTION_CHARS:,}"
-            return "", ([] if token_mode else None), InvalidAction("too_long", detail)
-        if parsed is None:
-            parsed = parse_action(text, self.expert_names)
-        return text, (self._encode(text) if token_mode else None), parsed
 
     def charge_controller(self, cost_usd: float) -> bool:
         """Charge the controller's own tokens for the turn about to be stepped (an API model that

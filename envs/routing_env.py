@@ -16,6 +16,7 @@ from gymnasium.error import ResetNeeded
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
+from corl_gym.envs.untrusted import answer_text, call_text
 from corl_gym.experts import Pool
 from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.protocol import AnswerAction, CallAction
@@ -100,9 +101,13 @@ class CORLRoutingEnv(gym.Env):
         self._start_mask[0] = True  # submitting is always allowed
         # (candidate's source, distinct answers, agreement) -> the observation's answer entries; few recur
         self._answer_entries: dict[tuple[int, int, tuple[float, ...]], np.ndarray] = {}
+        # A new episode's: the candidate is the controller's own answer, the only one (`_start_answers`).
+        self._start_answer_block = self._new_answer_block((0, 1, (1.0,) + (0.0,) * self.K))
         self._info: dict[str, Any] | None = None  # the text env's latest info; None until reset
         # id -> (the experts' expected costs, an observation of zeros holding the problem's features)
         self._per_problem: dict[str, tuple[list[float], np.ndarray]] = {}
+        # (mode, threshold) -> the budget's entries (mode one-hot, threshold); a few, unless dollar budgets vary
+        self._per_budget: dict[tuple[str, float], np.ndarray] = {}
 
     def _extra_size(self) -> int:
         """Observation entries a subclass adds between the routing part and the problem features."""
@@ -142,11 +147,24 @@ class CORLRoutingEnv(gym.Env):
         self._expected, template = self._problem_entries(problem)
         self._scale = scale = threshold if threshold > 0 else 1e-9
         obs = self._obs = template.copy()
-        obs[BUDGET_SLOTS.index(mode) if mode in BUDGET_SLOTS else 3] = 1.0
-        obs[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
+        obs[:5] = self._budget_entries(mode, threshold)
         obs[6 : 6 + self.K] = [min(max(cost / scale / 10.0, -1.0), 1.0) for cost in self._expected]
+        obs[self._source_at : self._routing_size] = self._start_answer_block
+        self._answers_seen = True
         self._mask = self._start_mask.copy()
         self._mask_inputs: tuple[bool, float] | None = None  # (last step?, spend) the expert entries were set for
+
+    def _budget_entries(self, mode: str, threshold: float) -> np.ndarray:
+        """The observation's budget entries (mode one-hot, threshold), made once per budget."""
+        entries = self._per_budget.get((mode, threshold))
+        if entries is None:
+            if len(self._per_budget) >= 64:  # custom dollar budgets could be many: keep a few
+                self._per_budget.clear()
+            entries = np.zeros(5, dtype=np.float32)
+            entries[BUDGET_SLOTS.index(mode) if mode in BUDGET_SLOTS else 3] = 1.0
+            entries[4] = _clip((math.log10(max(threshold, 1e-6)) + 6.0) / 8.0)
+            self._per_budget[(mode, threshold)] = entries
+        return entries
 
     def _problem_entries(self, problem: Problem) -> tuple[list[float], np.ndarray]:
         """(the experts' expected costs, an observation of zeros holding the clipped problem features) of
@@ -163,22 +181,53 @@ class CORLRoutingEnv(gym.Env):
         return entries
 
     def step(self, action: int):
-        self._require_reset("step")
+        if self._info is None:
+            self._require_reset("step")
         action = self._checked_action(action)
-        _, reward, terminated, truncated, info = self.text_env.step(self._turn(action))
+        _, reward, terminated, truncated, info = self._play(self._turn(action))
         if 1 <= action <= self.K:
             reply = self.text_env.last_reply
             self._record(action, reply, reply_answer(reply))
             calls = info["calls"][self.expert_names[action - 1]]  # only the called expert's count can change
             self._obs[self._calls_at + action - 1] = min(calls / self.max_steps, 1.0)
-        self._info = info
         observation, info = self._after_step(info)
         return observation, reward, terminated, truncated, info
 
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        """The observation and the info of the state the text env is in now."""
-        self._update_mask()
-        return self._observation(), self._full_info(info)
+        """The observation and the info of the state the text env is in now (`info`, its latest info, to which
+        the routing entries are added: the text env makes a new one every step). Only the entries that changed
+        are written over the episode's array (the called expert's count is written by `step`), and the
+        experts' entries of the mask only when the step limit or the spend that decide them changed (a
+        subclass sets those of its own actions)."""
+        self._info = info
+        turn, cost, threshold = info["turn"], info["cost_usd"], info["threshold_usd"]
+        inputs = (turn >= self.max_steps - 1, cost)
+        if inputs != self._mask_inputs:
+            self._mask_inputs = inputs
+            limit = threshold - cost + 1e-12  # on the last step only submitting can earn reward
+            self._mask[1 : self.K + 1] = False if inputs[0] else [expected <= limit for expected in self._expected]
+        obs = self._obs
+        remaining = (threshold - cost) / self._scale
+        obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined
+        if not self._answers_seen:  # the answer entries change only when an answer comes in
+            obs[self._source_at : self._routing_size] = self._answer_block()
+            self._answers_seen = True
+        step = turn / self.max_steps
+        obs[self._turn_at] = step if step < 1.0 else 1.0  # the step's entry sits among the answer entries
+        info["candidate"], info["action_mask"] = self._candidate, self._mask.copy()
+        return obs.copy(), info
+
+    def _play(self, turn: AnswerAction | CallAction) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        """Step the text env with a turn of this env's making, in the checked form the text env would give it
+        (the query stripped), so that it neither parses nor checks it again. (An answer turn is `\\boxed{...}`:
+        nothing to strip. A problem of blanks makes an empty query, which the text env's own checks refuse.)"""
+        if type(turn) is AnswerAction:
+            return self.text_env._scripted_step(turn, answer_text(turn.text))
+        query = turn.query.strip()
+        if not query:
+            return self.text_env.step(turn)
+        checked = turn if query is turn.query else CallAction(turn.expert, query)
+        return self.text_env._scripted_step(checked, call_text(turn.expert, turn.query))
 
     def _turn(self, action: int) -> AnswerAction | CallAction:
         """The text env's turn for an action in range: submit the candidate, or ask expert `action`."""
@@ -217,49 +266,26 @@ class CORLRoutingEnv(gym.Env):
         self._require_reset("action_masks")
         return self._mask.copy()
 
-    def _update_mask(self) -> None:
-        """Set the experts' entries of the mask (a subclass sets those of its own actions), when the step
-        limit or the spend that decide them changed."""
-        info = self._info
-        inputs = (info["turn"] >= self.max_steps - 1, info["cost_usd"])
-        if inputs == self._mask_inputs:
-            return
-        self._mask_inputs = inputs
-        if inputs[0]:
-            self._mask[1 : self.K + 1] = False  # the last step: only submitting can earn reward
-        else:
-            limit = info["threshold_usd"] - inputs[1] + 1e-12
-            self._mask[1 : self.K + 1] = [cost <= limit for cost in self._expected]
-
-    def _observation(self) -> np.ndarray:
-        """The observation: the episode's array, with the entries that changed written over it (the called
-        expert's count is written by `step`)."""
-        info, obs = self._info, self._obs
-        remaining = (info["threshold_usd"] - info["cost_usd"]) / self._scale
-        obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined
-        if not self._answers_seen:  # the answer entries change only when an answer comes in
-            obs[self._source_at : self._routing_size] = self._answer_block()
-            self._answers_seen = True
-        turn = info["turn"] / self.max_steps
-        obs[self._turn_at] = turn if turn < 1.0 else 1.0  # the step's entry sits among them
-        return obs.copy()
-
     def _answer_block(self) -> np.ndarray:
         """The observation's answer entries (candidate source one-hot, agreement with the controller's own
         answer, distinct answers, the step's entry left 0, agreement per answerer), made once per state."""
-        agreement = tuple(self._agreement())
-        key = (self._source, len(self._distinct), agreement)
+        key = (self._source, len(self._distinct), tuple(self._agreement()))
         block = self._answer_entries.get(key)
-        if block is None:
-            n = self.K + 1
-            source = [0.0] * n
-            source[self._source] = 1.0
-            agrees_with_own = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
-            distinct = min(len(self._distinct) / n, 1.0)
-            block = np.array([*source, agrees_with_own, distinct, 0.0, *agreement], dtype=np.float32)
-            if len(self._answer_entries) >= 4096:  # bounded for large pools, whose states are many
-                self._answer_entries.clear()
-            self._answer_entries[key] = block
+        return self._new_answer_block(key) if block is None else block
+
+    def _new_answer_block(self, key: tuple[int, int, tuple[float, ...]]) -> np.ndarray:
+        """`_answer_block` of a state not met before (its key: the candidate's source, the number of distinct
+        answers, the agreement per answerer), remembered."""
+        source_index, distinct_answers, agreement = key
+        n = self.K + 1
+        source = [0.0] * n
+        source[source_index] = 1.0
+        agrees_with_own = float(agreement[0] > 0)  # the candidate agrees with the controller's own answer
+        distinct = min(distinct_answers / n, 1.0)
+        block = np.array([*source, agrees_with_own, distinct, 0.0, *agreement], dtype=np.float32)
+        if len(self._answer_entries) >= 4096:  # bounded for large pools, whose states are many
+            self._answer_entries.clear()
+        self._answer_entries[key] = block
         return block
 
     def _agreement(self) -> list[float]:
@@ -283,12 +309,6 @@ class CORLRoutingEnv(gym.Env):
         if verdict is None:  # settled verdicts are shared process-wide (`answer_groups.equivalent`)
             verdict = self._verdicts[key] = equivalent(a, b, self.text_env.verify_timeout)
         return verdict
-
-    def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        """The text env's info of this step (a new dict every step, read by this env only before it returns)
-        with the routing entries added."""
-        info["candidate"], info["action_mask"] = self._candidate, self._mask.copy()
-        return info
 
     def render(self) -> str | None:
         return self.text_env.render()

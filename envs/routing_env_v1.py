@@ -82,28 +82,34 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         return AnswerAction(f"\\boxed{{{answer}}}")
 
     def _after_step(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        self._sync_groups()
-        return super()._after_step(info)
+        if self._groups_seen != self.answers.version:  # an answer came in
+            self._sync_groups()
+        observation, full = super()._after_step(info)
+        full["plurality"], full["groups"] = self._plurality, self._groups_info
+        return observation, full
 
     def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
+        """v0's, plus the groups of a new episode: the controller's own answer alone, or no group."""
         super()._start_observation(problem, info)
-        self._groups_seen = -1
+        own = self.answers.answer(0)  # None when the controller stated no answer
+        self._show_groups(((0,),) if own else (), 0 if own else None, own or "")
 
     def _sync_groups(self) -> None:
-        """Recompute what the observation, masks and info show of the groups, only when an answer came in."""
+        """Recompute what the observation, masks and info show of the groups."""
         answers = self.answers
-        if self._groups_seen == answers.version:
-            return
-        groups = tuple(map(tuple, answers.groups))  # the sources of each group: what info shows, and the key
-        best, winner = answers.plurality(), answers.plurality_group()
+        best = answers.plurality()
+        self._show_groups(tuple(map(tuple, answers.groups)), answers.plurality_group(), "" if best is None else best[1])
+
+    def _show_groups(self, groups: tuple[tuple[int, ...], ...], winner: int | None, plurality: str) -> None:
+        """Show a grouping (the sources of each group: what info shows, and the key of its entries), the
+        plurality's group and its answer in the observation, masks and info."""
         entries = self._entries.get((groups, winner))
         if entries is None:  # the same grouping recurs across episodes: compute its entries once
             entries = self._grouping_entries(groups, winner)
         self._obs[self._groups_at : self._features_at] = entries[0]
         self._mask[self.K + 1 : -1] = entries[1]
-        self._groups_info = groups
-        self._plurality = "" if best is None else best[1]
-        self._groups_seen = answers.version
+        self._groups_info, self._plurality = groups, plurality
+        self._groups_seen = self.answers.version
 
     def _grouping_entries(self, groups: tuple[tuple[int, ...], ...], winner: int | None) -> tuple[np.ndarray, np.ndarray]:
         """(the group entries, whether each source's answer may be submitted) of a grouping, remembered."""
@@ -129,8 +135,3 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
                  for i, j in self._pairs]
         padded = [value / n for value in sizes[:n]] + [0.0] * max(0, n - len(sizes))
         return np.array(padded + own_size + in_plurality + pairs + [(sizes[0] - sizes[1]) / n], dtype=np.float32)
-
-    def _full_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        full = super()._full_info(info)
-        full["plurality"], full["groups"] = self._plurality, self._groups_info
-        return full

@@ -8,15 +8,54 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from corl_gym.experts import ExpertReply
 from corl_gym.experts.base import checked_reply as base_checked_reply
-from corl_gym.protocol import ANSWER_CLOSE, ANSWER_OPEN, CALL_CLOSE, INVALID_REASONS, AnswerAction, CallAction, InvalidAction
+from corl_gym.protocol import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    CALL_CLOSE,
+    INVALID_REASONS,
+    AnswerAction,
+    CallAction,
+    InvalidAction,
+    parse_action,
+)
 
+MAX_ACTION_CHARS = 100_000
 PARSED_ACTIONS = (CallAction, AnswerAction, InvalidAction)
+
+
+def read_action(
+    action: Any, expert_names: Sequence[str], tokenizer: Any, encode: Callable[[str], list[int]]
+) -> tuple[str, list[int] | None, CallAction | AnswerAction | InvalidAction]:
+    """A turn handed to the env: its text, its ids in token mode (`tokenizer` given; `encode` makes ids of
+    text), and its action. Never raises: what cannot be a turn is an invalid one with nothing appended."""
+    token_mode = tokenizer is not None
+    parsed = None
+    if isinstance(action, PARSED_ACTIONS):
+        text, parsed = checked_action(action, expert_names)
+    elif isinstance(action, str):
+        text = plain_str(action)  # a subclass's own methods may lie or hang: checks run on a plain copy
+    elif not token_mode:
+        detail = f"an action is a str or a corl_gym.protocol action, got {type(action).__name__[:60]}"
+        return "", None, InvalidAction("malformed_tag", detail)
+    else:
+        ids = token_ids(action)
+        if ids is None:
+            return "", [], InvalidAction("malformed_tag", "token ids must be integers")
+        ids = [t for t in ids if 0 <= t < len(tokenizer)]  # out-of-vocabulary ids cannot be decoded
+        text = tokenizer.decode(ids, skip_special_tokens=False)
+        return text, ids, parse_action(text, expert_names)
+    if len(text) > MAX_ACTION_CHARS:  # a str or parsed turn, in either mode (sampled ids are capped by their generator)
+        detail = f"the turn had {len(text):,} characters; the limit is {MAX_ACTION_CHARS:,}"
+        return "", ([] if token_mode else None), InvalidAction("too_long", detail)
+    if parsed is None:
+        parsed = parse_action(text, expert_names)
+    return text, (encode(text) if token_mode else None), parsed
 
 
 def plain_str(value: Any) -> str | None:
@@ -45,11 +84,11 @@ def checked_action(
         else:  # a frozen action already in canonical form is kept: a routing env sends one every step
             canonical = type(action) is AnswerAction and content is action.text  # a plain str, nothing stripped
             checked = action if canonical else AnswerAction(content)
-        return f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}", checked
+        return answer_text(text), checked
     expert, query = plain_str(action.expert), plain_str(action.query)
     if expert is None or query is None:
         return "", InvalidAction("malformed_tag", "a CallAction's expert and query must be str")
-    text = f'<call expert="{expert}">{query}{CALL_CLOSE}'
+    text = call_text(expert, query)
     if expert not in expert_names:
         names = ", ".join(expert_names)
         return text, InvalidAction("unknown_expert", f"{expert[:60]!r} is not one of: {names}")
@@ -58,6 +97,16 @@ def checked_action(
         return text, InvalidAction("empty_query", f"the call to {expert} had no query")
     canonical = type(action) is CallAction and expert is action.expert and query_text is action.query
     return text, action if canonical else CallAction(expert, query_text)
+
+
+def answer_text(text: str) -> str:
+    """The canonical turn of an answer: the text a parsed `AnswerAction` stands for."""
+    return f"{ANSWER_OPEN}{text}{ANSWER_CLOSE}"
+
+
+def call_text(expert: str, query: str) -> str:
+    """The canonical turn of a call: the text a parsed `CallAction` stands for."""
+    return f'<call expert="{expert}">{query}{CALL_CLOSE}'
 
 
 def checked_reply(reply: Any, expert: str, spent_usd: float) -> ExpertReply:

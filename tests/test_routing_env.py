@@ -139,6 +139,32 @@ def test_tags_in_the_problem_cannot_turn_a_call_into_an_answer_or_cut_the_query(
     assert terminated and info["correct"] and reward == 1.0
 
 
+@pytest.mark.parametrize("problem", ["  What is 3+4?\n", " \n "])
+def test_routing_turns_reach_the_text_env_as_its_own_step_would_make_them(problem):
+    """The routing env hands the text env its turns already checked (nothing parsed again): the context, the
+    query the expert gets, costs, rewards and errors are those of the text env's `step` given the same
+    turns. A call's query is the problem stripped; a problem of blanks is an empty query, refused."""
+    from corl_gym.envs.math_env import CORLMathEnv
+    from corl_gym.protocol import AnswerAction, CallAction
+
+    env = scripted_env(problem, "\\boxed{7}")
+    text = CORLMathEnv(pool=env.pool, problems=env.problems, budget="high", max_turns=env.max_steps)
+    env.reset(seed=0)
+    text.reset(seed=0)
+    routed = [env.step(1), None]
+    candidate = routed[0][4]["candidate"]
+    routed[1] = env.step(0)
+    stepped = [text.step(CallAction("echo", problem)), text.step(AnswerAction(f"\\boxed{{{candidate}}}"))]
+    for (_, r_reward, r_done, r_cut, r_info), (_, t_reward, t_done, t_cut, t_info) in zip(routed, stepped):
+        assert (r_reward, r_done, r_cut) == (t_reward, t_done, t_cut)
+        assert {k: r_info[k] for k in t_info} == t_info
+    assert env.text_env.render() is None and env.text_env._episode.text == text._episode.text
+    blank = not problem.strip()
+    assert routed[0][4]["action_error"] == ("empty_query" if blank else None)
+    assert env.pool.experts["echo"].queries == ([] if blank else [problem.strip()] * 2)
+    assert candidate == ("5" if blank else "7") and routed[1][1] == (0.0 if blank else 1.0)
+
+
 def test_step_and_action_masks_before_reset_say_to_call_reset():
     env = gym.make("CORL-Routing-v0").unwrapped
     with pytest.raises(ResetNeeded, match=r"reset\(\)"):
