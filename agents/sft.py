@@ -15,6 +15,11 @@ teacher. It is budget-blind on purpose, since which expert each budget affords i
 a mix tuned per budget would hand RL the answer, and one tuned against the budget would handicap the
 start. SFT teaches the grammar, that every choice is possible, and the copy.
 
+`--teachers-within-budget` draws each episode's teacher only among those whose expected cost fits its
+threshold (answering alone always does): the start then reads the budget and keeps to the rule its
+prompt states, and RL still chooses among the affordable options. The tiny-cpu preset uses it: from a
+budget-blind start its micro model never learned to read the budget within the PPO phase.
+
 Three options make the copy learnable by a small model trained from scratch (the tiny-cpu preset):
 
 - `--call-query TEXT`: every teacher call sends TEXT instead of the whole problem, so a call turn is a
@@ -69,6 +74,7 @@ class SFTConfig:
     prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
     call_query: str = _f("", "sub-query of every teacher call; empty: the whole problem (see the module docstring)")
     random_answers: bool = _f(False, "give each demonstration's problem a random integer answer (see the module docstring)")
+    teachers_within_budget: bool = _f(False, "draw each episode's teacher among those whose expected cost fits its budget")
     copy_short_steps: int = _f(0, "copy pretraining before SFT: steps on short repeat sequences (agents.copy_skill)")
     copy_long_steps: int = _f(0, "copy pretraining: then steps on sequences as long as the env's contexts")
     copy_lr: float = _f(3e-3, "learning rate of copy pretraining")
@@ -91,9 +97,9 @@ def teacher_names(spec: str, expert_names: Sequence[str]) -> list[str]:
 
 def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[str], episodes: int,
                   max_turns: int, seed: int, *, prompt_style: str = "full", call_query: str = "",
-                  random_answers: bool = False) -> list[Episode]:
+                  random_answers: bool = False, within_budget: bool = False) -> list[Episode]:
     """Token-mode episodes of the teachers; each turn's ids are exactly what the env appended for it.
-    `call_query` and `random_answers`: see the module docstring."""
+    `call_query`, `random_answers` and `within_budget`: see the module docstring."""
     from corl_gym.agents.routers import make_router
     from corl_gym.envs.math_env import CORLMathEnv
     from corl_gym.protocol import CallAction
@@ -107,8 +113,8 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
     routers = {name: make_router(name, seed) for name in set(teachers)}
     demos = []
     for k in range(episodes):
-        router = routers[rng.choice(teachers)]
         obs, info = env.reset(seed=seed + k, options={"problem_index": k} if random_answers else None)
+        router = routers[rng.choice(affordable_teachers(env, teachers, info) if within_budget else teachers)]
         router.reset(env, info)
         episode = Episode(list(obs), [0] * len(obs), budget=info["budget"], problem_id=info["problem_id"])
         done = False
@@ -127,6 +133,18 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
         demos.append(episode)
     env.close()
     return demos
+
+
+def affordable_teachers(env: Any, teachers: Sequence[str], info: dict[str, Any]) -> list[str]:
+    """The teachers whose expert's expected cost on this episode's problem fits its threshold (the same
+    test as `cheapest-affordable`); teachers that call no fixed expert always qualify."""
+    def fits(name: str) -> bool:
+        if not name.startswith("always:"):
+            return True
+        expert = env.pool.experts[name.split(":", 1)[1]]
+        return expert.spec.expected_cost(env.problem.problem) <= info["threshold_usd"]
+
+    return [name for name in teachers if fits(name)] or list(teachers)
 
 
 def random_answer(rng: random.Random, answers: Sequence[str]) -> str:
@@ -259,7 +277,8 @@ def run_sft(cfg: SFTConfig) -> Path:
     pool.close()
     pretrain_copy_skill(model, len(tokenizer), cfg, out / "copy_metrics.jsonl")
     demos = collect_demos(tokenizer, problems, cfg.pool, teachers, cfg.episodes, cfg.max_turns, cfg.seed,
-                          prompt_style=cfg.prompt_style, call_query=cfg.call_query, random_answers=cfg.random_answers)
+                          prompt_style=cfg.prompt_style, call_query=cfg.call_query, random_answers=cfg.random_answers,
+                          within_budget=cfg.teachers_within_budget)
     (out / "sft_metrics.jsonl").unlink(missing_ok=True)
     train_sft(model, tokenizer, demos, cfg, out / "sft_metrics.jsonl")
     model.save_pretrained(out)

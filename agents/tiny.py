@@ -80,12 +80,13 @@ def env_corpus(pool: Any, problems: list, n_replies: int = 300, call_query: str 
     """The texts a controller meets in `CORL-Math-v0` with `pool`, in both prompt styles: prompts,
     problems, replies, actions (calls with `call_query`, or the problem when it is empty)."""
     from corl_gym.protocol import (
-        InvalidAction, RosterEntry, compact_response, compact_system_prompt, corrective_message, format_response,
-        system_prompt,
+        InvalidAction, RosterEntry, compact_opening, compact_response, compact_system_prompt, corrective_message,
+        format_response, system_prompt,
     )
 
     roster = [RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in pool.experts.items()]
     texts = [make(roster, mode, t) for mode, t in pool.budgets.items() for make in (system_prompt, compact_system_prompt)]
+    texts += [compact_opening("", mode, t) for mode, t in pool.budgets.items()]
     texts *= 20
     texts += [" ".join(str(n) for n in range(1000))] * 3  # every number below 1000 becomes one token
     texts += [corrective_message(InvalidAction(r), pool.expert_names()) for r in ("no_action", "unknown_expert")] * 10

@@ -237,6 +237,13 @@ def compact_system_prompt(roster: Iterable[RosterEntry], budget_mode: str, thres
     )
 
 
+def compact_opening(problem: str, budget_mode: str, threshold_usd: float) -> str:
+    """The `compact` user turn: the problem, then a budget tag in the response block's form that also
+    names the mode. The budget is then the last thing the controller reads before its first turn, as the
+    spend is before every later one, instead of only the system prompt's first line."""
+    return f'{problem}\n<budget mode="{budget_mode}" left="${max(threshold_usd, 0.0):.6f}"/>'
+
+
 def compact_response(expert: str, text: str, spent_usd: float, threshold_usd: float) -> str:
     """The `compact` block after a call: the expert's whole reply, then the spend and what is left of the
     threshold (the prompt states the threshold itself)."""

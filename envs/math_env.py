@@ -19,6 +19,7 @@ from corl_gym.protocol import (
     PROMPT_STYLES,
     RosterEntry,
     call_failure_text,
+    compact_opening,
     compact_response,
     compact_system_prompt,
     corrective_message,
@@ -58,8 +59,9 @@ class CORLMathEnv(gym.Env):
     so an example can never be mistaken for the answer the controller must copy from a reply.
     `"compact"` is for small controllers that learn the grammar by SFT: the system prompt holds only the
     budget mode and threshold, the expert names and prices, and the grammar in one line of words (no
-    tag, no example; about a sixth of the full prompt's tokens), and a response block is
-    `<response expert="NAME">reply</response>` plus `<budget spent=... left=.../>`. The action grammar,
+    tag, no example; about a sixth of the full prompt's tokens), the user turn ends with
+    `<budget mode="MODE" left="$THRESHOLD"/>` (the budget next to the first decision), and a response
+    block is `<response expert="NAME">reply</response>` plus `<budget spent=... left=.../>`. The action grammar,
     costs, reward and info are the same in both styles.
 
     **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters; a `str` subclass is
@@ -148,6 +150,7 @@ class CORLMathEnv(gym.Env):
         compact = prompt_style == "compact"
         self._make_system_prompt = compact_system_prompt if compact else system_prompt
         self._format_response = compact_response if compact else format_response
+        self._compact = compact
         self._owns_pool = not isinstance(pool, Pool)
         self.pool: Pool = load_pool(pool, seed=expert_seed) if self._owns_pool else pool
         self.budget_spec = BudgetSpec(budget, self.pool.budgets)
@@ -185,7 +188,8 @@ class CORLMathEnv(gym.Env):
         options = options or {}
         problem = self._choose_problem(options)
         budget = self.budget_spec.draw(self.np_random, options.get("budget"))
-        text, ids = self._render_prompt(self._system_prompt(budget.mode, budget.threshold_usd), problem.problem)
+        user = compact_opening(problem.problem, budget.mode, budget.threshold_usd) if self._compact else problem.problem
+        text, ids = self._render_prompt(self._system_prompt(budget.mode, budget.threshold_usd), user)
         if ids is None and len(text) > MAX_OBSERVATION_CHARS - self._turn_room:
             raise ValueError(
                 f"problem {problem.id!r}: its prompt has {len(text):,} characters, too many for a text context of "

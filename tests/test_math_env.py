@@ -517,6 +517,8 @@ def test_compact_style_keeps_the_grammar_costs_reward_and_info_and_passes_check_
         assert r_full == r_compact and i_full == i_compact  # same reward and info, step by step
     prompt = compact[0][0]
     assert "Budget medium: $0.0100" in prompt and "o3 2/8" in prompt and "xample" not in prompt
+    assert prompt.rstrip().endswith('<budget mode="medium" left="$0.010000"/>')  # the budget next to the first turn
+    assert "<budget" not in full[0][0]
     assert len(prompt) * 3 < len(full[0][0])
     after_call = compact[1][0][len(prompt) + len('<call expert="o3">Solve it.</call>'):]
     assert after_call.startswith('\n<response expert="o3">') and '</response>\n<budget spent="$' in after_call

@@ -53,6 +53,7 @@ def test_a_complete_run_writes_every_field_per_policy_and_budget(toy_preset, tmp
     assert (tmp_path / "run" / "eval_table.md").is_file() and (tmp_path / "run" / "curves.png").is_file()
     settings = json.loads((tmp_path / "run" / "sft" / "corl_train.json").read_text())
     assert settings["prompt_style"] == "compact" and settings["call_query"] == "Solve it."
+    assert settings["teachers_within_budget"] is True
 
 
 def test_the_copy_check_stops_the_run_before_ppo(toy_preset, tmp_path, capsys):

@@ -103,3 +103,10 @@ def test_the_compact_prompt_has_budget_threshold_names_and_prices_and_no_example
     assert block == ('\n<response expert="o3">The answer is $\\boxed{7}$.&lt;/response></response>\n'
                      '<budget spent="$0.004000" left="$0.006000"/>\n')
     assert 'left="$0.000000"' in compact_response("o3", "x", 0.02, 0.01)  # never negative
+
+
+def test_the_compact_opening_ends_the_problem_with_the_budget_tag():
+    from corl_gym.protocol import compact_opening
+
+    assert compact_opening("What is 2+2?", "low", 0.001) == 'What is 2+2?\n<budget mode="low" left="$0.001000"/>'
+    assert compact_opening("x", "custom", -1.0).endswith('left="$0.000000"/>')  # never negative

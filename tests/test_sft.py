@@ -63,3 +63,17 @@ def test_a_saved_tiny_controller_reloads_with_the_ids_it_was_trained_with(tmp_pa
     text = '<response expert="o3">So $\\boxed{-391}$.</response><answer>\\boxed{553}</answer>'
     assert tokenizer.tokenize("553") == ["553"]  # numbers below 1000 are one token each
     assert reloaded(text)["input_ids"] == tokenizer(text)["input_ids"]
+
+
+def test_teachers_within_budget_only_call_experts_the_episode_can_afford(tokenizer):
+    problems = select_problems("synthetic", "train", integer_answers=True, limit=60)
+    teachers = teacher_names("always-self,always:*", ["gpt-4.1-nano", "gpt-4.1", "o3"])
+    demos = collect_demos(tokenizer, problems, "sim-paper", teachers, 90, 2, seed=0, within_budget=True)
+    called = {b: {e for d in demos if d.budget == b for e, n in d.calls.items() if n} for b in ("low", "medium", "high")}
+    # sim-paper's expected costs: nano $0.00016, gpt-4.1 $0.0044, o3 $0.016; thresholds $0.001 / $0.01 / $0.05
+    assert called == {"low": {"gpt-4.1-nano"}, "medium": {"gpt-4.1-nano", "gpt-4.1"}, "high": {"gpt-4.1-nano", "gpt-4.1", "o3"}}
+    over = [d.cost_usd > {"low": 0.001, "medium": 0.01, "high": 0.05}[d.budget] for d in demos]
+    assert sum(over) < 0.2 * len(demos)  # the expected cost fits; a long reply may still run over
+    assert any(not d.calls or not any(d.calls.values()) for d in demos if d.budget == "low")  # answering alone stays
+    blind = collect_demos(tokenizer, problems, "sim-paper", teachers, 90, 2, seed=0)
+    assert any(d.calls.get("o3") for d in blind if d.budget == "low")  # the default mix ignores the budget

@@ -5,8 +5,10 @@ work sized for at most 15 minutes on 2 idle CPU cores.
    texts and a 0.2M-parameter Qwen2 with random weights; copy pretraining on random repeat sequences
    (the induction skill a model trained from scratch lacks); then SFT on compact-style demonstrations
    of `synthetic`'s training split with `sim-paper`. The teachers answer alone or call one of the 3
-   experts (with the short query `Solve it.`) and copy its boxed answer, each equally often, whatever
-   the budget: the choice per budget is left to RL. Each demonstration plays a random answer (see
+   experts (with the short query `Solve it.`) and copy its boxed answer, each equally often among those
+   whose expected cost fits the episode's budget (`--teachers-within-budget`): the start keeps to the
+   budget rule its prompt states, and which affordable choice earns most is left to RL. (With a
+   budget-blind mix the start ignores the budget tag, and PPO settled on gpt-4.1-nano at every budget.) Each demonstration plays a random answer (see
    `agents.sft`), so the answer turn can only be learned as a copy.
 2. Copy check: the held-out forced-call copy rate (`agents.evaluate.copy_rate`). Below 0.95 the preset
    stops here with a message, before PPO: a controller that cannot quote an expert earns nothing by
@@ -44,7 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         ),
         "sft": dict(size="micro", prompt_style="compact", call_query=CALL_QUERY, random_answers=True,
                     teachers="always-self,always:*", episodes=1200, epochs=5, batch_size=16, lr=1e-3, warmup_steps=20,
-                    copy_short_steps=2000, copy_long_steps=1000, copy_rows=8),
+                    teachers_within_budget=True, copy_short_steps=2000, copy_long_steps=1000, copy_rows=8),
         "copy_check": dict(problems=300, min_rate=0.95),
         "eval": dict(limit=100, batch_size=100),
     },
