@@ -285,7 +285,7 @@ def run_sft(cfg: SFTConfig) -> Path:
     tokenizer.save_pretrained(out)
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
                 "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "prompt_style": cfg.prompt_style,
-                "call_query": cfg.call_query}
+                "call_query": cfg.call_query, "teachers": cfg.teachers, "teachers_within_budget": cfg.teachers_within_budget}
     (out / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
     return out
 
