@@ -7,9 +7,10 @@ work sized for at most 15 minutes on 2 idle CPU cores.
    of `synthetic`'s training split with `sim-paper`. The teachers answer alone or call one of the 3
    experts (with the short query `Solve it.`) and copy its boxed answer, each equally often among those
    whose expected cost fits the episode's budget (`--teachers-within-budget`): the start keeps to the
-   budget rule its prompt states, and which affordable choice earns most is left to RL. (With a
-   budget-blind mix the start ignores the budget tag, and PPO settled on gpt-4.1-nano at every budget.) Each demonstration plays a random answer (see
-   `agents.sft`), so the answer turn can only be learned as a copy.
+   budget rule its prompt states, and which affordable choice earns most is left to RL (from a
+   budget-blind mix the start ignored the budget, and PPO settled on gpt-4.1-nano at every budget).
+   Each demonstration plays a random answer (see `agents.sft`), so the answer turn can only be learned
+   as a copy.
 2. Copy check: the held-out forced-call copy rate (`agents.evaluate.copy_rate`). Below 0.95 the preset
    stops here with a message, before PPO: a controller that cannot quote an expert earns nothing by
    calling one, and RL would only learn to avoid the experts.
