@@ -91,6 +91,19 @@ class Router:
         query = self.env.problem.problem
         return {name: e.spec.expected_cost(query) for name, e in self.experts().items()}
 
+    def affordable(self, info: dict[str, Any]) -> dict[str, float]:
+        """Expected cost of each expert whose expected cost fits the episode's threshold."""
+        return affordable_experts(self.env, info["threshold_usd"])
+
+
+def affordable_experts(env: Any, threshold_usd: float) -> dict[str, float]:
+    """Expert name -> expected cost on `env`'s current problem, for the experts whose expected cost fits
+    `threshold_usd` (the affordability test of `cheapest-affordable`, `best-affordable` and SFT's
+    `--teachers-within-budget`)."""
+    query = env.unwrapped.problem.problem
+    costs = {name: e.spec.expected_cost(query) for name, e in env.unwrapped.pool.experts.items()}
+    return {name: cost for name, cost in costs.items() if cost <= threshold_usd}
+
 
 class AlwaysSelf(Router):
     name = "always-self"
@@ -128,7 +141,7 @@ class CheapestAffordable(Router):
     name = "cheapest-affordable"
 
     def choose(self, info: dict[str, Any]) -> str:
-        affordable = {n: c for n, c in self.expected_costs().items() if c <= info["threshold_usd"]}
+        affordable = self.affordable(info)
         return min(affordable, key=affordable.get) if affordable else SELF
 
 
@@ -136,7 +149,7 @@ class BestAffordable(Router):
     name = "best-affordable"
 
     def choose(self, info: dict[str, Any]) -> str:
-        affordable = {n: c for n, c in self.expected_costs().items() if c <= info["threshold_usd"]}
+        affordable = self.affordable(info)
         return max(affordable, key=affordable.get) if affordable else SELF
 
 

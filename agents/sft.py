@@ -136,15 +136,12 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
 
 
 def affordable_teachers(env: Any, teachers: Sequence[str], info: dict[str, Any]) -> list[str]:
-    """The teachers whose expert's expected cost on this episode's problem fits its threshold (the same
-    test as `cheapest-affordable`); teachers that call no fixed expert always qualify."""
-    def fits(name: str) -> bool:
-        if not name.startswith("always:"):
-            return True
-        expert = env.pool.experts[name.split(":", 1)[1]]
-        return expert.spec.expected_cost(env.problem.problem) <= info["threshold_usd"]
+    """The teachers whose expert is affordable on this episode (`routers.affordable_experts`); teachers
+    that call no fixed expert always qualify."""
+    from corl_gym.agents.routers import affordable_experts
 
-    return [name for name in teachers if fits(name)] or list(teachers)
+    affordable = affordable_experts(env, info["threshold_usd"])
+    return [n for n in teachers if not n.startswith("always:") or n.split(":", 1)[1] in affordable] or list(teachers)
 
 
 def random_answer(rng: random.Random, answers: Sequence[str]) -> str:
