@@ -82,7 +82,7 @@ def evaluate(model: Any, tokenizer: Any, *, pool: str = "sim-paper", datasets: S
             chunk = jobs[start : start + batch_size]
             envs = CORLMathVectorEnv(len(chunk), pool=pool, expert_seed=seed, problems=problems, tokenizer=tokenizer,
                                      max_turns=max_turns, budget="mixed", prompt_style=prompt_style)
-            check_turn_budget(tokenizer, envs.envs[0].expert_names, max_new_tokens, call_query)
+            check_turn_budget(tokenizer, envs.expert_names, max_new_tokens, call_query)
             pins = [{"problem_id": p.id, "budget": b} for b, p in chunk]
             episodes, _ = play(envs, generator, seed=seed, max_new_tokens=max_new_tokens, temperature=0.0, pins=pins)
             envs.close()
@@ -108,9 +108,9 @@ def copy_rate(model: Any, tokenizer: Any, problems: Sequence[Problem], *, pool: 
         chunk = list(problems[start : start + batch_size])
         envs = CORLMathVectorEnv(len(chunk), pool=pool, expert_seed=seed, problems=problems, tokenizer=tokenizer,
                                  max_turns=2, budget="mixed", prompt_style=prompt_style)
-        names = envs.envs[0].expert_names
-        for i, (env, problem) in enumerate(zip(envs.envs, chunk)):
-            env.reset(seed=seed + start + i, options={"problem_id": problem.id, "budget": budgets[(start + i) % len(budgets)]})
+        names = envs.expert_names
+        envs.reset(seed=seed + start, options=[{"problem_id": p.id, "budget": budgets[(start + i) % len(budgets)]}
+                                               for i, p in enumerate(chunk)])
         calls = [CallAction(names[(start + i) // len(budgets) % len(names)], call_query or p.problem)
                  for i, p in enumerate(chunk)]
         observations, *_ = envs.step(calls)

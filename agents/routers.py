@@ -57,7 +57,7 @@ class Router:
     def reset(self, env: Any, info: dict[str, Any]) -> None:
         self.env = env.unwrapped
         self.called = False
-        self.rng = episode_rng(self.seed, info["problem_id"], info["budget"], info["threshold_usd"])
+        self.rng = episode_rng(self.seed, info["problem_id"], info["budget_mode"], info["threshold_usd"])
 
     def act(self, observation: str, info: dict[str, Any]) -> str | CallAction | AnswerAction:
         if self.called:

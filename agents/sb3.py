@@ -170,7 +170,7 @@ def _episode_log(total: int, progress: bool) -> Any:
             self.bar.update(self.training_env.num_envs)
             for done, reward, info in zip(self.locals["dones"], self.locals["rewards"], self.locals["infos"]):
                 if done:
-                    self.episodes.append((info["budget"], float(reward)))
+                    self.episodes.append((info["budget_mode"], float(reward)))
             return True
 
     return EpisodeLog()

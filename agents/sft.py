@@ -116,7 +116,7 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
         obs, info = env.reset(seed=seed + k, options={"problem_index": k} if random_answers else None)
         router = routers[rng.choice(affordable_teachers(env, teachers, info) if within_budget else teachers)]
         router.reset(env, info)
-        episode = Episode(list(obs), [0] * len(obs), budget=info["budget"], problem_id=info["problem_id"])
+        episode = Episode(list(obs), [0] * len(obs), budget=info["budget_mode"], problem_id=info["problem_id"])
         done = False
         while not done:
             action = router.act(obs, info)

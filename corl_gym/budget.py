@@ -92,10 +92,20 @@ def validate_budget(value: object, thresholds: Mapping[str, float]) -> None:
         raise ValueError(f"unknown budget {value!r}: use one of {valid}, or a dollar amount such as 0.005")
 
 
+# Dollar sums are float sums: a cost that equals the threshold up to rounding is within it.
+BUDGET_TOLERANCE_USD = 1e-12
+
+
+def within_budget(cost_usd: float, threshold_usd: float) -> bool:
+    """Whether `cost_usd` is within `threshold_usd` (the paper's gate `cost <= B`, up to float rounding).
+    The one affordability test of the package: rewards, `over_budget`, routers and labels use it."""
+    return cost_usd <= threshold_usd + BUDGET_TOLERANCE_USD
+
+
 def budget_penalty(cost_usd: float, threshold_usd: float, penalty: str = "hard", *, decay: float = 2.0) -> float:
     """The factor a correct answer's reward is multiplied by (`hard` and `soft`)."""
     if penalty == "hard":
-        return 1.0 if cost_usd <= threshold_usd + 1e-12 else 0.0
+        return 1.0 if within_budget(cost_usd, threshold_usd) else 0.0
     if penalty == "soft":
         if threshold_usd <= 0:
             return 1.0 if cost_usd <= 0 else 0.0

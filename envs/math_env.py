@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from corl_gym import verify
-from corl_gym.budget import BudgetSpec, reward, validate_penalty
+from corl_gym.budget import BudgetSpec, reward, validate_penalty, within_budget
 from corl_gym.data import Problem, load_problems
 from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.protocol import (
@@ -101,7 +101,7 @@ class CORLMathEnv(gym.Env):
     non-negative number is a failed call (`info["expert_error"]` says what was wrong) that charges only
     the amounts that are valid; charging never raises.
 
-    **Info** (every step, and at reset): `problem_id`, `budget`, `threshold_usd`, `expert_names`,
+    **Info** (every step, and at reset): `problem_id`, `budget_mode`, `threshold_usd`, `expert_names`,
     `prices` (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative),
     `step_cost_usd`, `controller_cost_usd` (the controller's own tokens, charged only when the pool's
     `charge_controller` is set and an LLM controller reports them through `charge_controller`),
@@ -233,21 +233,25 @@ class CORLMathEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------------ step
     def step(self, action: str | Sequence[int] | np.ndarray | CallAction | AnswerAction | InvalidAction):
-        return self._play(self._begin_step(action))
+        return self._play(self.begin_step(action))
 
-    def _scripted_step(self, action: CallAction | AnswerAction, text: str):
+    def step_checked(self, action: CallAction | AnswerAction, text: str):
         """`step` for a turn its caller made itself in checked form (a routing env's): `action` is what
         `step` would make of the turn `text` (a known expert and a stripped, non-empty query or answer), so
         nothing is parsed or checked again."""
-        return self._play(self._begin_step(action, (text, None, action)))
+        return self._play(self.begin_step(action, (text, None, action)))
 
     def _play(self, turn: Turn):
         reply = None
         if isinstance(turn.action, CallAction):
             reply = self.pool.call(turn.action.expert, turn.action.query, self._episode.problem)  # never raises
-        return self._end_step(turn, reply)
+        return self.finish_step(turn, reply)
 
-    def _begin_step(self, action: Any, read: tuple[str, list[int] | None, Any] | None = None) -> Turn:
+    # The step in two halves, for a caller that makes the expert calls of many envs at once (the vector
+    # env): `begin_step(action)` reads the turn; when `turn.action` is a `CallAction`, the caller gets its
+    # reply (`pool.call_many`) and passes it to `finish_step(turn, reply)`, which returns what `step` does.
+    # `step(action)` is `finish_step(turn, pool.call(...))` of `begin_step(action)`.
+    def begin_step(self, action: Any, read: tuple[str, list[int] | None, Any] | None = None) -> Turn:
         """Parse the turn (unless `read` holds it parsed); a call that the hard cap refuses becomes an
         invalid action here."""
         episode = self._episode
@@ -261,7 +265,8 @@ class CORLMathEnv(gym.Env):
                 parsed = InvalidAction("over_cap", f"{parsed.expert} is expected to cost ${spec.expected_cost(parsed.query):.6f}")
         return Turn(text, ids, parsed)
 
-    def _end_step(self, turn: Turn, reply: ExpertReply | None):
+    def finish_step(self, turn: Turn, reply: ExpertReply | None):
+        """Play a turn from `begin_step`, with the reply to its call (None when it makes none)."""
         episode = self._episode
         episode.turn += 1
         self._append(turn.text, turn.token_ids)
@@ -367,7 +372,7 @@ class CORLMathEnv(gym.Env):
         episode = self._episode
         return {
             "problem_id": episode.problem.id,
-            "budget": episode.mode,
+            "budget_mode": episode.mode,
             "threshold_usd": episode.threshold_usd,
             "expert_names": list(self.expert_names),
             "prices": dict(self._prices),
@@ -380,7 +385,7 @@ class CORLMathEnv(gym.Env):
             "completion_tokens": episode.completion_tokens,
             "verdict": verdict,
             "correct": bool(correct),
-            "over_budget": episode.cost_usd > episode.threshold_usd + 1e-12,
+            "over_budget": not within_budget(episode.cost_usd, episode.threshold_usd),
             "action_error": action_error,
             "expert_error": expert_error,
         }

@@ -143,7 +143,7 @@ class CORLRoutingEnv(gym.Env):
     def _start_observation(self, problem: Problem, info: dict[str, Any]) -> None:
         """Write the entries fixed for the episode (budget, threshold, expected costs, problem features) once,
         and start the mask; each step writes only the entries that changed."""
-        threshold, mode = info["threshold_usd"], info["budget"]
+        threshold, mode = info["threshold_usd"], info["budget_mode"]
         self._expected, template = self._problem_entries(problem)
         self._scale = scale = threshold if threshold > 0 else 1e-9
         obs = self._obs = template.copy()
@@ -222,12 +222,12 @@ class CORLRoutingEnv(gym.Env):
         (the query stripped), so that it neither parses nor checks it again. (An answer turn is `\\boxed{...}`:
         nothing to strip. A problem of blanks makes an empty query, which the text env's own checks refuse.)"""
         if type(turn) is AnswerAction:
-            return self.text_env._scripted_step(turn, answer_text(turn.text))
+            return self.text_env.step_checked(turn, answer_text(turn.text))
         query = turn.query.strip()
         if not query:
             return self.text_env.step(turn)
         checked = turn if query is turn.query else CallAction(turn.expert, query)
-        return self.text_env._scripted_step(checked, call_text(turn.expert, turn.query))
+        return self.text_env.step_checked(checked, call_text(turn.expert, turn.query))
 
     def _turn(self, action: int) -> AnswerAction | CallAction:
         """The text env's turn for an action in range: submit the candidate, or ask expert `action`."""

@@ -45,11 +45,21 @@ class CORLMathVectorEnv(VectorEnv):
         self.render_mode = first.render_mode
         self._needs_reset = np.zeros(num_envs, dtype=bool)
 
-    def reset(self, *, seed: int | Sequence[int] | None = None, options: dict[str, Any] | None = None):
+    @property
+    def expert_names(self) -> list[str]:
+        """The pool's experts, the same for every sub-env."""
+        return list(self.envs[0].expert_names)
+
+    def reset(self, *, seed: int | Sequence[int] | None = None,
+              options: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None):
+        """Reset every sub-env. `seed`: an int (sub-env i gets `seed + i`) or one per sub-env. `options`:
+        one dict for every sub-env, or a sequence of one per sub-env (e.g. each its own `problem_id` and
+        `budget`, for evaluation)."""
         seeds = _seeds(seed, self.num_envs)
+        per_env = _per_env_options(options, self.num_envs)
         observations, infos = [], {}
-        for i, (env, env_seed) in enumerate(zip(self.envs, seeds)):
-            obs, info = env.reset(seed=env_seed, options=options)
+        for i, (env, env_seed, env_options) in enumerate(zip(self.envs, seeds, per_env)):
+            obs, info = env.reset(seed=env_seed, options=env_options)
             observations.append(obs)
             infos = self._add_info(infos, info, i)
         self._needs_reset[:] = False
@@ -59,7 +69,7 @@ class CORLMathVectorEnv(VectorEnv):
         if len(actions) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} actions, got {len(actions)}")
         turns = {
-            i: env._begin_step(action)
+            i: env.begin_step(action)
             for i, (env, action) in enumerate(zip(self.envs, actions))
             if not self._needs_reset[i]
         }
@@ -75,7 +85,7 @@ class CORLMathVectorEnv(VectorEnv):
             if self._needs_reset[i]:
                 obs, info = env.reset()
             else:
-                obs, rewards[i], terminations[i], truncations[i], info = env._end_step(turns[i], reply_of.get(i))
+                obs, rewards[i], terminations[i], truncations[i], info = env.finish_step(turns[i], reply_of.get(i))
             observations.append(obs)
             infos = self._add_info(infos, info, i)
         self._needs_reset = terminations | truncations
@@ -104,3 +114,12 @@ def _seeds(seed: int | Sequence[int] | None, n: int) -> list[int | None]:
     if len(seed) != n:
         raise ValueError(f"expected {n} seeds, got {len(seed)}")
     return list(seed)
+
+
+def _per_env_options(options: dict[str, Any] | Sequence[dict[str, Any] | None] | None,
+                     n: int) -> list[dict[str, Any] | None]:
+    if options is None or isinstance(options, dict):
+        return [options] * n
+    if len(options) != n:
+        raise ValueError(f"expected one reset options dict per sub-env ({n}), got {len(options)}")
+    return list(options)

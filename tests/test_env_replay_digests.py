@@ -20,15 +20,15 @@ VERIFY_TIMEOUT = 60.0
 
 RECORDED = {
     ("CORL-Math-v0", "sim-paper"):
-        "62041aa704275b6557fa7d84e3bd4a910b02e399318cad42ea4adf1688cc9e38",
+        "d7b12aa15c41898b4082bd2d940cf6f5d7cb844f3ec49d4560448f5058465eae",
     ("CORL-Routing-v0", "sim-paper"):
-        "7a63f80e218ac1aab292eb368f5f38cdfb44730aef690d9e9e8e0bbe638e4358",
+        "c36799dbf9e0bd9c06c1bfe7ff657099203521db5ac30d5886417cace829e481",
     ("CORL-Routing-v1", "sim-paper"):
-        "8ce8d667bf7d078e44feaa28f6db48f1b0d6fd41ab28127a0f93c6643d3a86fd",
+        "455c6c23709c05be26320175e0317a4056e9f0f15d56623a7aaccc8d696a0076",
     ("CORL-Routing-v0", "zeroeval-math-l5"):
-        "bfb4506c2814afe895bdb35fd6a40781a040c7d9115b47168a06fe76bcb03925",
+        "f8964dffb8029168c2da0f594fda51ba3a2477f413b15023180fd436ad69e7c5",
     ("CORL-Routing-v1", "zeroeval-math-l5"):
-        "8c921413919fc7f2d572775ab3ad69bd3823da770619336437ac9e9783b7f79f",
+        "4aacad04176873668e94a421d2433c0947f26a510b747d844f1733db07d2cd42",
 }
 
 

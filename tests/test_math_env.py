@@ -13,7 +13,7 @@ from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.experts.base import Expert, ExpertSpec
 
 INFO_KEYS = {
-    "problem_id", "budget", "threshold_usd", "expert_names", "prices", "turn", "cost_usd", "step_cost_usd",
+    "problem_id", "budget_mode", "threshold_usd", "expert_names", "prices", "turn", "cost_usd", "step_cost_usd",
     "calls", "prompt_tokens", "completion_tokens", "verdict", "correct", "over_budget", "action_error",
     "expert_error",
 }
@@ -196,7 +196,7 @@ def test_custom_problem_list():
     problems = [Problem("p1", "What is 6 times 7?", "42", level=1)]
     env = gym.make("CORL-Math-v0", problems=problems, budget=0.002)
     _, info = env.reset(seed=0)
-    assert info["problem_id"] == "p1" and info["budget"] == "custom" and info["threshold_usd"] == 0.002
+    assert info["problem_id"] == "p1" and info["budget_mode"] == "custom" and info["threshold_usd"] == 0.002
     _, r, *_ = env.step("<answer>$42$</answer>")
     assert r == 1.0
 

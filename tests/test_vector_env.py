@@ -2,10 +2,12 @@ import asyncio
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import corl_gym  # noqa: F401
 from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.experts.base import Expert, ExpertSpec
+from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.vector import CORLMathVectorEnv
 
 
@@ -84,3 +86,19 @@ def test_batched_calls_check_replies_and_take_parsed_actions():
     assert info["expert_error"][0] is not None and info["expert_error"][1] is not None
     assert np.all(np.isfinite(info["cost_usd"])) and np.all(info["cost_usd"] >= 0)
     assert info["calls"]["bad"].tolist() == [1, 1, 0] and all("[the call failed: " in o for o in obs[:2])
+
+
+def test_reset_options_pin_each_sub_env_or_all_of_them():
+    envs = CORLMathVectorEnv(3, budget="mixed", limit=10)
+    pins = [{"problem_index": 4, "budget": "low"}, None, {"problem_index": 7, "budget": "high"}]
+    _, info = envs.reset(seed=5, options=pins)
+    alone = [CORLMathEnv(budget="mixed", limit=10).reset(seed=5 + i, options=pin)[1] for i, pin in enumerate(pins)]
+    assert list(info["problem_id"]) == [a["problem_id"] for a in alone]
+    assert list(info["budget_mode"]) == [a["budget_mode"] for a in alone]
+    assert info["budget_mode"][0] == "low" and info["budget_mode"][2] == "high"
+    _, info = envs.reset(seed=0, options={"budget": "medium"})
+    assert list(info["budget_mode"]) == ["medium"] * 3
+    with pytest.raises(ValueError, match="one reset options dict per sub-env"):
+        envs.reset(options=[{}, {}])
+    assert envs.expert_names == ["gpt-4.1-nano", "gpt-4.1", "o3"]
+    envs.close()

@@ -51,13 +51,8 @@ def play(vec_env: Any, generator: Any, *, seed: int, max_new_tokens: int, temper
     `{"problem_id": ..., "budget": "low"}`) fixes problems and budgets, for evaluation."""
     timing = RolloutTiming()
     n = vec_env.num_envs
-    obs, info = vec_env.reset(seed=seed)
-    prompts, budgets = list(info["env_token_ids"]), list(info["budget"])
-    if pins is not None:
-        obs = list(obs)
-        for i, options in enumerate(pins):  # the sub-envs are public: pin each one's problem and budget
-            obs[i], sub_info = vec_env.envs[i].reset(seed=seed + i, options=options)
-            prompts[i], budgets[i] = sub_info["env_token_ids"], sub_info["budget"]
+    obs, info = vec_env.reset(seed=seed, options=pins)
+    prompts, budgets = list(info["env_token_ids"]), list(info["budget_mode"])
     episodes = [Episode(list(p), [0] * len(p), budget=str(b)) for p, b in zip(prompts, budgets)]
     live = [True] * n
     step = 0

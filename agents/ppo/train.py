@@ -86,7 +86,7 @@ def train(cfg: PPOConfig) -> Path:
     problems = select_problems(cfg.dataset, "train", cfg.test_fraction, cfg.integer_answers)
     envs = CORLMathVectorEnv(cfg.num_envs, pool=cfg.pool, problems=problems, budget=cfg.budget, tokenizer=tokenizer,
                              max_turns=cfg.max_turns, expert_seed=cfg.seed, prompt_style=cfg.prompt_style)
-    check_turn_budget(tokenizer, envs.envs[0].expert_names, cfg.max_new_tokens, trained_on.get("call_query", ""))
+    check_turn_budget(tokenizer, envs.expert_names, cfg.max_new_tokens, trained_on.get("call_query", ""))
     # old, reference and new log-probs are all taken under the distribution the rollout sampled from
     sampling = dict(temperature=cfg.temperature, top_p=cfg.top_p, vocab_limit=len(tokenizer))
     logger = MetricLogger(out, cfg.tensorboard, enabled=rank == 0)

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from corl_gym.budget import BUDGET_MODES
 from corl_gym.data import Problem
 from corl_gym.experts.base import Expert, ExpertReply, ExpertSpec, checked_reply, error_reply, is_finite
 from corl_gym.experts.cache import MODES, CacheConfig
@@ -45,7 +46,6 @@ from corl_gym.experts.registry import make_expert, parse_entry
 
 POOLS_DIR = Path(__file__).resolve().parent / "pools"
 POOL_NAMES: tuple[str, ...] = ("sim-paper", "paper", "llmrouter-math", "llmrouter-gsm8k", "zeroeval-math-l5")
-BUDGET_MODES = ("low", "medium", "high")
 SIMULATED_BACKENDS = ("sim", "replay")  # backends whose calls cost no money (running them again is free)
 _TOP_KEYS = {"name", "controller", "experts", "budgets", "dataset", "description", "charge_controller"}
 _SHOWN_IDS = 5
