@@ -27,9 +27,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
+
+from corl_gym.problem import Problem  # the loaders' item; `corl_gym.data.Problem` is its documented name
 
 DATA_DIR_ENV = "CORL_DATA_DIR"
 ALLOW_DOWNLOAD_ENV = "CORL_ALLOW_DOWNLOAD"  # "1": a named set missing from CORL_DATA_DIR may come from the hub
@@ -53,23 +54,6 @@ HUB_SOURCES: dict[str, tuple[str, str | None, str]] = {
 }
 _CORE_KEYS = {"id", "problem_id", "problem", "answer", "level", "subject"}
 _HUB_RENAMES = {"question": "problem", "Problem": "problem", "Answer": "answer", "ID": "id"}
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One math problem: an episode of `CORL-Math-v0`.
-
-    `answer` is the gold final answer as the source gives it (LaTeX or plain).
-    `level` is a 1-5 difficulty when known (MATH levels; synthetic levels); `None` otherwise.
-    """
-
-    id: str
-    problem: str
-    answer: str
-    level: int | None = None
-    subject: str | None = None
-    dataset: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from corl_gym import data, synthetic
+from corl_gym.synthetic import families, latex
 from corl_gym.data import (
     DATASET_NAMES, DataFormatError, DatasetNotFoundError, Problem, UnknownDatasetError, load_problems,
 )
@@ -296,13 +297,13 @@ def test_synthetic_is_cached_and_lazy() -> None:
 def test_answer_style() -> None:
     import sympy as sp
 
-    assert synthetic.tex(sp.Rational(-3, 4)) == "-\\frac{3}{4}"
-    assert synthetic.tex(2 * sp.sqrt(3)) == "2\\sqrt{3}"
-    assert synthetic.tex(sp.Rational(32, 3) * sp.pi) == "\\frac{32\\pi}{3}"
-    assert synthetic.decimal_or_fraction(sp.Rational(15, 2)) == "7.5"
-    assert synthetic.decimal_or_fraction(sp.Rational(1, 3)) == "\\frac{1}{3}"
-    assert synthetic.poly_tex([2, -1, 0, -7]) == "2x^3 - x^2 - 7"
-    assert synthetic.surd_roots(1, 0, -8) == ["-2\\sqrt{2}", "2\\sqrt{2}"]
+    assert latex.tex(sp.Rational(-3, 4)) == "-\\frac{3}{4}"
+    assert latex.tex(2 * sp.sqrt(3)) == "2\\sqrt{3}"
+    assert latex.tex(sp.Rational(32, 3) * sp.pi) == "\\frac{32\\pi}{3}"
+    assert latex.decimal_or_fraction(sp.Rational(15, 2)) == "7.5"
+    assert latex.decimal_or_fraction(sp.Rational(1, 3)) == "\\frac{1}{3}"
+    assert latex.poly_tex([2, -1, 0, -7]) == "2x^3 - x^2 - 7"
+    assert families.surd_roots(1, 0, -8) == ["-2\\sqrt{2}", "2\\sqrt{2}"]
     for p in load_problems("synthetic")[:500]:
         assert not re.search(r"\d \\|\.0\b|\*\*|sqrt\(", p.answer), p.answer
 
@@ -340,8 +341,8 @@ def test_answers_solve_the_stated_equations() -> None:
             eqs = [sp.Eq(latex2sympy(a), latex2sympy(b)) for a, b in sides]
             if family == "linear_systems":
                 sol = sp.solve(eqs, [x, y], dict=True)[0]
-                want = f"({synthetic.tex(sol[x])}, {synthetic.tex(sol[y])})" if "ordered" in p.problem \
-                    else synthetic.tex(sol[x] * sol[y])
+                want = f"({latex.tex(sol[x])}, {latex.tex(sol[y])})" if "ordered" in p.problem \
+                    else latex.tex(sol[x] * sol[y])
                 assert p.answer == want, p
                 continue
             roots = sorted(sp.solve(eqs[0], x), key=float)
