@@ -1,4 +1,4 @@
-"""Correctness of corl_gym.verify: the labelled suite, the named forms of the issue, extraction."""
+"""Correctness of corl_gym.verify: the labelled suite, equivalent spellings and near misses, extraction."""
 
 from __future__ import annotations
 
@@ -122,29 +122,29 @@ def test_data_golds_check_against_themselves(data_dir: Path) -> None:
 ])
 def test_sympy_path_decides_what_our_parser_reads(pred: str, gold: str, same: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """Forms our parser reads are decided by our sympy rules, never by the math-verify fallback."""
-    from corl_gym import _verify_symbolic
-    from corl_gym._verify_norm import normalize
+    from corl_gym.verify import symbolic
+    from corl_gym.verify.norm import normalize
 
     def no_fallback(*args: object) -> str:
         raise AssertionError("fell back to math-verify")
 
-    monkeypatch.setattr(_verify_symbolic, "_math_verify", no_fallback)
+    monkeypatch.setattr(symbolic, "_math_verify", no_fallback)
     expected = "CORRECT" if same else "WRONG"
-    assert _verify_symbolic.symbolic_verdict(normalize(pred), normalize(gold)) == expected
+    assert symbolic.symbolic_verdict(normalize(pred), normalize(gold)) == expected
 
 
 def test_extract_answer_remembers_the_replies_of_thousands_of_problems():
     # A benchmark over a dataset of thousands of problems meets each problem's replies again only after all
     # the others: the answers of that many short texts stay remembered (a lookup, not a new extraction).
-    from corl_gym import _verify_norm
+    from corl_gym.verify import norm
 
     texts = [f"[model] Step by step, problem {i}.\nThe final answer is $\\boxed{{{i}}}$." for i in range(20_000)]
     assert [extract_answer(text) for text in texts[:3]] == ["0", "1", "2"]
     for text in texts[3:]:
         extract_answer(text)
-    misses = _verify_norm._remembered_answer.cache_info().misses
+    misses = norm._remembered_answer.cache_info().misses
     assert extract_answer(texts[0]) == "0"
-    assert _verify_norm._remembered_answer.cache_info().misses == misses  # still remembered
-    long_text = "x" * _verify_norm.MAX_REMEMBERED_CHARS + " \\boxed{7}"
+    assert norm._remembered_answer.cache_info().misses == misses  # still remembered
+    long_text = "x" * norm.MAX_REMEMBERED_CHARS + " \\boxed{7}"
     assert extract_answer(long_text) == "7"  # longer texts are worked out every time, with the same answer
-    assert _verify_norm._remembered_answer.cache_info().misses == misses
+    assert norm._remembered_answer.cache_info().misses == misses

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from corl_gym import _verify_worker
 from corl_gym.verify import Verdict, acheck, check, check_many, warm_up
+from corl_gym.verify.worker import get_pool
 
 DEADLINE = 1.0
 BOUND = 1.5 * DEADLINE + 0.5
@@ -95,7 +95,7 @@ def test_pathological_gold_side_too() -> None:
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
 def test_hung_worker_is_killed_reaped_and_replaced() -> None:
     check("\\sqrt{8}", "2\\sqrt{2}")
-    pool = _verify_worker.get_pool()
+    pool = get_pool()
     before = {w.proc.pid for w in pool.idle}
     verdict, elapsed = _in_main(PATHOLOGICAL["sympy blow-up"], GOLDS["sympy blow-up"])
     assert verdict is Verdict.TIMEOUT and elapsed < BOUND
@@ -109,7 +109,7 @@ def test_hung_worker_is_killed_reaped_and_replaced() -> None:
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
 def test_worker_that_dies_mid_job_is_a_timeout_and_replaced() -> None:
     check("\\sqrt{8}", "2\\sqrt{2}")
-    pool = _verify_worker.get_pool()
+    pool = get_pool()
 
     def kill_the_busy_worker() -> None:
         time.sleep(0.3)
@@ -205,7 +205,7 @@ def test_check_many_keeps_per_pair_deadlines() -> None:
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
 def test_workers_die_with_the_interpreter() -> None:
     code = (
-        "from corl_gym.verify import check\nfrom corl_gym import _verify_worker as w\n"
+        "from corl_gym.verify import check\nfrom corl_gym.verify import worker as w\n"
         "assert check('\\\\sqrt{8}', '2\\\\sqrt{2}').name == 'CORRECT'\n"
         "print(' '.join(str(x.proc.pid) for x in w.get_pool().idle))\n"
     )
@@ -267,7 +267,7 @@ _UNCLOSED = ["E=TCmO_{(T", "x_{", "\\begin{pmatrix", "\\{1,2", "\\begin{pmatrix}
 @pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
 @pytest.mark.parametrize("text", _UNCLOSED)
 def test_parser_ends_on_every_unclosed_group(text: str) -> None:
-    from corl_gym._verify_parse import ParseError, parse
+    from corl_gym.verify.parse import ParseError, parse
 
     with _watchdog(5.0, repr(text)), pytest.raises(ParseError):
         parse(text)
@@ -278,7 +278,8 @@ def test_fast_path_ends_on_random_latex_fragments() -> None:
     """The in-process steps (normalising, parsing, exact arithmetic, action parsing) have no deadline
     of their own: they must end on any input, raising nothing but the hand-off to the worker."""
     from corl_gym import protocol
-    from corl_gym.verify import _decide_fast, _Slow, extract_answer
+    from corl_gym.verify import extract_answer
+    from corl_gym.verify.decide import _decide_fast, _Slow
 
     rng = random.Random(0)
     golds = ["5", "\\frac{1}{2}", "x^2+1", "(1,2)", "\\{1,2\\}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", "[0,1)"]
@@ -324,7 +325,7 @@ def test_huge_model_text_is_scanned_without_backtracking(name: str) -> None:
 
 
 def test_deep_nesting_from_a_deep_stack_is_refused_not_a_recursion_error() -> None:
-    from corl_gym._verify_parse import LimitExceeded, parse
+    from corl_gym.verify.parse import LimitExceeded, parse
 
     def from_depth(frames: int) -> None:
         if frames:

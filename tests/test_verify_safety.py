@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import corl_gym
-from corl_gym import _verify_norm
 from corl_gym.verify import Verdict, check, check_many, extract_answer, is_equivalent
+from corl_gym.verify.norm import normalize
 
 
 def _payloads(marker: Path) -> list[str]:
@@ -51,7 +51,7 @@ def test_tripwire_on_string_evaluation(tmp_path: Path, monkeypatch: pytest.Monke
     import sympy
     import sympy.parsing.sympy_parser
 
-    from corl_gym._verify_symbolic import symbolic_verdict
+    from corl_gym.verify.symbolic import symbolic_verdict
     from corl_gym.verify import fast_path
 
     hits: list[str] = []
@@ -79,8 +79,8 @@ def test_tripwire_on_string_evaluation(tmp_path: Path, monkeypatch: pytest.Monke
     hits.clear()
     for payload in _payloads(tmp_path / "PWNED") + ["\\sqrt{8}", "\\frac{\\pi}{2}", "x^2 - 1"]:
         fast_path(payload, "2\\sqrt{2}")
-        symbolic_verdict(_verify_norm.normalize(payload), "2\\sqrt{2}")
-        symbolic_verdict("2\\sqrt{2}", _verify_norm.normalize(payload))
+        symbolic_verdict(normalize(payload), "2\\sqrt{2}")
+        symbolic_verdict("2\\sqrt{2}", normalize(payload))
     assert hits == []
     assert not (tmp_path / "PWNED").exists()
 
@@ -91,8 +91,8 @@ FORBIDDEN = {"eval", "exec", "sympify", "parse_expr", "S", "compile", "__import_
 
 def test_verify_modules_call_no_string_evaluator() -> None:
     package = Path(corl_gym.__file__).parent
-    modules = [package / "verify.py", *sorted(package.glob("_verify_*.py"))]
-    assert len(modules) >= 5
+    modules = sorted((package / "verify").glob("*.py"))
+    assert len(modules) >= 8
     offenders = []
     for module in modules:
         for node in ast.walk(ast.parse(module.read_text())):

@@ -149,7 +149,8 @@ def _negatable(s: str) -> bool:
 
 
 HAND_WRITTEN = [
-    # (pred, gold, label, kind): forms the issue names that no gold spells out
+    # (pred, gold, label, kind): spellings no gold has (separators, repeating decimals, radicals, units,
+    # intervals, roots with \pm, equations, base-n, word and multiple-choice answers) and their near misses
     ("10080", "10,\\!080", True, "thousands"), ("1,000", "1000", True, "thousands"), ("1 000", "1000", True, "thousands"),
     ("025", "25", True, "leading-zero"), ("27.0", "27", True, "trailing-zero"), ("\\frac43", "\\frac{4}{3}", True, "frac-compact"),
     ("\\tfrac{4}{3}", "4/3", True, "frac-tfrac"), ("0.5", "\\frac{1}{2}", True, "exact-decimal"),

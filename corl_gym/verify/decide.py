@@ -1,18 +1,9 @@
-r"""Answer verification for the reward: `check`, `is_equivalent`, `extract_answer`, `check_many`.
+"""How a pair is decided: the verdicts, the in-process steps and the entry points that run them.
 
-How a pair is decided (each step only runs when the previous one could not decide):
-
-1. Normalise both strings (`corl_gym._verify_norm.normalize`: wrappers, units, separators, ...).
-   Identical spellings are CORRECT; word answers and multiple-choice letters compare as words.
-2. Fast path, in the calling thread, no sympy: our bounded parser builds a tree and exact rational
-   arithmetic decides (integers, decimals, fractions, complex numbers, tuples, intervals, sets...).
-   Inputs past a safety cap (power towers, `(10^6)!`, 10k nested braces) are UNPARSEABLE at once.
-3. Slow path, in a killable worker process with a hard deadline: sympy objects built from our
-   own tree (radicals, pi, polynomials, equations), and math-verify for syntax our parser does not
-   know. A worker that misses the deadline is killed and the verdict is TIMEOUT.
-
-The rules for "equivalent" are in `corl_gym._verify_compare` (shared by both paths) and
-`corl_gym._verify_symbolic`. Model output never reaches `eval`, `sympify` or `parse_expr`.
+`_decide_fast` runs steps 1-2 of the package docstring (normalise, then exact arithmetic on our own
+parse tree) in the calling thread and hands anything else to the worker pool (`corl_gym.verify.worker`)
+as a `_Slow` job; `check`, `check_many`, `acheck` and `fast_path` wrap it for their callers. The
+worker module is imported only when a pair needs it, so importing this module loads no sympy.
 """
 
 from __future__ import annotations
@@ -24,12 +15,11 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Iterable
 
-from . import _verify_norm as norm
-from ._verify_compare import NeedSlow
-from ._verify_norm import extract_answer
-from ._verify_parse import LimitExceeded, ParseError, parse
+from . import norm
+from .compare import NeedSlow
+from .parse import LimitExceeded, ParseError, parse
 
-__all__ = ["Verdict", "check", "acheck", "is_equivalent", "extract_answer", "check_many", "fast_path", "warm_up"]
+__all__ = ["Verdict", "check", "acheck", "is_equivalent", "check_many", "fast_path", "warm_up", "MAX_INPUT_CHARS"]
 
 #: Raw inputs longer than this are refused before any processing.
 MAX_INPUT_CHARS = 200_000
@@ -78,7 +68,7 @@ def _decide_fast(pred: str, gold: str) -> Verdict:
         return Verdict.CORRECT if key is not None and norm.text_key(p) == key else Verdict.WRONG
     try:
         gold_tree, pred_tree = parse(g), parse(p)
-        from ._verify_fast import fast_equivalent
+        from .fast import fast_equivalent
 
         return Verdict.CORRECT if fast_equivalent(gold_tree, pred_tree) else Verdict.WRONG
     except LimitExceeded:
@@ -130,7 +120,7 @@ def check(pred: str, gold: str, timeout: float = 2.0) -> Verdict:
         if remaining <= 0:
             return Verdict.TIMEOUT
         try:
-            from ._verify_worker import get_pool
+            from .worker import get_pool
 
             return Verdict(get_pool().run([slow.job], remaining)[0])
         except Exception:
@@ -181,7 +171,7 @@ def check_many(pairs: Iterable[tuple[str, str]], timeout: float = 2.0) -> list[V
         except Exception:
             verdicts[k] = Verdict.UNPARSEABLE
     if slow_jobs:
-        from ._verify_worker import get_pool
+        from .worker import get_pool
 
         try:
             names = get_pool().run(slow_jobs, _clamp(timeout))
@@ -194,6 +184,6 @@ def check_many(pairs: Iterable[tuple[str, str]], timeout: float = 2.0) -> list[V
 
 def warm_up(workers: int = 2) -> None:
     """Start worker processes now (about half a second each, in the background)."""
-    from ._verify_worker import get_pool
+    from .worker import get_pool
 
     get_pool().warm_up(workers)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import sympy
 
-from ._verify_compare import canon, equivalent
-from ._verify_parse import LimitExceeded, ParseError, parse
+from .compare import canon, equivalent
+from .parse import LimitExceeded, ParseError, parse
 
 _CONSTS = {"pi": sympy.pi, "e": sympy.E, "i": sympy.I, "inf": sympy.oo}
 _FUNCS = {"sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot, "sec": sympy.sec,

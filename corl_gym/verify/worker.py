@@ -2,8 +2,10 @@
 
 A sympy computation cannot be interrupted from Python (signals only reach the main thread, and a
 thread cannot be killed), so the slow path runs in separate processes. Each worker is a plain
-`python -m corl_gym._verify_worker` child talking one JSON line per job over its pipes; a worker
-that misses its deadline is SIGKILLed, reaped (no zombie) and replaced in the background.
+`python -m corl_gym.verify.worker` child talking one JSON line per job over its pipes; a worker
+that misses its deadline is SIGKILLed, reaped (no zombie) and replaced in the background. This module
+is both ends of that pipe: the pool below runs in the caller, `_serve` (the `__main__` entry) in the
+child.
 
 Why a subprocess and not `multiprocessing`: `spawn`/`forkserver` re-import the caller's `__main__`
 (a user script without a main guard would run twice), and `fork` is unsafe once threads exist.
@@ -33,12 +35,23 @@ STARTUP_TIMEOUT = 60.0
 MEMORY_LIMIT_BYTES = int(os.environ.get("CORL_VERIFY_MEMORY_MB", "4096")) * 2**20
 
 
+#: The module the child runs with `python -m`: found by import, so it works from a checkout and a wheel.
+WORKER_MODULE = "corl_gym.verify.worker"
+
+
+def _import_root() -> str:
+    """The folder that holds the `corl_gym` package this process imported (a checkout, site-packages...)."""
+    return str(Path(__file__).resolve().parents[2])
+
+
 class _Worker:
     def __init__(self) -> None:
-        root = str(Path(__file__).resolve().parent.parent)
+        # The caller may have found corl_gym through a path the child would not search (a script's
+        # folder, an edited sys.path): put that folder first so both sides run the same code.
+        root = _import_root()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "corl_gym._verify_worker"], stdin=subprocess.PIPE,
+            [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True,
             start_new_session=True,  # a Ctrl-C in the terminal is the parent's business, not the worker's
         )
@@ -271,7 +284,7 @@ def _serve() -> None:
     except (ImportError, ValueError, OSError):
         pass
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    from corl_gym._verify_symbolic import _math_verify, symbolic_verdict
+    from corl_gym.verify.symbolic import _math_verify, symbolic_verdict
 
     # Pay sympy's and math-verify's lazy imports and caches now, not in the first job's deadline.
     for pred, gold in (("2\\sqrt{2}", "\\sqrt{8}"), ("(x+1)^2", "x^2+2x+1"), ("2x - y + 4 = 0", "y = 2x + 3"),

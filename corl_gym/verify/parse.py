@@ -12,33 +12,20 @@ Decisions: juxtaposition multiplies (two number literals side by side are refuse
 integer written directly before `\frac{int}{int}`, which is a mixed number (`1\frac{4}{5}` = 9/5).
 `e` and `i` are Euler's number and the imaginary unit. `!` binds tighter than `^` (`24!^2` =
 (24!)^2). `\frac43` and `\sqrt2` take one character. `a:b` is a ratio (a/b), `a \approx b` a relation.
+
+Tokens, number literals, the token and digit caps and the two errors are in `corl_gym.verify.tokens`.
 """
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 
-MAX_TOKENS = 400
+from .tokens import LimitExceeded, ParseError, number, tokenize
+
+__all__ = ["parse", "ParseError", "LimitExceeded", "MAX_DEPTH"]  # the errors are re-exported: parse raises them
+
 MAX_DEPTH = 120
-MAX_DIGITS = 200
 
-
-class ParseError(ValueError):
-    """Syntax this parser does not know; a slower parser may still understand it."""
-
-
-class LimitExceeded(ValueError):
-    """Input past a safety cap (size, depth, magnitude): refused, never handed to a slower path."""
-
-
-_NUMBER_PATTERN = r"\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?"
-_NUMBER = re.compile(_NUMBER_PATTERN)
-_TOKEN = re.compile(
-    rf"\s*(?:(?P<num>{_NUMBER_PATTERN})"
-    r"|(?P<cmd>\\[A-Za-z]+|\\[{}|])|(?P<row>\\\\)|(?P<sym>[A-Za-z])"
-    r"|(?P<op><=|>=|!=|[-+*/^_()\[\]{},=<>!|&;:]))"
-)
 _FUNCS = {"sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp", "arcsin", "arccos", "arctan",
           "sinh", "cosh", "tanh"}
 _RELOPS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=",
@@ -49,34 +36,6 @@ _GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "e
 _TRANSPARENT = {"\\text", "\\textbf", "\\mathbf", "\\mathrm", "\\textnormal", "\\mbox", "\\boldsymbol"}
 _IMPLICIT_CMDS = ({"\\frac", "\\sqrt", "\\pi", "\\binom", "\\infty"} | {"\\" + f for f in _FUNCS}
                   | {"\\" + g for g in _GREEK} | _TRANSPARENT)
-
-
-def tokenize(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise ParseError(f"unexpected character {text[pos]!r}")
-        pos = match.end()
-        kind = match.lastgroup
-        tokens.append((kind, match.group(kind)))
-        if len(tokens) > MAX_TOKENS:
-            raise LimitExceeded("too many tokens")
-    return tokens
-
-
-def number(raw: str, repeating: str = "") -> tuple:
-    if _NUMBER.fullmatch(raw) is None or (repeating and not repeating.isdigit()):
-        raise ParseError(f"not a number: {raw[:20]!r}")
-    digits = raw.lower().split("e")
-    if len(digits[0]) > MAX_DIGITS or (len(digits) > 1 and abs(int(digits[1])) > 400):
-        raise LimitExceeded("number too long")
-    value = Fraction(raw)
-    if repeating:
-        decimals = len(digits[0].split(".")[1]) if "." in digits[0] else 0
-        value += Fraction(int(repeating), (10 ** len(repeating) - 1) * 10**decimals)
-    return ("num", value, raw + (f"({repeating})" if repeating else ""))
 
 
 def parse(text: str) -> tuple:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from ._verify_compare import NeedSlow, canon, equivalent
-from ._verify_parse import LimitExceeded
+from .compare import NeedSlow, canon, equivalent
+from .tokens import LimitExceeded
 
 MAX_BITS = 20_000  # about 6000 digits: far past any real answer, cheap to compute
 MAX_FACTORIAL = 2000
