@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from corl_gym.agents.routers import SELF, Router, answer_action, call_action
+from corl_gym.agents.router_base import SELF, Router, answer_action, call_action
 from corl_gym.answer_groups import AnswerGroups, reply_answer
+from corl_gym.budget import within_budget
 from corl_gym.protocol import AnswerAction, CallAction
 
 
@@ -36,9 +37,8 @@ class AggregatingRouter(Router):
 
     def reset(self, env: Any, info: dict[str, Any]) -> None:
         super().reset(env, info)
-        problem = self.env.problem
-        own = self.env.pool.call_controller(problem.problem, problem)  # never raises; a failure states none
-        self.answers = AnswerGroups(timeout=self.env.verify_timeout)
+        own = self.view.controller_reply()  # never raises; a failure states none
+        self.answers = AnswerGroups(timeout=self.view.verify_timeout)
         self.answers.add(SELF, reply_answer(own), 0.0)
         self.asked: list[str] = []
         costs = self.expected_costs()
@@ -46,14 +46,14 @@ class AggregatingRouter(Router):
         self.costs = costs
 
     def act(self, observation: str, info: dict[str, Any]) -> CallAction | AnswerAction:
-        reply = self.env.last_reply
+        reply = self.view.last_reply
         if self.asked and reply is not None and reply.error is None:  # a failed call adds nothing
             self.answers.add(self.asked[-1], reply_answer(reply), reply.cost_usd)
-        expert = None if info["turn"] >= self.env.max_turns - 1 else self.next_call(info)
+        expert = None if info["turn"] >= self.view.max_turns - 1 else self.next_call(info)
         if expert is None:
             return answer_action(self.final_answer())
         self.asked.append(expert)
-        return call_action(expert, self.env.problem.problem)
+        return call_action(expert, self.view.problem.problem)
 
     def next_call(self, info: dict[str, Any]) -> str | None:
         raise NotImplementedError
@@ -63,9 +63,9 @@ class AggregatingRouter(Router):
 
     def next_affordable(self, info: dict[str, Any]) -> str | None:
         """The cheapest expert not asked yet, if its expected cost fits the remaining budget."""
-        remaining = info["threshold_usd"] - info["cost_usd"] + 1e-12
+        left = info["threshold_usd"] - info["cost_usd"]
         unasked = [name for name in self.cheapest_first if name not in self.asked]
-        return unasked[0] if unasked and self.costs[unasked[0]] <= remaining else None
+        return unasked[0] if unasked and within_budget(self.costs[unasked[0]], left) else None
 
 
 class Vote(AggregatingRouter):

@@ -18,13 +18,13 @@ import numpy as np
 from tqdm import tqdm
 
 from corl_gym import verify
+from corl_gym.agents.router_base import SELF
 from corl_gym.answer_groups import AnswerGroups, reply_answer
+from corl_gym.budget import within_budget
 from corl_gym.data import Problem
 from corl_gym.envs.features import problem_features
 from corl_gym.experts import Pool
 from corl_gym.protocol import stated_answer
-
-SELF = "self"
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ChoiceLabels:
 
     def rewards(self, threshold_usd: float) -> np.ndarray:
         """The hard-gate reward of every choice on every problem at a dollar threshold."""
-        return self.correct & (self.cost <= threshold_usd + 1e-12)
+        return self.correct & within_budget(self.cost, threshold_usd)
 
 
 def label_choices(

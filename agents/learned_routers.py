@@ -26,7 +26,8 @@ import numpy as np
 
 from corl_gym.agents.aggregate_routers import PlanRouter
 from corl_gym.agents.labels import ChoiceLabels, label_choices, plan_labels
-from corl_gym.agents.routers import Router
+from corl_gym.agents.router_base import Router
+from corl_gym.budget import within_budget
 from corl_gym.data import Problem
 from corl_gym.envs.features import problem_features
 from corl_gym.experts import Pool
@@ -56,7 +57,7 @@ class LearnedRouter(Router):
         raise NotImplementedError
 
     def _features(self) -> np.ndarray:
-        return np.asarray(problem_features(self.env.problem), dtype=np.float32)
+        return np.asarray(problem_features(self.view.problem), dtype=np.float32)
 
 
 def best_choice(rewards: np.ndarray, cost: np.ndarray) -> int:
@@ -124,7 +125,7 @@ class KNNRouter(LearnedRouter, PlanRouter):
         x = (self._features() - self._mean) / self._std
         distance = ((self._x - x) ** 2).sum(axis=1)
         nearest = np.argsort(distance, kind="stable")[: self.k]
-        rewards = self._plan_correct & (self._plan_cost <= info["threshold_usd"] + 1e-12)
+        rewards = self._plan_correct & within_budget(self._plan_cost, info["threshold_usd"])
         shrunk = (rewards[nearest].mean(axis=0) + rewards.mean(axis=0)) / 2
         return self.plans[best_of(shrunk, self._plan_cost[nearest].mean(axis=0))]
 

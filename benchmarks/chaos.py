@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from corl_gym.budget import within_budget
 from corl_gym.experts.fake_server import ChatServer
 
 BENCH_KEYS = ("pool", "dataset", "seed", "policy", "budget", "problem_id")
@@ -87,7 +88,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        spend_ok = self.cap_usd is None or self.spend_usd <= self.cap_usd + 1e-12
+        spend_ok = self.cap_usd is None or within_budget(self.spend_usd, self.cap_usd)
         rows_ok = self.expected is None or self.found == self.expected
         return spend_ok and rows_ok and self.duplicates == 0 and all(self.checks.values())
 

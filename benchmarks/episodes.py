@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from corl_gym.agents.routers import Router
+from corl_gym.agents.router_base import Router
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.routing_env import CORLRoutingEnv
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 
@@ -32,8 +32,7 @@ CUSTOM = "custom"
 PENALTIES: tuple[str, ...] = ("hard", "soft", "linear")
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(NamedTuple):
     """The budget of one episode: its mode name and its dollar threshold per query."""
 
     mode: str
@@ -96,9 +95,10 @@ def validate_budget(value: object, thresholds: Mapping[str, float]) -> None:
 BUDGET_TOLERANCE_USD = 1e-12
 
 
-def within_budget(cost_usd: float, threshold_usd: float) -> bool:
+def within_budget(cost_usd: float | np.ndarray, threshold_usd: float | np.ndarray) -> bool | np.ndarray:
     """Whether `cost_usd` is within `threshold_usd` (the paper's gate `cost <= B`, up to float rounding).
-    The one affordability test of the package: rewards, `over_budget`, routers and labels use it."""
+    The one affordability test of the package: rewards, `over_budget`, the routing env's masks, routers,
+    labels and spend caps use it. NumPy arrays broadcast (a bool array), as routers' label tables need."""
     return cost_usd <= threshold_usd + BUDGET_TOLERANCE_USD
 
 

@@ -56,18 +56,24 @@ INVALID_REASONS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class CallAction:
+    """`<call expert="NAME">query</call>`: send `query`, and only it, to the expert named `expert`."""
+
     expert: str
     query: str
 
 
 @dataclass(frozen=True)
 class AnswerAction:
+    """`<answer>text</answer>`: end the episode; `text` is graded (its `\\boxed{}` value when it has one)."""
+
     text: str
 
 
 @dataclass(frozen=True)
 class InvalidAction:
-    reason: str  # a key of INVALID_REASONS
+    """A turn that is no action: `reason` is a key of `INVALID_REASONS`, `detail` what the env saw."""
+
+    reason: str
     detail: str = ""
 
 

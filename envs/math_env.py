@@ -19,17 +19,14 @@ from corl_gym.protocol import (
     PROMPT_STYLES,
     RosterEntry,
     call_failure_text,
-    compact_opening,
-    compact_response,
-    compact_system_prompt,
     corrective_message,
-    format_response,
-    system_prompt,
 )
+from corl_gym.envs.env_text import EnvText
 from corl_gym.envs.episode import Episode, Turn
+from corl_gym.envs.router_view import RouterView
 from corl_gym.envs.spaces import UnicodeText, token_space
-from corl_gym.envs.untrusted import MAX_ACTION_CHARS, checked_reply, read_action
-from corl_gym.experts.base import amount
+from corl_gym.envs.untrusted import MAX_ACTION_CHARS, read_action
+from corl_gym.experts.base import amount, billable_reply
 
 MAX_OBSERVATION_CHARS = 10_000_000
 _CUT_NOTE = f"\n[the rest was cut: the context holds at most {MAX_OBSERVATION_CHARS:,} characters]"
@@ -111,6 +108,9 @@ class CORLMathEnv(gym.Env):
     token mode also `env_token_ids`: the ids of the text the env appended this step (at reset: the
     prompt's ids).
 
+    **Routers.** `last_reply` is the checked reply to the latest step's call (None when the step made
+    none); `router_view()` is all a router may read and do (`corl_gym.envs.router_view`).
+
     **Arguments.** `dataset` (a name of `corl_gym.data` or a JSONL path; default the pool's own dataset,
     else `synthetic`), `pool` (a name, a YAML path or a `Pool`; default `sim-paper`), `budget` (`low`,
     `medium`, `high`, `mixed` or dollars), `penalty`, `penalty_kwargs`, `max_turns` (4), `tokenizer`,
@@ -147,10 +147,6 @@ class CORLMathEnv(gym.Env):
         if prompt_style not in PROMPT_STYLES:
             raise ValueError(f"prompt_style must be one of {', '.join(PROMPT_STYLES)}, got {prompt_style!r}")
         self.prompt_style = prompt_style
-        compact = prompt_style == "compact"
-        self._make_system_prompt = compact_system_prompt if compact else system_prompt
-        self._format_response = compact_response if compact else format_response
-        self._compact = compact
         self._owns_pool = not isinstance(pool, Pool)
         self.pool: Pool = load_pool(pool, seed=expert_seed) if self._owns_pool else pool
         self.budget_spec = BudgetSpec(budget, self.pool.budgets)
@@ -165,11 +161,11 @@ class CORLMathEnv(gym.Env):
         self.max_turns, self.hard_cap, self.format_reward = max_turns, hard_cap, format_reward
         self.tokenizer, self.verify_timeout, self.render_mode = tokenizer, verify_timeout, render_mode
         self.expert_names = self.pool.expert_names()
-        self._roster = [
+        roster = [
             RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in self.pool.experts.items()
         ]
-        self._prices = {e.name: (e.price_in, e.price_out) for e in self._roster}  # copied into every info
-        self._system_prompts: dict[tuple[str, float], str] = {}  # (mode, threshold) -> its system prompt
+        self._prices = {e.name: (e.price_in, e.price_out) for e in roster}  # copied into every info
+        self._text = EnvText(roster, prompt_style, tokenizer)
         if tokenizer is None:
             self.observation_space = UnicodeText(MAX_OBSERVATION_CHARS)
             self.action_space = UnicodeText(MAX_ACTION_CHARS)
@@ -180,7 +176,7 @@ class CORLMathEnv(gym.Env):
         # (a corrective message lists the experts, maybe twice; a response block's framing and cut note).
         self._turn_room = MAX_ACTION_CHARS + 2_000 + 3 * len(", ".join(self.expert_names))
         self._episode: Episode | None = None
-        self.last_reply: ExpertReply | None = None  # the latest expert reply, for wrappers and routers
+        self.last_reply: ExpertReply | None = None  # public: wrappers and the router view read it
 
     # ----------------------------------------------------------------------------------------- reset
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -188,8 +184,8 @@ class CORLMathEnv(gym.Env):
         options = options or {}
         problem = self._choose_problem(options)
         budget = self.budget_spec.draw(self.np_random, options.get("budget"))
-        user = compact_opening(problem.problem, budget.mode, budget.threshold_usd) if self._compact else problem.problem
-        text, ids = self._render_prompt(self._system_prompt(budget.mode, budget.threshold_usd), user)
+        text = self._text.opening(problem.problem, budget.mode, budget.threshold_usd)
+        ids = None if self.tokenizer is None else self._encode(text)
         if ids is None and len(text) > MAX_OBSERVATION_CHARS - self._turn_room:
             raise ValueError(
                 f"problem {problem.id!r}: its prompt has {len(text):,} characters, too many for a text context of "
@@ -210,26 +206,6 @@ class CORLMathEnv(gym.Env):
         if "problem_index" in options:
             return self.problems[int(options["problem_index"]) % len(self.problems)]
         return self.problems[int(self.np_random.integers(len(self.problems)))]
-
-    def _system_prompt(self, mode: str, threshold_usd: float) -> str:
-        """The system prompt of a budget, rendered once: the roster is fixed for the env's life."""
-        key = (mode, threshold_usd)
-        prompt = self._system_prompts.get(key)
-        if prompt is None:
-            if len(self._system_prompts) >= 64:  # custom dollar budgets could be many: keep a few
-                self._system_prompts.clear()
-            prompt = self._system_prompts[key] = self._make_system_prompt(self._roster, mode, threshold_usd)
-        return prompt
-
-    def _render_prompt(self, system: str, problem: str) -> tuple[str, list[int] | None]:
-        if self.tokenizer is None:
-            return f"{system}\n\nProblem:\n{problem}\n\n", None
-        if getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "system", "content": system}, {"role": "user", "content": problem}]
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        else:
-            text = f"{system}\n\nProblem:\n{problem}\n\n"
-        return text, self._encode(text)
 
     # ------------------------------------------------------------------------------------------ step
     def step(self, action: str | Sequence[int] | np.ndarray | CallAction | AnswerAction | InvalidAction):
@@ -259,10 +235,9 @@ class CORLMathEnv(gym.Env):
             raise RuntimeError("the episode is over (or never began): call reset() before step()")
         text, ids, parsed = read or read_action(action, self.expert_names, self.tokenizer, self._encode)
         if isinstance(parsed, CallAction) and self.hard_cap:
-            spec = self.pool.experts[parsed.expert].spec
-            remaining = episode.threshold_usd - episode.cost_usd
-            if spec.expected_cost(parsed.query) > remaining:
-                parsed = InvalidAction("over_cap", f"{parsed.expert} is expected to cost ${spec.expected_cost(parsed.query):.6f}")
+            expected = self.pool.experts[parsed.expert].spec.expected_cost(parsed.query)
+            if expected > episode.threshold_usd - episode.cost_usd:
+                parsed = InvalidAction("over_cap", f"{parsed.expert} is expected to cost ${expected:.6f}")
         return Turn(text, ids, parsed)
 
     def finish_step(self, turn: Turn, reply: ExpertReply | None):
@@ -277,7 +252,7 @@ class CORLMathEnv(gym.Env):
         episode.controller_cost_usd += controller_cost
         self.last_reply = None
         if isinstance(action, CallAction):
-            reply = self.last_reply = checked_reply(reply, action.expert, episode.cost_usd)
+            reply = self.last_reply = billable_reply(reply, action.expert, episode.cost_usd)
             step_cost, expert_error = self._charge(action.expert, reply)
             env_ids = self._append(self._response_block(action.expert, reply))
         elif isinstance(action, AnswerAction):
@@ -313,7 +288,7 @@ class CORLMathEnv(gym.Env):
         return True
 
     def _charge(self, expert: str, reply: ExpertReply) -> tuple[float, str | None]:
-        """Charge a checked reply (`untrusted.checked_reply`), whose amounts are finite and non-negative."""
+        """Charge a checked reply (`billable_reply`), whose amounts are finite and non-negative."""
         episode = self._episode
         episode.cost_usd += reply.cost_usd
         episode.calls[expert] += 1
@@ -325,11 +300,11 @@ class CORLMathEnv(gym.Env):
         """The reply (or the failure) with the spend line; in text mode its body is cut to fit the context."""
         episode = self._episode
         body = reply.text if reply.error is None else call_failure_text(reply.error)
-        block = self._format_response(expert, body, episode.cost_usd, episode.threshold_usd)
+        block = self._text.response(expert, body, episode.cost_usd, episode.threshold_usd)
         excess = len(episode.text) + len(block) - MAX_OBSERVATION_CHARS
         if episode.token_ids is None and excess > 0:
             body = body[: max(len(body) - excess - len(_CUT_NOTE), 0)] + _CUT_NOTE
-            block = self._format_response(expert, body, episode.cost_usd, episode.threshold_usd)
+            block = self._text.response(expert, body, episode.cost_usd, episode.threshold_usd)
         return block
 
     def _grade(self, answer_text: str) -> tuple[str, bool]:
@@ -390,11 +365,15 @@ class CORLMathEnv(gym.Env):
             "expert_error": expert_error,
         }
 
-    # ----------------------------------------------------------------------------- render and close
+    # ----------------------------------------------------------------- routers, render and close
     @property
     def problem(self) -> Problem | None:
         """The current episode's problem (None before the first reset)."""
         return None if self._episode is None else self._episode.problem
+
+    def router_view(self) -> RouterView:
+        """What a router may read of this env, and the calls it may make (`RouterView`'s docstring)."""
+        return RouterView(self)
 
     def render(self) -> str | None:
         if self.render_mode != "ansi" or self._episode is None:

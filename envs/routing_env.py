@@ -7,21 +7,26 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from corl_gym.budget import within_budget
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.untrusted import answer_text, call_text
-from corl_gym.experts import Pool
 from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.protocol import AnswerAction, CallAction
 
 BUDGET_SLOTS = ("low", "medium", "high", "custom")
+# The text env's arguments that mean the same here; its others (tokenizer, prompt style, hard cap, format
+# reward) concern the text a controller reads and writes, which routing has none of.
+TEXT_ENV_ARGUMENTS = (
+    "dataset", "pool", "budget", "penalty", "penalty_kwargs", "limit", "problems", "expert_seed", "verify_timeout",
+)
 
 
 class CORLRoutingEnv(gym.Env):
@@ -58,30 +63,27 @@ class CORLRoutingEnv(gym.Env):
 
     **Info**: the text env's info (`cost_usd`, `calls`, `correct`, `over_budget`, ...), plus `candidate`
     (the current answer string) and `action_mask`.
+
+    **Arguments** (keywords only): `max_steps`, `features`, `render_mode`, and the text env's arguments in
+    `TEXT_ENV_ARGUMENTS` (`dataset`, `pool`, `budget`, `penalty`, `penalty_kwargs`, `limit`, `problems`,
+    `expert_seed`, `verify_timeout`: see `CORLMathEnv`), passed to it as they are; any other is a TypeError.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}
 
     def __init__(
         self,
-        dataset: str | None = None,
-        pool: str | Pool = "sim-paper",
-        budget: str | float = "mixed",
-        penalty: str = "hard",
-        penalty_kwargs: dict[str, float] | None = None,
+        *,
         max_steps: int | None = None,
         features: Callable[[Problem], np.ndarray] = problem_features,
-        limit: int | None = None,
-        problems: Sequence[Problem] | None = None,
-        expert_seed: int = 0,
-        verify_timeout: float = 2.0,
         render_mode: str | None = None,
+        **text_env_kwargs: Any,
     ):
-        self.text_env = CORLMathEnv(
-            dataset=dataset, pool=pool, budget=budget, penalty=penalty, penalty_kwargs=penalty_kwargs,
-            max_turns=max_steps or 1, limit=limit, problems=problems, expert_seed=expert_seed,
-            verify_timeout=verify_timeout, render_mode=render_mode,
-        )
+        refused = sorted(set(text_env_kwargs) - set(TEXT_ENV_ARGUMENTS))
+        if refused:
+            raise TypeError(f"{type(self).__name__} takes no argument {', '.join(refused)}; of the text env's "
+                            f"arguments it takes {', '.join(TEXT_ENV_ARGUMENTS)}")
+        self.text_env = CORLMathEnv(max_turns=max_steps or 1, render_mode=render_mode, **text_env_kwargs)
         self.pool = self.text_env.pool
         self.expert_names = self.pool.expert_names()
         self.K = len(self.expert_names)
@@ -173,7 +175,7 @@ class CORLRoutingEnv(gym.Env):
         if entries is None:
             if len(self._per_problem) >= len(self.problems):
                 self._per_problem.clear()  # a problem under a reused id; never more than one per problem
-            expected = [self.pool.experts[n].spec.expected_cost(problem.problem) for n in self.expert_names]
+            expected = list(self.pool.expected_costs(problem.problem).values())  # in pool order, as the actions
             template = np.zeros(self.observation_space.shape, dtype=np.float32)
             template[self._features_at :] = np.asarray(self.features(problem), dtype=np.float32).reshape(-1)
             template.clip(-1.0, 1.0, out=template)
@@ -204,8 +206,9 @@ class CORLRoutingEnv(gym.Env):
         inputs = (turn >= self.max_steps - 1, cost)
         if inputs != self._mask_inputs:
             self._mask_inputs = inputs
-            limit = threshold - cost + 1e-12  # on the last step only submitting can earn reward
-            self._mask[1 : self.K + 1] = False if inputs[0] else [expected <= limit for expected in self._expected]
+            left = threshold - cost
+            # An expert while its expected cost fits what is left; none on the last step (only submitting pays).
+            self._mask[1 : self.K + 1] = False if inputs[0] else [within_budget(e, left) for e in self._expected]
         obs = self._obs
         remaining = (threshold - cost) / self._scale
         obs[5] = 1.0 if remaining > 1.0 else (-1.0 if remaining < -1.0 else remaining)  # `_clip`, inlined

@@ -1,19 +1,17 @@
-"""Checks on what `CORLMathEnv` is handed and cannot trust: parsed actions from a scripted policy, token
-ids from a sampler, and expert replies from a backend. Each check turns bad input into an invalid turn or
-a failed call that the env shows and accounts for; none of them raises.
+"""Checks on the turns `CORLMathEnv` is handed and cannot trust: parsed actions from a scripted policy,
+text from a model, token ids from a sampler. Each check turns bad input into an invalid turn that the env
+shows and counts; none of them raises. (Expert replies are checked by `corl_gym.experts.base`:
+`checked_reply`, and `billable_reply` for a reply charged to an episode.)
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from corl_gym.experts import ExpertReply
-from corl_gym.experts.base import checked_reply as base_checked_reply
 from corl_gym.protocol import (
     ANSWER_CLOSE,
     ANSWER_OPEN,
@@ -107,18 +105,6 @@ def answer_text(text: str) -> str:
 def call_text(expert: str, query: str) -> str:
     """The canonical turn of a call: the text a parsed `CallAction` stands for."""
     return f'<call expert="{expert}">{query}{CALL_CLOSE}'
-
-
-def checked_reply(reply: Any, expert: str, spent_usd: float) -> ExpertReply:
-    """`corl_gym.experts.base.checked_reply` (a reply that is not text, or whose amounts are not finite
-    non-negative numbers, is a failed call keeping its valid amounts), plus the env's own rule: a cost so
-    large that the episode's total `spent_usd + cost` overflows is not valid either."""
-    reply = base_checked_reply(reply, expert)
-    if math.isfinite(spent_usd + reply.cost_usd):
-        return reply
-    note = f"expert {expert!r} sent a bad reply: cost_usd={reply.cost_usd!r:.40} overflows the episode's total"
-    error = note if reply.error is None else f"{reply.error}; {note}"
-    return dataclasses.replace(reply, cost_usd=0.0, error=error, error_kind="bad_response")
 
 
 def token_ids(action: Any) -> list[int] | None:

@@ -124,6 +124,19 @@ def test_checked_reply_turns_bad_amounts_into_a_bad_response(field, bad):
         assert checked.error_kind == "bad_response" and field in checked.error
 
 
+def test_billable_reply_is_checked_reply_plus_a_cost_the_running_total_can_take():
+    from corl_gym.experts.base import billable_reply, checked_reply
+
+    reply = ExpertReply(text="\\boxed{7}", prompt_tokens=3, completion_tokens=4, cost_usd=1e308)
+    assert billable_reply(reply, "x", 0.0) is reply is checked_reply(reply, "x")  # the total stays finite
+    over = billable_reply(reply, "x", 1e308)  # 1e308 + 1e308 overflows: charged $0, the tokens kept
+    assert over.cost_usd == 0.0 and over.error_kind == "bad_response" and "overflows" in over.error
+    assert (over.prompt_tokens, over.completion_tokens, over.text) == (3, 4, reply.text)
+    bad = ExpertReply(text="", cost_usd=0.01)
+    object.__setattr__(bad, "prompt_tokens", float("nan"))
+    assert billable_reply(bad, "x", 1.0) == checked_reply(bad, "x")  # the base rules, unchanged
+
+
 # ------------------------------------------------------------------ the cap holds: worst case, totals, kill -9
 def _openai_pool(tmp_path, server, entry_options: str = "") -> str:
     entry = ("{name: a, backend: openai, model: m, price_in: 1, price_out: 1, base_url: '" + server.base_url

@@ -165,6 +165,18 @@ def test_routing_turns_reach_the_text_env_as_its_own_step_would_make_them(proble
     assert candidate == ("5" if blank else "7") and routed[1][1] == (0.0 if blank else 1.0)
 
 
+def test_the_text_envs_arguments_pass_through_by_keyword_and_others_are_refused():
+    env = CORLRoutingEnv(budget="low", limit=3, expert_seed=1, penalty="soft", max_steps=2)
+    text = env.text_env
+    assert text.budget_spec.value == "low" and len(env.problems) == 3 and text.penalty == "soft"
+    assert env.max_steps == text.max_turns == 2
+    for refused in ({"prompt_style": "compact"}, {"hard_cap": True}, {"max_turns": 3}, {"budgets": "low"}):
+        with pytest.raises(TypeError, match=next(iter(refused))):
+            CORLRoutingEnv(**refused)
+    with pytest.raises(TypeError):
+        CORLRoutingEnv("synthetic")  # keywords only: a positional argument cannot land in the wrong place
+
+
 def test_step_and_action_masks_before_reset_say_to_call_reset():
     env = gym.make("CORL-Routing-v0").unwrapped
     with pytest.raises(ResetNeeded, match=r"reset\(\)"):

@@ -243,6 +243,18 @@ def checked_reply(reply: Any, name: str) -> ExpertReply:
     return dataclasses.replace(reply, **fixed) if fixed else reply
 
 
+def billable_reply(reply: Any, name: str, spent_usd: float) -> ExpertReply:
+    """`checked_reply`, plus the one rule a running total adds: a cost so large that `spent_usd + cost` (an
+    episode's total after this call) overflows is not valid either. Such a reply becomes a `bad_response`
+    that charges $0 and keeps its other valid amounts, so charging it can never make the total inf."""
+    reply = checked_reply(reply, name)
+    if math.isfinite(spent_usd + reply.cost_usd):
+        return reply
+    note = f"expert {name!r} sent a bad reply: cost_usd={reply.cost_usd!r:.40} overflows the episode's total"
+    error = note if reply.error is None else f"{reply.error}; {note}"
+    return dataclasses.replace(reply, cost_usd=0.0, error=error, error_kind="bad_response")
+
+
 _MAX_EXACT_COUNT = 2**53  # a count up to here survives the float round trip of `amount` unchanged
 
 

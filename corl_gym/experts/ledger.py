@@ -36,6 +36,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from corl_gym.budget import within_budget
 from corl_gym.experts.base import ExpertReply, amount
 from corl_gym.experts.ledger_file import ExpertAccount, Journal, account_dicts, book, load_totals, write_json
 
@@ -97,7 +98,7 @@ class Ledger:
         with self._lock:
             if self.max_spend_usd is not None:
                 committed = self.spend_usd + self.reserved_usd + (self.earlier_spend_usd if self.scope == "total" else 0.0)
-                if self.stopped or committed + amount_usd > self.max_spend_usd + 1e-12:
+                if self.stopped or not within_budget(committed + amount_usd, self.max_spend_usd):
                     self._account(expert).refused += 1
                     if not self.stopped:
                         self.stop_reason = self._cap_reason(expert, amount_usd, committed)

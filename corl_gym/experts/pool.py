@@ -71,6 +71,11 @@ class Pool:
     def expert_names(self) -> list[str]:
         return list(self.experts)
 
+    def expected_costs(self, query: str) -> dict[str, float]:
+        """Expert name -> what a call with `query` is expected to cost (`ExpertSpec.expected_cost`), in pool
+        order: the estimate the hard cap, the routing env's masks and budget-aware routers go by."""
+        return {name: expert.spec.expected_cost(query) for name, expert in self.experts.items()}
+
     @property
     def simulated(self) -> bool:
         """True when every entry is simulated or replayed: its dollars are computed, never paid."""
