@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from corl_gym.budget import within_budget
 from corl_gym.envs.router_view import RouterView
 from corl_gym.experts import stable_random
 from corl_gym.protocol import AnswerAction, CallAction, stated_answer
@@ -98,7 +99,7 @@ def affordable_experts(env: Any, threshold_usd: float) -> dict[str, float]:
     costs = RouterView.of(env).expected_costs()
     # A plain `<=`, as these routers have always chosen: `budget.within_budget` would also admit a cost
     # over the threshold by float rounding, which would change their choices.
-    return {name: cost for name, cost in costs.items() if cost <= threshold_usd}
+    return {name: cost for name, cost in costs.items() if within_budget(cost, threshold_usd)}
 
 
 def episode_rng(seed: int, problem_id: str, budget: str, threshold_usd: float) -> np.random.Generator:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from corl_gym import verify
+from corl_gym.budget import within_budget
 from corl_gym.agents.router_base import SELF, Router, answer_action, call_action
 from corl_gym.protocol import AnswerAction, CallAction, stated_answer
 
@@ -81,7 +82,7 @@ class Cascade(Router):
             return answer_action(latest)
         remaining = info["threshold_usd"] - info["cost_usd"]
         costs = self.expected_costs()
-        while self.queue and costs[self.queue[0]] > remaining:
+        while self.queue and not within_budget(costs[self.queue[0]], remaining):
             self.queue.pop(0)
         if not self.queue or info["turn"] >= self.view.max_turns - 1:
             return answer_action(latest)
@@ -101,7 +102,7 @@ class Oracle(Router):
             reply = self.view.peek(name)
             if reply.error is None and self._correct(stated_answer(reply.text)):
                 correct[name] = reply.cost_usd
-        within = {n: c for n, c in correct.items() if c <= info["threshold_usd"]}
+        within = {n: c for n, c in correct.items() if within_budget(c, info["threshold_usd"])}
         pick_from = within or correct
         return min(pick_from, key=pick_from.get) if pick_from else SELF
 
