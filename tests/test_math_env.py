@@ -11,6 +11,7 @@ from corl_gym import verify
 from corl_gym.data import Problem
 from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.experts.base import Expert, ExpertSpec
+from tests.scripted import ScriptedExpert
 
 INFO_KEYS = {
     "problem_id", "budget_mode", "threshold_usd", "expert_names", "prices", "turn", "cost_usd", "step_cost_usd",
@@ -224,18 +225,6 @@ def forged(**fields):
     for key, value in fields.items():
         object.__setattr__(reply, key, value)
     return reply
-
-
-class ScriptedExpert(Expert):
-    """Returns whatever `reply` is set to (built per call when it is callable) and records the queries."""
-
-    def __init__(self, spec, reply):
-        super().__init__(spec)
-        self.reply, self.queries = reply, []
-
-    def call(self, query, problem):
-        self.queries.append(query)
-        return self.reply() if callable(self.reply) else self.reply
 
 
 def scripted_pool(reply, controller_reply=None, **pool_kwargs):

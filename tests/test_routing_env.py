@@ -92,16 +92,7 @@ from corl_gym.data import Problem  # noqa: E402
 from corl_gym.envs.routing_env import CORLRoutingEnv  # noqa: E402
 from corl_gym.experts import ExpertReply, Pool, load_pool  # noqa: E402
 from corl_gym.experts.base import Expert, ExpertSpec  # noqa: E402
-
-
-class ScriptedExpert(Expert):
-    def __init__(self, spec, text):
-        super().__init__(spec)
-        self.text, self.queries = text, []
-
-    def call(self, query, problem):
-        self.queries.append(query)
-        return ExpertReply(text=self.text, prompt_tokens=5, completion_tokens=5, cost_usd=0.0001)
+from tests.scripted import ScriptedExpert  # noqa: E402
 
 
 def scripted_env(problem_text, reply, own="\\boxed{5}"):
@@ -265,10 +256,8 @@ def scripted_v1(replies, own="\\boxed{5}", gold="7", **kwargs):
     experts = {}
     for i, text in enumerate(replies):
         spec = ExpertSpec(f"e{i + 1}", "test", "m", price_in=1.0, price_out=1.0)
-        expert = ScriptedExpert(spec, text)
-        expert.call = (lambda query, problem, expert=expert, cost=0.0001 * (i + 1): ExpertReply(
-            text=expert.text, prompt_tokens=5, completion_tokens=5, cost_usd=cost))
-        experts[spec.name] = expert
+        reply = ExpertReply(text=text, prompt_tokens=5, completion_tokens=5, cost_usd=0.0001 * (i + 1))
+        experts[spec.name] = ScriptedExpert(spec, reply)
     pool = Pool(name="scripted", controller=ScriptedExpert(ExpertSpec("self", "test", "m"), own), experts=experts,
                 budgets={"low": 0.001, "medium": 0.01, "high": 0.05})
     return CORLRoutingEnvV1(pool=pool, problems=[Problem("p1", "What is 3+4?", gold)], budget="high", **kwargs)
