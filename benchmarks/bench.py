@@ -42,9 +42,10 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tqdm import tqdm
 
@@ -167,7 +168,11 @@ def _plan(config: BenchConfig, ledger: Ledger | None = None, notes: list[str] | 
     planned = 0
     for pool_name in config.pools:
         for seed in config.seeds:
-            cache = CacheConfig(config.cache, config.cache_mode or "read-write") if config.cache or config.cache_mode else None
+            cache = (
+                CacheConfig(config.cache, config.cache_mode or "read-write")
+                if config.cache or config.cache_mode
+                else None
+            )
             pool = load_pool(pool_name, seed=seed, ledger=ledger, cache=cache)
             for budget in config.budgets:
                 validate_budget(budget, pool.budgets)
@@ -188,7 +193,8 @@ def _plan(config: BenchConfig, ledger: Ledger | None = None, notes: list[str] | 
                         make_router(name)
                 references, curve_note = _references(policies, pool, pool_name) if config.references else ([], None)
                 planned += 1
-                yield _Block(pool_name, seed, pool, dataset, train, test, [*policies, *references], references, curve_note)
+                yield _Block(pool_name, seed, pool, dataset, train, test, [*policies, *references], references,
+                             curve_note)
     if not planned:
         raise ValueError("nothing to run: " + "; ".join(notes))
 
@@ -241,13 +247,18 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
 
             agent = load_policy(policy.split(":", 1)[1])
             env = routing_env(agent.env_id, agent.features, pool=block.pool, problems=block.test)
-            run = lambda b, i: run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
+
+            def run(b, i, env=env, agent=agent):
+                return run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})
         else:
             router = _text_policy(policy, block)
             if hasattr(router, "fit"):
                 router.fit(block.pool, block.train)
-            env = CORLMathEnv(pool=block.pool, problems=block.test, max_turns=config.max_turns or len(block.pool.experts) + 1)
-            run = lambda b, i: run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})  # noqa: E731
+            env = CORLMathEnv(pool=block.pool, problems=block.test,
+                              max_turns=config.max_turns or len(block.pool.experts) + 1)
+
+            def run(b, i, env=env, router=router):
+                return run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})
         for budget, index, _ in todo:
             yield {**base, "policy": policy, "budget": budget_label(budget), **run(budget, index)}
 
@@ -269,7 +280,8 @@ def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfi
     frontiers = {(b.pool_name, b.dataset): _frontier(b) for b in blocks
                  if b.seed == blocks[0].seed and "oracle" in b.policies}
     curves = curve_metrics(summary, budgets, config.at_cost, config.target_accuracy)
-    markdown = report_markdown(summary, curves, references={(b.pool_name, b.dataset): b.references for b in blocks},
+    markdown = report_markdown(summary, curves,
+                               references={(b.pool_name, b.dataset): b.references for b in blocks},
                                notes={(b.pool_name, b.dataset): b.curve_note for b in blocks if b.curve_note},
                                simulated={b.pool_name for b in blocks if b.pool.simulated})
     plot = None
@@ -277,7 +289,8 @@ def _report(rows: list[dict[str, Any]], blocks: list[_Block], config: BenchConfi
         (out / "summary.md").write_text(markdown + "\n", encoding="utf-8")
         from corl_gym.benchmarks.plot import pareto_plot
 
-        plot = pareto_plot(summary, out / "pareto.png", frontiers) if summary else None  # nothing to draw: stopped at once
+        # nothing to draw: stopped at once
+        plot = pareto_plot(summary, out / "pareto.png", frontiers) if summary else None
     return BenchResult(rows, summary, curves, markdown, plot)
 
 
@@ -296,5 +309,9 @@ def _key(row: dict[str, Any]) -> tuple:
 def _in_config(row: dict[str, Any], blocks: list[_Block], config: BenchConfig) -> bool:
     for b in blocks:
         if (row["pool"], row["dataset"], row["seed"]) == (b.pool_name, b.dataset, b.seed):
-            return row["policy"] in b.policies and row["budget"] in map(budget_label, config.budgets) and row["problem_id"] in b.test_ids
+            return (
+                row["policy"] in b.policies
+                and row["budget"] in map(budget_label, config.budgets)
+                and row["problem_id"] in b.test_ids
+            )
     return False

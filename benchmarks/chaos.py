@@ -38,9 +38,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 from corl_gym.budget import within_budget
 from corl_gym.experts.fake_server import ChatServer
@@ -154,15 +154,17 @@ def _answered(journal: Path) -> int:
 
 # ---------------------------------------------------------------------------------------- scenarios
 def _bench_args(pool: Path, out: Path, size: int, *more: str) -> list[str]:
-    return ["bench", "--pool", str(pool), "--policies", "always-self,random,cascade,always:small,oracle", "--budgets", "low,high",
-            "--limit", str(size), "--quiet", "--out", str(out), *more]
+    return ["bench", "--pool", str(pool), "--policies", "always-self,random,cascade,always:small,oracle",
+            "--budgets", "low,high", "--limit", str(size), "--quiet", "--out", str(out), *more]
 
 
 def kill_bench(folder: Path, pool: Path, size: int, kills: int, rng: random.Random) -> Outcome:
     reference, chaos = folder / "bench-straight", folder / "bench-killed"
     straight_code, _ = _run(_bench_args(pool, reference, size))
     expected = sorted(_lines(reference / "results.jsonl"))
-    codes, _ = _kill_at_random_points(_bench_args(pool, chaos, size), chaos / "results.jsonl", len(expected), kills, rng)
+    codes, _ = _kill_at_random_points(
+        _bench_args(pool, chaos, size), chaos / "results.jsonl", len(expected), kills, rng
+    )
     lines, duplicates = _rows(chaos / "results.jsonl", BENCH_KEYS)
     return Outcome(f"kill -9 x{kills} (bench, sim)", len(expected), len(lines), duplicates,
                    _spend(chaos / "ledger.json"), None, [straight_code, *codes],
@@ -217,8 +219,10 @@ def two_writers(folder: Path, size: int, args_of: Callable[[Path], list[str]], r
     first.send_signal(signal.SIGCONT)
     code_a, _ = _finish(first)
     lines, duplicates = _rows(rows_of(out), keys)
-    return Outcome(f"two writers ({label})", size, len(lines), duplicates, _spend(ledger_of(out)), None, [code_a, code_b],
-                   {"the second refused at once": code_a == 0 and code_b == 2 and "being written by another run" in err_b})
+    return Outcome(f"two writers ({label})", size, len(lines), duplicates, _spend(ledger_of(out)), None,
+                   [code_a, code_b],
+                   {"the second refused at once": (code_a == 0 and code_b == 2
+                                                   and "being written by another run" in err_b)})
 
 
 def cut_line(folder: Path, pool: Path, size: int) -> Outcome:
@@ -251,8 +255,8 @@ def rerun_with_cap(folder: Path, pool: Path, size: int, label: str, policies: st
     args[args.index("--policies") + 1] = policies
     codes = [_run(args)[0] for _ in range(3)]
     lines, duplicates = _rows(out / "results.jsonl", BENCH_KEYS)
-    return Outcome(f"rerun x3 with a cap ({label})", None, len(lines), duplicates, _spend(out / "ledger.json"), cap, codes,
-                   {"every run stopped by the cap": codes == [3] * len(codes)})
+    return Outcome(f"rerun x3 with a cap ({label})", None, len(lines), duplicates, _spend(out / "ledger.json"), cap,
+                   codes, {"every run stopped by the cap": codes == [3] * len(codes)})
 
 
 def replay_only_miss(folder: Path, pool: Path, server: ChatServer, size: int) -> Outcome:
@@ -314,15 +318,16 @@ SCENARIOS: dict[str, Callable[[Setup], Outcome]] = {
     "kill-record": lambda s: kill_record(s.root, s.live, s.record_size, s.kills, s.rng),
     "kill-record-capped": lambda s: kill_record_capped(s.root, s.live, s.record_size, s.kills, s.rng),
     "two-writers-bench": lambda s: two_writers(
-        s.root, 5 * 2 * s.bench_size, lambda out: _bench_args(s.sim, out, s.bench_size), lambda out: out / "results.jsonl",
-        lambda out: out / "ledger.json", BENCH_KEYS, "bench"),
+        s.root, 5 * 2 * s.bench_size, lambda out: _bench_args(s.sim, out, s.bench_size),
+        lambda out: out / "results.jsonl", lambda out: out / "ledger.json", BENCH_KEYS, "bench"),
     "two-writers-record": lambda s: two_writers(
         s.root, 2 * s.record_size, lambda out: _record_args(s.live, out.with_suffix(".jsonl"), s.record_size),
         lambda out: out.with_suffix(".jsonl"), lambda out: out.with_suffix(".ledger.json"), RECORD_KEYS, "record"),
     "cut-line": lambda s: cut_line(s.root, s.sim, s.bench_size),
     "non-object-line": lambda s: non_object_line(s.root, s.sim, s.bench_size),
     "rerun-cap-sim": lambda s: rerun_with_cap(s.root, s.sim, s.bench_size, "sim", "always:large", cap=0.05),
-    "rerun-cap-loopback": lambda s: rerun_with_cap(s.root, s.live, s.bench_size, "loopback", "always:a,always:b", cap=0.0015),
+    "rerun-cap-loopback": lambda s: rerun_with_cap(s.root, s.live, s.bench_size, "loopback", "always:a,always:b",
+                                                   cap=0.0015),
     "replay-only-miss": lambda s: replay_only_miss(s.root, s.live, s.server, s.bench_size),
     "billing-heavy-record": lambda s: billing_heavy(s.root, s.heavy, 3 * s.record_size, "record"),
     "billing-heavy-bench": lambda s: billing_heavy(s.root, s.heavy, s.bench_size, "bench"),
@@ -331,8 +336,11 @@ SCENARIOS: dict[str, Callable[[Setup], Outcome]] = {
 
 def run_all(fast: bool = False, seed: int = 0, only: list[str] | None = None) -> list[Outcome]:
     """Run the scenarios named in `only` (default: all of `SCENARIOS`, in order) in a temporary folder."""
-    with tempfile.TemporaryDirectory() as tmp, ChatServer(latency_s=0.03, max_requests=100_000, lifetime_s=3600) as server, \
-            ChatServer(bill_completion_tokens=4000, max_requests=10_000, lifetime_s=3600) as billing:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ChatServer(latency_s=0.03, max_requests=100_000, lifetime_s=3600) as server,
+        ChatServer(bill_completion_tokens=4000, max_requests=10_000, lifetime_s=3600) as billing,
+    ):
         root = Path(tmp)
         sim, live, heavy = root / "sim.yaml", root / "live.yaml", root / "heavy.yaml"
         sim.write_text(SIM_POOL)
@@ -343,8 +351,8 @@ def run_all(fast: bool = False, seed: int = 0, only: list[str] | None = None) ->
 
 
 def table(outcomes: list[Outcome]) -> str:
-    head = ["scenario", "rows expected", "rows found", "duplicates", "unwritten at a kill", "spend vs cap", "exit codes",
-            "ok"]
+    head = ["scenario", "rows expected", "rows found", "duplicates", "unwritten at a kill", "spend vs cap",
+            "exit codes", "ok"]
     body = []
     for o in outcomes:
         spend = f"${o.spend_usd:.6f} <= ${o.cap_usd:.6f}" if o.cap_usd is not None else f"${o.spend_usd:.6f}, no cap"
@@ -370,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     outcomes = run_all(fast=args.fast, seed=args.seed, only=only)
     print(table(outcomes))
-    print(f"\n{sum(o.ok for o in outcomes)} of {len(outcomes)} scenarios held every check, in {time.perf_counter() - start:.0f} s")
+    print(f"\n{sum(o.ok for o in outcomes)} of {len(outcomes)} scenarios held every check, "
+          f"in {time.perf_counter() - start:.0f} s")
     return 0 if all(o.ok for o in outcomes) else 1
 
 

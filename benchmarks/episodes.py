@@ -29,7 +29,8 @@ def run_episode(env: CORLMathEnv, router: Router, seed: int, options: dict[str, 
     return _row(info, seed, reward, action_errors)
 
 
-def run_routing_episode(env: CORLRoutingEnv, policy: RoutingPolicy, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+def run_routing_episode(env: CORLRoutingEnv, policy: RoutingPolicy, seed: int,
+                        options: dict[str, Any]) -> dict[str, Any]:
     """One episode of a routing-env policy; the same row fields as `run_episode`."""
     observation, info = env.reset(seed=seed, options=options)
     reward, done = 0.0, False

@@ -59,7 +59,9 @@ EXPERT_YAML = ("  - {{name: {name}, backend: openai, model: {name}, price_in: 1.
 def write_pool(folder: Path, url: str, names: list[str], *, concurrency: int = 64, timeout: float = 30.0,
                retries: int = 3) -> Path:
     """A pool file of `openai` experts at `url` (no key) and a simulated controller."""
-    entries = [EXPERT_YAML.format(name=n, url=url, concurrency=concurrency, timeout=timeout, retries=retries) for n in names]
+    entries = [
+        EXPERT_YAML.format(name=n, url=url, concurrency=concurrency, timeout=timeout, retries=retries) for n in names
+    ]
     path = folder / "loopback.yaml"
     path.write_text(POOL_YAML.format(experts="\n".join(entries)), encoding="utf-8")
     return path
@@ -175,7 +177,10 @@ def layer_overhead(n: int = 20000, concurrency: int = 64) -> tuple[float, float]
 
 def fanout(n: int, latency: float, concurrency: int, layer_calls: int = 20000) -> None:
     ideal = math.ceil(n / concurrency) * latency
-    with tempfile.TemporaryDirectory() as tmp, ServerProcess(latency_s=latency, max_requests=20 * n, lifetime_s=600) as server:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ServerProcess(latency_s=latency, max_requests=20 * n, lifetime_s=600) as server,
+    ):
         folder = Path(tmp)
         wall, cpu, ledger = ours(server.base_url, n, concurrency, folder)
         bare_wall = bare(server.base_url, n, concurrency)
@@ -184,18 +189,23 @@ def fanout(n: int, latency: float, concurrency: int, layer_calls: int = 20000) -
     wide_ideal = latency
     layer, stub_only = layer_overhead(layer_calls)
     print(f"expert fan-out: N={n} calls, server latency {latency * 1000:.0f} ms, loopback server in a child process")
-    print(f"  ours, concurrency {concurrency:4d}:    {wall:7.3f} s   ideal ceil(N/C) x latency = {ideal:.3f} s   ratio {wall / ideal:.3f}")
+    print(f"  ours, concurrency {concurrency:4d}:    {wall:7.3f} s   ideal ceil(N/C) x latency = {ideal:.3f} s   "
+          f"ratio {wall / ideal:.3f}")
     print(f"  bare AsyncOpenAI, same cap:  {bare_wall:7.3f} s   ratio {bare_wall / ideal:.3f}")
-    print(f"  ours, concurrency {n:4d}:    {wide_wall:7.3f} s   ideal {wide_ideal:.3f} s   ratio {wide_wall / wide_ideal:.3f}")
+    print(f"  ours, concurrency {n:4d}:    {wide_wall:7.3f} s   ideal {wide_ideal:.3f} s   "
+          f"ratio {wide_wall / wide_ideal:.3f}")
     print(f"  ThreadPoolExecutor(10), sync: {threads:7.3f} s   ideal {math.ceil(n / 10) * latency:.3f} s")
-    print(f"  speed-up vs thread pool: {threads / wall:.1f}x at C={concurrency} (at most {math.ceil(n / 10) / math.ceil(n / concurrency):.1f}x possible), "
+    print(f"  speed-up vs thread pool: {threads / wall:.1f}x at C={concurrency} "
+          f"(at most {math.ceil(n / 10) / math.ceil(n / concurrency):.1f}x possible), "
           f"{threads / wide_wall:.1f}x at C={n}")
     print(f"  per-call overhead over the ideal (wall - ideal) / N: {(wall - ideal) / n * 1e6:.0f} us")
-    print(f"  per-call overhead of our layer over bare AsyncOpenAI (wall - bare) / N: {(wall - bare_wall) / n * 1e6:.0f} us")
+    print(f"  per-call overhead of our layer over bare AsyncOpenAI (wall - bare) / N: "
+          f"{(wall - bare_wall) / n * 1e6:.0f} us")
     print(f"  client CPU per call (whole stack: openai, httpx, ours): {cpu / n * 1e6:.0f} us")
     print(f"  our layer alone, transport stubbed ({layer_calls} calls): {layer - stub_only:.1f} us per call "
           f"({layer:.1f} us with the stub vs {stub_only:.1f} us for a bare semaphore + stub)")
-    print(f"  ledger: {ledger['calls']} calls, {ledger['requests']} requests, {ledger['retries']} retries, failures {ledger['failures']}")
+    print(f"  ledger: {ledger['calls']} calls, {ledger['requests']} requests, {ledger['retries']} retries, "
+          f"failures {ledger['failures']}")
 
 
 # ---------------------------------------------------------------------------------------- fault run
@@ -210,7 +220,8 @@ def fault_run(episodes: int, fault_rate: float = 0.2, num_envs: int = 50, max_re
                         stall_s=2.0, max_requests=episodes * 2 * (max_retries + 1) + 100, lifetime_s=600)
     with server, tempfile.TemporaryDirectory() as tmp:
         ledger = Ledger()
-        pool = load_pool(str(write_pool(Path(tmp), server.base_url, names, timeout=1.0, retries=max_retries)), ledger=ledger)
+        pool = load_pool(str(write_pool(Path(tmp), server.base_url, names, timeout=1.0, retries=max_retries)),
+                         ledger=ledger)
         env = CORLMathVectorEnv(num_envs, pool=pool, budget="high", max_turns=4)
         rows, seen_failures, kinds_seen = _drive(env, episodes, names, seed)
         env.close()
@@ -255,7 +266,8 @@ def _drive(env: Any, episodes: int, names: list[str], seed: int) -> tuple[list[d
                 kind = error.split(":", 1)[0]
                 kinds[kind] = kinds.get(kind, 0) + 1
             if terminated[i] or truncated[i]:
-                rows.append({"problem_id": info["problem_id"][i], "reward": float(rewards[i]), "cost": float(info["cost_usd"][i])})
+                rows.append({"problem_id": info["problem_id"][i], "reward": float(rewards[i]),
+                             "cost": float(info["cost_usd"][i])})
     return rows, failures, kinds
 
 
@@ -264,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=512, help="calls in the fan-out")
     parser.add_argument("--latency", type=float, default=0.2, help="server latency, seconds")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
-    parser.add_argument("--fault-episodes", type=int, default=0, help="run the fault run with this many episodes instead")
+    parser.add_argument("--fault-episodes", type=int, default=0,
+                        help="run the fault run with this many episodes instead")
     parser.add_argument("--fault-rate", type=float, default=0.2, help="share of requests the server fails")
     args = parser.parse_args(argv)
     if args.fault_episodes:

@@ -21,7 +21,7 @@ end. The `strong` end is the most accurate single expert (`always:<expert>`) at 
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -64,7 +64,8 @@ def pareto_plot(
     return path
 
 
-def pareto_figure(summary: list[dict[str, Any]], frontiers: dict[tuple[str, str], list[tuple[float, float]]] | None = None):
+def pareto_figure(summary: list[dict[str, Any]],
+                  frontiers: dict[tuple[str, str], list[tuple[float, float]]] | None = None):
     """The matplotlib figure of `pareto_plot` (one panel per (pool, dataset))."""
     import matplotlib.pyplot as plt
 
@@ -87,7 +88,8 @@ def layout(entries: list[dict[str, Any]]) -> list[Mark]:
     marks = []
     for e in entries:
         color, marker = ("black", "*") if e["policy"] == "oracle" else styles[e["policy"]]
-        marks.append(Mark(e["policy"], e["budget"], e["mean_cost_usd"], e["accuracy"], color, marker, SIZES.get(e["budget"], 45)))
+        marks.append(Mark(e["policy"], e["budget"], e["mean_cost_usd"], e["accuracy"], color, marker,
+                          SIZES.get(e["budget"], 45)))
     for group in _coinciding(marks):
         radius = max(SPREAD_PT, 1.5 * len(group))  # room on the circle for every marker of the group
         for k, mark in enumerate(group):
@@ -101,7 +103,11 @@ def _styles(n: int) -> list[tuple[Any, str]]:
     to 20 and shifted against the colours after that, so no two pairs are equal."""
     import matplotlib
 
-    colors = list(matplotlib.colormaps["tab20"].colors) if n <= 20 else [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
+    colors = (
+        list(matplotlib.colormaps["tab20"].colors)
+        if n <= 20
+        else [matplotlib.colormaps["hsv"](i / n) for i in range(n)]
+    )
     return [(colors[i], MARKERS[(i + i // len(MARKERS)) % len(MARKERS)]) for i in range(n)]
 
 
@@ -129,7 +135,8 @@ def _panel(ax: Any, entries: list[dict[str, Any]], title: str, frontier: list[tu
 
     marks = layout(entries)
     if frontier:
-        ax.plot([c for c, _ in frontier], [a for _, a in frontier], "-", color="black", linewidth=2.5, label="oracle frontier")
+        ax.plot([c for c, _ in frontier], [a for _, a in frontier], "-", color="black", linewidth=2.5,
+                label="oracle frontier")
     by_policy: dict[str, list[Mark]] = defaultdict(list)
     for mark in marks:
         by_policy[mark.policy].append(mark)
@@ -150,8 +157,8 @@ def _panel(ax: Any, entries: list[dict[str, Any]], title: str, frontier: list[tu
                        markersize=math.sqrt(SIZES.get(b, 45)), label=f"budget {b}") for b in budgets]
     spread = sum(1 for m in marks if m.dx or m.dy)
     if spread:
-        ax.text(0.01, 0.01, f"{spread} coinciding points drawn on a small circle around their position", transform=ax.transAxes, fontsize=7,
-                color="grey", va="bottom")
+        ax.text(0.01, 0.01, f"{spread} coinciding points drawn on a small circle around their position",
+                transform=ax.transAxes, fontsize=7, color="grey", va="bottom")
     ax.set_xscale("symlog", linthresh=LINTHRESH)
     ax.set_xlabel(X_AXIS)
     ax.set_ylabel(Y_AXIS)

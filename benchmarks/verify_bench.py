@@ -84,8 +84,12 @@ def _time_each(fn, pairs: list[tuple[str, str]]) -> tuple[list[float], list]:
 
 def _stats(times: list[float]) -> dict[str, float]:
     ordered = sorted(times)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return {"median": statistics.median(ordered) * 1000, "p90": pick(0.90), "p99": pick(0.99), "max": ordered[-1] * 1000}
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {"median": statistics.median(ordered) * 1000, "p90": pick(0.90), "p99": pick(0.99),
+            "max": ordered[-1] * 1000}
 
 
 def latency_section(pairs: list[tuple[str, str]]) -> None:
@@ -113,7 +117,8 @@ def suite_section() -> None:
     ours = check_many([(r["pred"], r["gold"]) for r in rows])
     mv = [_mv_equal(f"${r['pred']}$", f"${r['gold']}$") for r in rows]
     print(f"## Agreement with the labelled suite ({len(rows)} pairs, {sum(r['label'] for r in rows)} equivalent)\n")
-    print("| checker | right | accuracy | wrongly called equivalent | wrongly rejected |\n| --- | ---: | ---: | ---: | ---: |")
+    print("| checker | right | accuracy | wrongly called equivalent | wrongly rejected |\n"
+          "| --- | ---: | ---: | ---: | ---: |")
     for name, said in (("corl_gym.verify", [v is Verdict.CORRECT for v in ours]), ("math-verify", mv)):
         right = sum(s == r["label"] for s, r in zip(said, rows))
         false_pos = sum(s and not r["label"] for s, r in zip(said, rows))

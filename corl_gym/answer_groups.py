@@ -17,8 +17,8 @@ routers and the labels of fitted routers all vote through it, so every policy vo
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Hashable
 
 from corl_gym import verify
 

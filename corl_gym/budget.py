@@ -20,9 +20,10 @@ drawn per episode from the env's `np_random`), or a float in dollars (its mode i
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

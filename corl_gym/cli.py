@@ -23,14 +23,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from corl_gym import __version__, cli_args
 from corl_gym.cli_args import Parser, comma_list
 
 SB3_LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
 # Learners and verbs that own their flags: the rest of the command line goes to `module:main(argv)`.
-FORWARDED_LEARNERS = {"ppo": "corl_gym.agents.ppo.train:main", "sft": "corl_gym.agents.sft:main", "trl-grpo": "corl_gym.agents.trl:main"}
+FORWARDED_LEARNERS = {
+    "ppo": "corl_gym.agents.ppo.train:main",
+    "sft": "corl_gym.agents.sft:main",
+    "trl-grpo": "corl_gym.agents.trl:main",
+}
 FORWARDED_VERBS = {"eval": "corl_gym.agents.evaluate:main", "record": "corl_gym.experts.record:main"}
 
 
@@ -39,22 +43,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"corl-gym {__version__}")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=Parser)
     bench = verbs.add_parser("bench", help="benchmark routing policies: accuracy and dollars per budget")
-    bench.add_argument("--policies", type=comma_list, default=None, help="comma list (default: every baseline; `corl-gym list` shows them)")
+    bench.add_argument("--policies", type=comma_list, default=None,
+                       help="comma list (default: every baseline; `corl-gym list` shows them)")
     cli_args.add_budgets(bench)
     cli_args.add_dataset(bench, many=True)
     cli_args.add_pool(bench, many=True, default=["sim-paper"])
     cli_args.add_seeds(bench)
     cli_args.add_limit(bench, 200)
-    bench.add_argument("--train-limit", type=cli_args.nonnegative_int, default=1000, help="training problems for learned routers, an integer >= 0; 0: all (default: 1000)")
-    bench.add_argument("--test-fraction", type=cli_args.fraction, default=0.5, help="share of each dataset held out for testing, in (0, 1] (default: 0.5)")
-    bench.add_argument("--at-cost", type=cli_args.dollars, default=None, help="report accuracy at this $/query (default: the low threshold)")
-    bench.add_argument("--target-accuracy", type=cli_args.fraction, default=None, help="report $/query to reach it (default: the best expert's)")
+    bench.add_argument("--train-limit", type=cli_args.nonnegative_int, default=1000,
+                       help="training problems for learned routers, an integer >= 0; 0: all (default: 1000)")
+    bench.add_argument("--test-fraction", type=cli_args.fraction, default=0.5,
+                       help="share of each dataset held out for testing, in (0, 1] (default: 0.5)")
+    bench.add_argument("--at-cost", type=cli_args.dollars, default=None,
+                       help="report accuracy at this $/query (default: the low threshold)")
+    bench.add_argument("--target-accuracy", type=cli_args.fraction, default=None,
+                       help="report $/query to reach it (default: the best expert's)")
     cli_args.add_out(bench, None, "folder for results.jsonl, summary.md and pareto.png (reruns resume)")
     cli_args.add_quiet(bench)
     bench.add_argument("--cache", default=None, help="expert cache file (SQLite), overriding the pools'")
     bench.add_argument("--cache-mode", choices=("off", "read-write", "replay-only", "record"), default=None,
                        help="expert cache mode (default read-write with --cache)")
-    bench.add_argument("--max-spend", type=cli_args.dollars, default=None, help="stop before expert calls spend more USD (see ledger.json)")
+    bench.add_argument("--max-spend", type=cli_args.dollars, default=None,
+                       help="stop before expert calls spend more USD (see ledger.json)")
     bench.add_argument("--max-spend-scope", choices=("total", "run"), default="total",
                        help="the cap counts every run into --out (total, default) or this run alone")
     train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)")
@@ -67,13 +77,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="routing env of sb3 learners (v1: may submit any answer seen, or the plurality)")
     train.add_argument("--features", default="problem", choices=("problem", "none"),
                        help="problem features in an sb3 router's observation (none: only budgets, costs, answers)")
-    train.add_argument("--timesteps", type=cli_args.positive_int, default=None, help="environment steps, an integer >= 1 (default: the learner's)")
-    train.add_argument("--train-limit", type=cli_args.nonnegative_int, default=None, help="training problems, an integer >= 0; 0: all (default: all of the train split)")
-    train.add_argument("--test-fraction", type=cli_args.fraction, default=0.5, help="held-out share, as in bench (default: 0.5)")
+    train.add_argument("--timesteps", type=cli_args.positive_int, default=None,
+                       help="environment steps, an integer >= 1 (default: the learner's)")
+    train.add_argument("--train-limit", type=cli_args.nonnegative_int, default=None,
+                       help="training problems, an integer >= 0; 0: all (default: all of the train split)")
+    train.add_argument("--test-fraction", type=cli_args.fraction, default=0.5,
+                       help="held-out share, as in bench (default: 0.5)")
     cli_args.add_seeds(train, many=False)
     cli_args.add_out(train, "runs/router", "folder for the trained model")
     cli_args.add_quiet(train)
-    verbs.add_parser("eval", help="evaluate a trained controller checkpoint across budgets and datasets", add_help=False)
+    verbs.add_parser("eval", help="evaluate a trained controller checkpoint across budgets and datasets",
+                     add_help=False)
     verbs.add_parser("record", help="run live experts over a dataset and write a replay file", add_help=False)
     verbs.add_parser("list", help="list env ids, datasets, expert pools, policies and learners")
     return parser
@@ -120,7 +134,11 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         with stop_on_signals():
             result = run_bench(config)
     except Interrupted as stop:
-        kept = f"rows so far are in {args.out}/results.jsonl, spend in {args.out}/ledger.json" if args.out else "no --out: nothing was kept"
+        kept = (
+            f"rows so far are in {args.out}/results.jsonl, spend in {args.out}/ledger.json"
+            if args.out
+            else "no --out: nothing was kept"
+        )
         print(resume_line("corl-gym", argv, stop, kept), file=sys.stderr)
         return stop.exit_code
     for note in result.notes:
@@ -179,7 +197,8 @@ def _list(args: argparse.Namespace) -> int:
     from corl_gym.registration import ENV_IDS
 
     print("env ids:  " + ", ".join(ENV_IDS))
-    print("datasets: " + ", ".join(DATASET_NAMES) + " (or a JSONL path; named sets other than synthetic are read from CORL_DATA_DIR)")
+    print("datasets: " + ", ".join(DATASET_NAMES)
+          + " (or a JSONL path; named sets other than synthetic are read from CORL_DATA_DIR)")
     print("pools:    " + ", ".join(POOL_NAMES) + " (or a YAML path)")
     print("policies: " + ", ".join([*router_names(["<expert>"]), *EXTERNAL_POLICIES]))
     print("budgets:  " + ", ".join([*BUDGET_MODES, MIXED]) + " (drawn per episode), or a dollar amount such as 0.005")

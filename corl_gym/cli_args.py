@@ -6,12 +6,15 @@ One spelling and one grammar per idea, in `bench`, `train` (every learner), `eva
 |---|---|
 | `--pool` | a pool name (`corl-gym list`) or a YAML path; `bench` takes a comma list |
 | `--dataset` | a dataset name or a JSONL path; `bench` and `eval` take a comma list |
-| `--budgets` / `--budget` | `low`, `medium`, `high` (any mode of the pool), `mixed` (drawn per episode) or a dollar amount (`0.005`, `$0.005`); a comma list where the verb runs several |
+| `--budgets` / `--budget` | a budget (below); a comma list where the verb runs several |
 | `--seeds` / `--seed` | integers >= 0; a comma list where the verb runs several |
 | `--limit` | problems per dataset, an integer >= 0 (0: all) |
 | `--out` | where results go |
 | `--quiet` | no progress bars |
 | `--allow-download` | let a missing data set come from the Hugging Face hub (offline otherwise) |
+
+A budget is `low`, `medium`, `high` (any mode of the pool), `mixed` (drawn per episode) or a dollar amount
+(`0.005`, `$0.005`).
 
 Every numeric flag is checked when it is parsed (finite, in range), so `--limit -3` or `--seeds abc` is
 one line, not a run. `Parser` prints argparse's errors as that one line (`PROG: error: ...`, exit 2)
@@ -25,7 +28,8 @@ import argparse
 import math
 import os
 import sys
-from typing import Any, Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from corl_gym.data import ALLOW_DOWNLOAD_ENV
 from corl_gym.extras import install_hint
@@ -89,7 +93,8 @@ def budget(text: str) -> str | float:
             raise argparse.ArgumentTypeError(
                 f"expected a budget mode (low, medium, high, mixed) or a dollar amount >= 0, got {text!r}") from None
     if not text.replace("-", "").replace("_", "").isalnum():
-        raise argparse.ArgumentTypeError(f"expected a budget mode (low, medium, high, mixed) or a dollar amount, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a budget mode (low, medium, high, mixed) or a dollar amount, got {text!r}")
     return text
 
 
@@ -118,7 +123,8 @@ def add_pool(parser: argparse.ArgumentParser, *, many: bool = False, default: An
              required: bool = False) -> None:
     what = "expert pool names or YAML paths, comma-separated" if many else "an expert pool name or a YAML path"
     parser.add_argument("--pool", type=comma_list if many else str, default=default, required=required,
-                        help=f"{what} (`corl-gym list` shows the names)" + ("" if required else f" (default: {_shown(default)})"))
+                        help=f"{what} (`corl-gym list` shows the names)"
+                        + ("" if required else f" (default: {_shown(default)})"))
 
 
 def add_dataset(parser: argparse.ArgumentParser, *, many: bool = False, required: bool = False,

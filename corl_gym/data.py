@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from corl_gym.problem import Problem  # the loaders' item; `corl_gym.data.Problem` is its documented name
 

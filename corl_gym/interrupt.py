@@ -15,7 +15,7 @@ import contextlib
 import shlex
 import signal
 import threading
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

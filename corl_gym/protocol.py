@@ -23,8 +23,8 @@ adversarial action costs linear time.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Union
 
 STOP_STRINGS: tuple[str, ...] = ("</call>", "</answer>")
 
@@ -77,7 +77,7 @@ class InvalidAction:
     detail: str = ""
 
 
-Action = Union[CallAction, AnswerAction, InvalidAction]
+Action = CallAction | AnswerAction | InvalidAction
 
 
 def parse_action(text: str, expert_names: Iterable[str] | None = None) -> Action:

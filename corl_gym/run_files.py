@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 _LOG = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class WriterLock:
         self.path, self.what = Path(path), what
         self._fd: int | None = None
 
-    def __enter__(self) -> "WriterLock":
+    def __enter__(self) -> WriterLock:
         import fcntl  # POSIX: bench and record run where the OS can lock a file
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -115,7 +116,7 @@ class RowWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "RowWriter":
+    def __enter__(self) -> RowWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

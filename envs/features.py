@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 

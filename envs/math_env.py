@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -11,22 +12,22 @@ import numpy as np
 from corl_gym import verify
 from corl_gym.budget import BudgetSpec, reward, validate_penalty, within_budget
 from corl_gym.data import Problem, load_problems
-from corl_gym.experts import ExpertReply, Pool, load_pool
-from corl_gym.protocol import (
-    AnswerAction,
-    CallAction,
-    InvalidAction,
-    PROMPT_STYLES,
-    RosterEntry,
-    call_failure_text,
-    corrective_message,
-)
 from corl_gym.envs.env_text import EnvText
 from corl_gym.envs.episode import Episode, Turn
 from corl_gym.envs.router_view import RouterView
 from corl_gym.envs.spaces import UnicodeText, token_space
 from corl_gym.envs.untrusted import MAX_ACTION_CHARS, read_action
+from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.experts.base import amount, billable_reply
+from corl_gym.protocol import (
+    PROMPT_STYLES,
+    AnswerAction,
+    CallAction,
+    InvalidAction,
+    RosterEntry,
+    call_failure_text,
+    corrective_message,
+)
 
 MAX_OBSERVATION_CHARS = 10_000_000
 _CUT_NOTE = f"\n[the rest was cut: the context holds at most {MAX_OBSERVATION_CHARS:,} characters]"
@@ -61,22 +62,22 @@ class CORLMathEnv(gym.Env):
     block is `<response expert="NAME">reply</response>` plus `<budget spent=... left=.../>`. The action grammar,
     costs, reward and info are the same in both styles.
 
-    **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters; a `str` subclass is
-    copied to a plain `str` first and every check runs on the copy, so its own methods cannot lie or hang),
-    or in token mode its token ids (integers; ids outside the vocabulary are dropped). Grammar (`corl_gym.protocol`):
-    `<think>...</think>` optional, then `<call expert="NAME">sub-query</call>` or
-    `<answer>...</answer>`; the first complete action counts and the rest of the turn is ignored. A call
-    sends only the sub-query to the expert and appends `<response expert="NAME">reply</response>` plus a
-    `<budget spent=... threshold=... remaining=.../>` line. The reply is untrusted text: inside it, every
-    `<` that could open or close one of the env's own tags (`response`, `budget`, `error`, in any case) is
-    written `&lt;` (`corl_gym.protocol.escape_reply`), in text and token mode alike, so a reply cannot
-    end its block early or forge a budget line or an error; nothing else in it changes. Anything else (no tag, unknown expert, empty
-    query, unclosed tag) appends a fixed `<error>` message, counts as a turn and is named in
+    **Action.** One turn of text (`str`, at most `MAX_ACTION_CHARS` characters; a `str` subclass is copied to
+    a plain `str` first and every check runs on the copy, so its own methods cannot lie or hang), or in token
+    mode its token ids (integers; ids outside the vocabulary are dropped). Grammar (`corl_gym.protocol`):
+    `<think>...</think>` optional, then `<call expert="NAME">sub-query</call>` or `<answer>...</answer>`; the
+    first complete action counts and the rest of the turn is ignored. A call sends only the sub-query to the
+    expert and appends `<response expert="NAME">reply</response>` plus a
+    `<budget spent=... threshold=... remaining=.../>` line. The reply is untrusted text: inside it, every `<`
+    that could open or close one of the env's own tags (`response`, `budget`, `error`, in any case) is written
+    `&lt;` (`corl_gym.protocol.escape_reply`), in text and token mode alike, so a reply cannot end its block
+    early or forge a budget line or an error; nothing else in it changes. Anything else (no tag, unknown
+    expert, empty query, unclosed tag) appends a fixed `<error>` message, counts as a turn and is named in
     `info["action_error"]`. So is a turn that cannot be text: in text mode a non-`str` action
-    (`malformed_tag`), in token mode ids that are not integers (`malformed_tag`, e.g. 1.5, NaN or inf),
-    and in either mode a `str` or parsed turn over `MAX_ACTION_CHARS` (`too_long`); none of it is appended. With `hard_cap=True` a
-    call whose expected cost exceeds the remaining budget is refused the same way (`over_cap`), at no
-    cost.
+    (`malformed_tag`), in token mode ids that are not integers (`malformed_tag`, e.g. 1.5, NaN or inf), and in
+    either mode a `str` or parsed turn over `MAX_ACTION_CHARS` (`too_long`); none of it is appended. With
+    `hard_cap=True` a call whose expected cost exceeds the remaining budget is refused the same way
+    (`over_cap`), at no cost.
 
     A scripted policy may also pass an already parsed action, a `corl_gym.protocol` `CallAction`,
     `AnswerAction` or `InvalidAction`, in either mode: it is never re-parsed, so its query or answer may
@@ -88,15 +89,15 @@ class CORLMathEnv(gym.Env):
     **Reward.** 0 on every step but the last. On the answer: `correct * penalty(cost, threshold)`;
     `penalty="hard"` (default, the paper's gate `1[cost <= threshold]`), `"soft"` or `"linear"` (see
     `corl_gym.budget`), plus `format_reward` when the episode had no invalid turn and the answer has a
-    `\\boxed{}` value. Truncation earns what a wrong answer earns: 0 under `hard` and `soft`; under
-    `linear` every ending pays its spend, `-weight * cost / max(threshold, min_scale_usd)` (a correct
-    answer `1 - weight * cost / ...`), so running out the turns never beats answering. Correctness is `corl_gym.verify.check` against the gold answer.
-    Expert calls cost dollars at the pool's prices from the reply's token usage; the controller's own
-    tokens are free, so answering without a call costs $0. A failed call is shown as a failed response
-    and costs what was billed. Expert replies are untrusted: one that is not an `ExpertReply`, whose
-    text is not a `str`, or whose `cost_usd`, `prompt_tokens` or `completion_tokens` is not a finite
-    non-negative number is a failed call (`info["expert_error"]` says what was wrong) that charges only
-    the amounts that are valid; charging never raises.
+    `\\boxed{}` value. Truncation earns what a wrong answer earns: 0 under `hard` and `soft`; under `linear`
+    every ending pays its spend, `-weight * cost / max(threshold, min_scale_usd)` (a correct answer
+    `1 - weight * cost / ...`), so running out the turns never beats answering. Correctness is
+    `corl_gym.verify.check` against the gold answer. Expert calls cost dollars at the pool's prices from the
+    reply's token usage; the controller's own tokens are free, so answering without a call costs $0. A failed
+    call is shown as a failed response and costs what was billed. Expert replies are untrusted: one that is
+    not an `ExpertReply`, whose text is not a `str`, or whose `cost_usd`, `prompt_tokens` or
+    `completion_tokens` is not a finite non-negative number is a failed call (`info["expert_error"]` says what
+    was wrong) that charges only the amounts that are valid; charging never raises.
 
     **Info** (every step, and at reset): `problem_id`, `budget_mode`, `threshold_usd`, `expert_names`,
     `prices` (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative),
@@ -201,7 +202,9 @@ class CORLMathEnv(gym.Env):
     def _choose_problem(self, options: dict[str, Any]) -> Problem:
         if "problem_id" in options:
             if options["problem_id"] not in self._index:
-                raise ValueError(f"problem_id {options['problem_id']!r} is not in this env's {len(self.problems)} problems")
+                raise ValueError(
+                    f"problem_id {options['problem_id']!r} is not in this env's {len(self.problems)} problems"
+                )
             return self.problems[self._index[options["problem_id"]]]
         if "problem_index" in options:
             return self.problems[int(options["problem_index"]) % len(self.problems)]

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
+from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.budget import within_budget
 from corl_gym.data import Problem
 from corl_gym.envs.features import feature_size, problem_features
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.untrusted import answer_text, call_text
-from corl_gym.answer_groups import equivalent, reply_answer
 from corl_gym.protocol import AnswerAction, CallAction
 
 BUDGET_SLOTS = ("low", "medium", "high", "custom")

@@ -111,7 +111,8 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
         self._groups_info, self._plurality = groups, plurality
         self._groups_seen = self.answers.version
 
-    def _grouping_entries(self, groups: tuple[tuple[int, ...], ...], winner: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _grouping_entries(self, groups: tuple[tuple[int, ...], ...],
+                          winner: int | None) -> tuple[np.ndarray, np.ndarray]:
         """(the group entries, whether each source's answer may be submitted) of a grouping, remembered."""
         group_of = [-1] * (self.K + 1)  # per source: its group's index, -1 without an answer
         for index, group in enumerate(groups):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from corl_gym.experts import ExpertReply
 from corl_gym.experts.base import Expert, ExpertSpec

@@ -17,7 +17,6 @@ from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.experts.base import Expert, ExpertSpec, estimate_prompt_tokens
 from corl_gym.splits import split_problems
 
-
 QUERY = "3+4?"
 TOKENS = estimate_prompt_tokens(QUERY)
 
@@ -119,8 +118,8 @@ def test_knn_chooses_aggregation(zeroeval):
 
 
 def test_resumed_bench_with_aggregating_routers_equals_an_uninterrupted_one(zeroeval, tmp_path):
-    config = BenchConfig(pools=["zeroeval-math-l5"], policies=["vote", "cascade-agree", "knn"], limit=12, references=False,
-                         train_limit=60, out=str(tmp_path), progress=False)
+    config = BenchConfig(pools=["zeroeval-math-l5"], policies=["vote", "cascade-agree", "knn"], limit=12,
+                         references=False, train_limit=60, out=str(tmp_path), progress=False)
     first = run_bench(config)
     path = tmp_path / "results.jsonl"
     lines = path.read_text().splitlines()

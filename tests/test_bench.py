@@ -105,7 +105,9 @@ def test_rerun_resumes_from_results_jsonl(tmp_path):
     path.write_text("\n".join(lines[:-5]) + "\n" + lines[-5][:20])  # an interrupted run: a cut line at the end
     second = run_bench(config)
     assert len(second.rows) == 40
-    assert sorted(json.dumps(r, sort_keys=True) for r in second.rows) == sorted(json.dumps(r, sort_keys=True) for r in first.rows)
+    assert sorted(json.dumps(r, sort_keys=True) for r in second.rows) == sorted(
+        json.dumps(r, sort_keys=True) for r in first.rows
+    )
     third = run_bench(config)
     assert len(path.read_text().splitlines()) == 40  # nothing appended: 35 + 5 redone (the cut line was cut off)
     assert third.markdown == second.markdown
@@ -141,7 +143,9 @@ def test_several_pools_datasets_and_seeds(data_dir, tmp_path):
         datasets=["synthetic", "math500"], seeds=[0, 1], limit=15, train_limit=100, out=str(tmp_path), progress=False,
     )
     result = run_bench(config)
-    assert {(r["dataset"], r["seed"]) for r in result.rows} == {(d, s) for d in ("synthetic", "math500") for s in (0, 1)}
+    assert {(r["dataset"], r["seed"]) for r in result.rows} == {
+        (d, s) for d in ("synthetic", "math500") for s in (0, 1)
+    }
     assert {e["n"] for e in result.summary} == {30}  # 15 test problems x 2 seeds
     assert "### math500 | pool sim-paper" in result.markdown and "### synthetic | pool sim-paper" in result.markdown
     train_ids = {p.id for p in split_problems(load_problems("math500"), 0.5)[0]}
@@ -152,16 +156,20 @@ def test_train_forwards_every_flag_to_its_learner(monkeypatch):
     import corl_gym.cli as cli
 
     seen = {}
-    monkeypatch.setattr(cli, "_forward", lambda target, argv, prog: seen.update(target=target, argv=argv, prog=prog) or 0)
+    monkeypatch.setattr(cli, "_forward",
+                        lambda target, argv, prog: seen.update(target=target, argv=argv, prog=prog) or 0)
     assert main(["train", "--out", "X", "--learner", "ppo", "--seed", "3", "--preset", "tiny-cpu"]) == 0
-    assert seen == {"target": "corl_gym.agents.ppo.train:main", "argv": ["--out", "X", "--seed", "3", "--preset", "tiny-cpu"],
+    assert seen == {"target": "corl_gym.agents.ppo.train:main",
+                    "argv": ["--out", "X", "--seed", "3", "--preset", "tiny-cpu"],
                     "prog": "corl-gym train --learner ppo"}
     assert main(["train", "--learner=sft", "--pool", "paper"]) == 0 and seen["argv"] == ["--pool", "paper"]
 
 
 def test_missing_curve_references_run_as_marked_extra_policies():
     result = run_bench(BenchConfig(policies=["cascade"], budgets=["low", "high"], limit=10, progress=False))
-    assert {r["policy"] for r in result.rows} == {"cascade", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
+    assert {r["policy"] for r in result.rows} == {
+        "cascade", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"
+    }
     assert {c["policy"] for c in result.curves} >= {"cascade"}
     assert "| cascade | " in result.markdown and "| always-self (reference) | low |" in result.markdown
     assert "APGR" in result.markdown
@@ -211,11 +219,14 @@ def test_mixed_and_dollar_budgets(tmp_path):
 
 
 def test_pairs_a_pool_cannot_cover_are_skipped_before_any_episode(data_dir, capsys):
-    result = run_bench(BenchConfig(policies=["always-self"], pools=["sim-paper", "llmrouter-math"], datasets=["math500"],
-                                   budgets=["low"], limit=5, progress=False, references=False))
+    result = run_bench(BenchConfig(policies=["always-self"], pools=["sim-paper", "llmrouter-math"],
+                                   datasets=["math500"], budgets=["low"], limit=5, progress=False, references=False))
     assert {(r["pool"], r["dataset"]) for r in result.rows} == {("sim-paper", "math500")}
     (note,) = result.notes
-    assert note.startswith("skipping pool llmrouter-math x dataset math500: ") and "no recorded answer for 500 of 500" in note
+    assert (
+        note.startswith("skipping pool llmrouter-math x dataset math500: ")
+        and "no recorded answer for 500 of 500" in note
+    )
     with pytest.raises(ValueError, match="nothing to run: skipping pool llmrouter-math x dataset math500"):
         run_bench(BenchConfig(pools=["llmrouter-math"], datasets=["math500"], limit=5, progress=False))
     assert main(["bench", "--pool", "sim-paper,llmrouter-math", "--dataset", "math500", "--policies", "always-self",
@@ -227,11 +238,16 @@ def test_too_small_splits_name_the_dataset_and_sizes(tmp_path, capsys):
     rows = [{"id": f"p-{i}", "problem": f"What is {i}+1?", "answer": str(i + 1)} for i in range(40)]
     train, test = split_problems(load_problems_rows(rows, tmp_path / "all.jsonl"), 0.5)
     only_train = tmp_path / "only_train.jsonl"
-    only_train.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in train[:2]))
-    with pytest.raises(ValueError, match=r"dataset '.*only_train.jsonl' has no test problems \(2 problems: 2 train, 0 test"):
+    only_train.write_text(
+        "".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in train[:2])
+    )
+    with pytest.raises(ValueError,
+                       match=r"dataset '.*only_train.jsonl' has no test problems \(2 problems: 2 train, 0 test"):
         run_bench(BenchConfig(datasets=[str(only_train)], progress=False))
     only_test = tmp_path / "only_test.jsonl"
-    only_test.write_text("".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in test[:2]))
+    only_test.write_text(
+        "".join(json.dumps({"id": p.id, "problem": p.problem, "answer": p.answer}) + "\n" for p in test[:2])
+    )
     with pytest.raises(ValueError, match=r"has no train problems \(2 problems: 0 train, 2 test"):
         run_bench(BenchConfig(datasets=[str(only_test)], progress=False))
     assert len(run_bench(BenchConfig(datasets=[str(only_test)], policies=["always-self"], budgets=["low"],

@@ -16,10 +16,15 @@ from pathlib import Path
 import pytest
 
 from corl_gym import data, synthetic
-from corl_gym.synthetic import families, latex
 from corl_gym.data import (
-    DATASET_NAMES, DataFormatError, DatasetNotFoundError, Problem, UnknownDatasetError, load_problems,
+    DATASET_NAMES,
+    DataFormatError,
+    DatasetNotFoundError,
+    Problem,
+    UnknownDatasetError,
+    load_problems,
 )
+from corl_gym.synthetic import families, latex
 
 # ---- shared data files -----------------------------------------------------------------------------------
 

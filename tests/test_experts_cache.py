@@ -47,7 +47,8 @@ def test_key_covers_expert_model_messages_params_and_seed():
     base = request()
     assert base == request() and len(base) == 64
     variants = [request(name="other"), request(model="m2"), request(options={"temperature": 0.7}),
-                request(options={"seed": 3}), request(options={"max_tokens": 7}), request(options={"system_prompt": "Be brief."})]
+                request(options={"seed": 3}), request(options={"max_tokens": 7}),
+                request(options={"system_prompt": "Be brief."})]
     assert len({base, *variants}) == 1 + len(variants)
     expert = OpenAIExpert(ExpertSpec(name="e", backend="openai", model="m", options={"api_key_env": None}))
     assert cache_key("e", expert.cache_request("q1", PROBLEM)) != cache_key("e", expert.cache_request("q2", PROBLEM))

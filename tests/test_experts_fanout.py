@@ -45,5 +45,6 @@ def test_an_attempt_that_times_out_before_it_is_sent_is_counted_by_the_client_on
 def test_fanout_benchmark_prints_its_figures(capsys):
     fanout(n=24, latency=0.02, concurrency=8, layer_calls=300)
     out = capsys.readouterr().out
-    for label in ("ideal ceil(N/C)", "ThreadPoolExecutor(10)", "speed-up vs thread pool", "per-call overhead", "our layer alone"):
+    for label in ("ideal ceil(N/C)", "ThreadPoolExecutor(10)", "speed-up vs thread pool", "per-call overhead",
+                  "our layer alone"):
         assert label in out

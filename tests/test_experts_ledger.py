@@ -41,7 +41,8 @@ def test_capped_batch_makes_only_the_calls_the_cap_affords(tmp_path):
                  + server.base_url + "', api_key_env: null, timeout: 30, max_retries: 0}")
         path = tmp_path / "pool.yaml"
         path.write_text("name: lb\nbudgets: {low: 1, medium: 1, high: 1}\n"
-                        "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"
+                        "controller: {name: self, backend: sim, model: s, price_in: 0, price_out: 0, "
+                        "accuracy: {1: 0.5}}\n"
                         f"experts: [{entry}]\n")
         ledger = Ledger(max_spend_usd=0.35)  # each call may cost up to 100 tokens x $1000/1M = $0.10
         pool = load_pool(str(path), ledger=ledger)
@@ -63,7 +64,8 @@ def test_bench_writes_the_ledger(tmp_path):
 
 
 def test_bench_max_spend_stops_cleanly_and_resumes(tmp_path):
-    config = dict(policies=["always:o3"], budgets=["high"], limit=10, out=str(tmp_path), progress=False, references=False)
+    config = dict(policies=["always:o3"], budgets=["high"], limit=10, out=str(tmp_path), progress=False,
+                  references=False)
     stopped = run_bench(BenchConfig(**config, max_spend=0.1))
     book = json.loads((tmp_path / "ledger.json").read_text())
     assert stopped.stopped and book["stopped"] and book["refused"] >= 1
@@ -106,14 +108,17 @@ class _UnshowableNumber(float):
         raise RuntimeError("no repr")
 
 
-@pytest.mark.parametrize("field, bad", [("cost_usd", float("nan")), ("cost_usd", 10**400), ("prompt_tokens", float("nan")),
-                                        ("completion_tokens", -5), ("attempts", "2"), ("error_kind", 3),
-                                        pytest.param("cost_usd", -10**5000, id="cost_usd-5000-digit-int"),
-                                        pytest.param("prompt_tokens", _UnshowableNumber(-1.0), id="prompt_tokens-no-repr")])
+@pytest.mark.parametrize("field, bad", [
+    ("cost_usd", float("nan")), ("cost_usd", 10**400), ("prompt_tokens", float("nan")),
+    ("completion_tokens", -5), ("attempts", "2"), ("error_kind", 3),
+    pytest.param("cost_usd", -10**5000, id="cost_usd-5000-digit-int"),
+    pytest.param("prompt_tokens", _UnshowableNumber(-1.0), id="prompt_tokens-no-repr"),
+])
 def test_checked_reply_turns_bad_amounts_into_a_bad_response(field, bad):
     from corl_gym.experts.base import checked_reply
 
-    reply = ExpertReply(text="\\boxed{7}", prompt_tokens=3, completion_tokens=4, cost_usd=0.01, error="e" if field == "error_kind" else None)
+    reply = ExpertReply(text="\\boxed{7}", prompt_tokens=3, completion_tokens=4, cost_usd=0.01,
+                        error="e" if field == "error_kind" else None)
     object.__setattr__(reply, field, bad)
     checked = checked_reply(reply, "x")
     for key in ("cost_usd", "prompt_tokens", "completion_tokens", "attempts"):
@@ -222,9 +227,9 @@ def test_a_damaged_ledger_file_is_an_error_not_a_fresh_count(tmp_path):
 
 def test_a_replay_only_miss_stops_the_bench_with_an_error(tmp_path, capsys):
     with ChatServer(max_requests=50, lifetime_s=30) as server:
-        code = cli.main(["bench", "--pool", _openai_pool(tmp_path, server), "--policies", "always:a", "--budgets", "high",
-                         "--limit", "3", "--quiet", "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c.sqlite"),
-                         "--cache-mode", "replay-only"])
+        code = cli.main(["bench", "--pool", _openai_pool(tmp_path, server), "--policies", "always:a",
+                         "--budgets", "high", "--limit", "3", "--quiet", "--out", str(tmp_path / "out"),
+                         "--cache", str(tmp_path / "c.sqlite"), "--cache-mode", "replay-only"])
         err = capsys.readouterr().err
         assert code == 3 and "cache miss in replay-only mode" in err and "--cache-mode read-write" in err
         assert not server.requests and (tmp_path / "out" / "results.jsonl").read_text() == ""  # no miss became a row

@@ -175,7 +175,8 @@ def http_debug_log(caplog):
 
 
 @pytest.mark.parametrize("pasted", [SECRET + "\n", f"  {SECRET} ", f"\t{SECRET}\r\n"])
-def test_a_key_with_surrounding_whitespace_works_and_stays_out_of_the_debug_log(server, monkeypatch, http_debug_log, pasted):
+def test_a_key_with_surrounding_whitespace_works_and_stays_out_of_the_debug_log(server, monkeypatch, http_debug_log,
+                                                                                pasted):
     expert = _expert(server, "ok", monkeypatch)
     monkeypatch.setenv("CORL_TEST_KEY", pasted)
     expert = OpenAIExpert(expert.spec)

@@ -70,7 +70,8 @@ def test_unknown_name_lists_valid_ones():
 
 @pytest.mark.parametrize("text, message", [
     (_pool_text(experts="[{name: a, backend: sim, model: m, price_in: 1}]"), r"expert a: missing key\(s\) price_out"),
-    (_pool_text(experts="[{name: a, backend: gpu, model: m, price_in: 1, price_out: 1}]"), "unknown backend 'gpu'.*sim"),
+    (_pool_text(experts="[{name: a, backend: gpu, model: m, price_in: 1, price_out: 1}]"),
+     "unknown backend 'gpu'.*sim"),
     (_pool_text(experts="[{name: a, backend: sim, model: m, price_in: -1, price_out: 1, skill: 1}]"),
      "expert a: price_in must be a non-negative"),
     (_pool_text(controller="{name: c, backend: sim, model: m, price_in: 0, price_out: x}"), "controller: price_out"),

@@ -33,7 +33,8 @@ def server():
 
 def _live_pool(tmp_path, server, models=("right", "wrong")) -> str:
     entries = ", ".join(
-        f"{{name: {m}, backend: openai, model: {m if m.startswith('fail') else 'm-' + m}, price_in: 1, price_out: 4, max_tokens: 256, base_url: '{server.base_url}',"
+        f"{{name: {m}, backend: openai, model: {m if m.startswith('fail') else 'm-' + m}, price_in: 1, price_out: 4,"
+        f" max_tokens: 256, base_url: '{server.base_url}',"
         f" api_key_env: null, timeout: 30, max_retries: 1, backoff_base_s: 0.01}}" for m in models)
     path = tmp_path / "live.yaml"
     path.write_text("name: live\ndataset: synthetic\nbudgets: {low: 0.001, medium: 0.01, high: 1}\n"

@@ -183,12 +183,13 @@ def test_zeroeval_budgets_follow_the_price_ladder(data_env):
 def _replay_pool(tmp_path, rows, **entry):
     (tmp_path / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     options = ", ".join(f"{k}: {v}" for k, v in entry.items())
+    extra = ", " + options if options else ""
     (tmp_path / "pool.yaml").write_text(textwrap.dedent(f"""
         name: mine
         budgets: {{low: 0.001, medium: 0.01, high: 0.05}}
         controller: {{name: self, backend: sim, model: s, price_in: 0, price_out: 0, skill: 1}}
         experts:
-          - {{name: m, backend: replay, model: m, file: r.jsonl, price_in: 1.0, price_out: 2.0{", " + options if options else ""}}}
+          - {{name: m, backend: replay, model: m, file: r.jsonl, price_in: 1.0, price_out: 2.0{extra}}}
     """))
     return load_pool(str(tmp_path / "pool.yaml")).experts["m"]
 

@@ -11,8 +11,7 @@ import logging
 import pytest
 
 from corl_gym.data import Problem
-from corl_gym.experts import ExpertSpec, Ledger, load_pool
-from corl_gym.experts import resilience
+from corl_gym.experts import ExpertSpec, Ledger, load_pool, resilience
 from corl_gym.experts.fake_server import ChatServer
 from corl_gym.experts.openai_backend import OpenAIExpert
 
@@ -192,7 +191,8 @@ def test_no_api_key_in_logs_errors_reprs_or_files(server, monkeypatch, caplog, t
     faults = ["ok", "429", "500", "truncated", "reset", "badusage", "401"]
     replies = pool.call_many([("a", f"q [[fault:{f}]]", PROBLEM) for f in faults])
     assert server.requests[0]["auth"] == f"Bearer {SECRET}"  # it was sent, to the server only
-    seen = [caplog.text, repr(pool), repr(pool.experts["a"]), repr(pool.experts["a"].spec), ledger.write(tmp_path / "l.json").read_text()]
+    seen = [caplog.text, repr(pool), repr(pool.experts["a"]), repr(pool.experts["a"].spec),
+            ledger.write(tmp_path / "l.json").read_text()]
     seen += [repr(r) for r in replies] + [json.dumps(ledger.to_dict())]
     assert all(SECRET not in text and "SECRETKEY" not in text for text in seen)
     with pytest.raises(ValueError) as error:

@@ -183,10 +183,12 @@ def _replay_pool(folder: Path, rows: list[str], problems: list[str] | None = Non
     (folder / "r.jsonl").write_text("".join(row + "\n" for row in rows), encoding="utf-8")
     if problems is not None:
         (folder / "r_problems.jsonl").write_text("".join(row + "\n" for row in problems), encoding="utf-8")
-    return _write(folder, HEAD + "experts: [{name: a, backend: replay, model: m, price_in: 1, price_out: 1, file: r.jsonl}]\n")
+    return _write(folder,
+                  HEAD + "experts: [{name: a, backend: replay, model: m, price_in: 1, price_out: 1, file: r.jsonl}]\n")
 
 
-GOOD = {"problem_id": "t-0", "model": "m", "correct": True, "prompt_tokens": 10, "completion_tokens": 5, "cost_usd": 0.5}
+GOOD = {"problem_id": "t-0", "model": "m", "correct": True, "prompt_tokens": 10, "completion_tokens": 5,
+        "cost_usd": 0.5}
 GOOD_ROW = json.dumps(GOOD)
 
 
@@ -280,8 +282,10 @@ def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path):
 
 
 def test_modest_aliases_still_work(tmp_path):
-    text = HEAD + "experts:\n  - &a {name: a, backend: sim, model: m, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n" \
+    text = HEAD + (
+        "experts:\n  - &a {name: a, backend: sim, model: m, price_in: 0, price_out: 0, accuracy: {1: 0.5}}\n"
         "  - {<<: *a, name: b}\n"
+    )
     assert load_pool(_write(tmp_path, text)).expert_names() == ["a", "b"]
 
 

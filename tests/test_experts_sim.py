@@ -93,7 +93,9 @@ def test_failures_correlate_across_experts_within_a_level(synthetic):
 
 def test_uncorrelated_option_removes_the_link(synthetic):
     """With a flat profile (no level effect), only the latent ease links two experts."""
-    spec = lambda name, c: ExpertSpec(name=name, backend="sim", model=name, options={"accuracy": {3: 0.5}, "correlation": c})
+    def spec(name, c):
+        return ExpertSpec(name=name, backend="sim", model=name, options={"accuracy": {3: 0.5}, "correlation": c})
+
     problems = synthetic[:1000]
     for c, low, high in ((0.0, -0.08, 0.08), (0.9, 0.6, 1.0)):
         a, b = SimExpert(spec("a", c)), SimExpert(spec("b", c))

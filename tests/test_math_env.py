@@ -324,7 +324,8 @@ def test_parsed_actions_are_taken_as_is_so_tags_in_their_text_cannot_redirect_th
         (CallAction("gpt-9", "q"), "unknown_expert"), (CallAction("echo", " \n"), "empty_query"),
         (AnswerAction("  "), "empty_answer"), (AnswerAction(None), "malformed_tag"),
         (CallAction("echo", 7), "malformed_tag"), (InvalidAction("no_action"), "no_action"),
-        (InvalidAction(["unhashable"]), "malformed_tag"), (CallAction("echo", "x" * (MAX_ACTION_CHARS + 1)), "too_long"),
+        (InvalidAction(["unhashable"]), "malformed_tag"),
+        (CallAction("echo", "x" * (MAX_ACTION_CHARS + 1)), "too_long"),
     ]
     env = gym.make("CORL-Math-v0", pool=pool, problems=SIX_TIMES_SEVEN, budget="high", max_turns=20).unwrapped
     env.reset(seed=0)
@@ -364,7 +365,8 @@ def test_the_context_is_capped_with_the_prompt_kept_and_a_full_context_truncates
 
     env = gym.make("CORL-Math-v0", pool=pool, problems=SIX_TIMES_SEVEN, budget="high", max_turns=1_000).unwrapped
     first, _ = env.reset(seed=0)
-    for turn in range(1, 1_000):
+    # `turn` is read after the loop (the turn that truncated), so it keeps its name.
+    for turn in range(1, 1_000):  # noqa: B007
         obs, _, _, truncated, info = env.step("x" * MAX_ACTION_CHARS)
         assert obs.startswith(first) and len(obs) <= MAX_OBSERVATION_CHARS
         if truncated:

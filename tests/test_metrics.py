@@ -27,7 +27,8 @@ def test_random_routing_between_weak_and_strong_gives_apgr_about_half():
     points = []
     for p in np.linspace(0, 1, 11):
         to_strong = rng.random(n) < p
-        points.append((float((strong_cost * to_strong).mean()), float(np.where(to_strong, strong_correct, weak_correct).mean())))
+        points.append((float((strong_cost * to_strong).mean()),
+                       float(np.where(to_strong, strong_correct, weak_correct).mean())))
     weak, strong = weak_correct.mean(), strong_correct.mean()
     assert apgr(points, weak, strong, strong_cost.mean()) == pytest.approx(0.5, abs=0.03)
 

@@ -14,7 +14,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # source folder -> its package in the wheel (setup.py's mapping)
-FOLDERS = {"corl_gym": "corl_gym", "envs": "corl_gym/envs", "agents": "corl_gym/agents", "benchmarks": "corl_gym/benchmarks"}
+FOLDERS = {
+    "corl_gym": "corl_gym",
+    "envs": "corl_gym/envs",
+    "agents": "corl_gym/agents",
+    "benchmarks": "corl_gym/benchmarks",
+}
 PACKAGE_DATA = ("corl_gym/experts/pools/*.yaml", "benchmarks/data/*.jsonl")
 SKIP_PARTS = {"__pycache__", "results"}
 
@@ -70,8 +75,10 @@ def test_wheel_holds_the_source_tree_and_package_data(wheel: Path) -> None:
 def test_installed_wheel_runs_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     target, work = tmp_path / "site", tmp_path / "work"
     work.mkdir()
-    installed = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
-                               capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr[-3000:]
     env = {**os.environ, "PYTHONPATH": str(target)}  # ahead of the checkout's editable install
 

@@ -63,7 +63,9 @@ def test_training_curves_label_every_y_axis(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "sft").mkdir()
     (tmp_path / "sft" / "sft_metrics.jsonl").write_text('{"step": 1, "sft/loss": 2.0}\n')
-    (tmp_path / "sft" / "copy_metrics.jsonl").write_text('{"step": 1, "copy/loss": 7.0}\n{"step": 1, "copy/accuracy": 0.1}\n')
+    (tmp_path / "sft" / "copy_metrics.jsonl").write_text(
+        '{"step": 1, "copy/loss": 7.0}\n{"step": 1, "copy/accuracy": 0.1}\n'
+    )
     import matplotlib.pyplot as plt
 
     saved = []

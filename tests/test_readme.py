@@ -147,4 +147,7 @@ def test_overrides_only_append():
     assert as_run("pip install -e . && CORL_DATA_DIR=../d python -m pytest -q") == \
         f"{PIP_DRY_RUN}-e . && CORL_DATA_DIR=../d python -m pytest -q -k test_version_and_list -p no:cacheprovider"
     assert installs_checkout('pip install torch==2.13.0 -e ".[dev,train]" && python -m pytest -q')
-    assert installs_checkout("pip install -e . && corl-gym bench") and not installs_checkout("pip install 'corl-gym[vllm]'")
+    assert (
+        installs_checkout("pip install -e . && corl-gym bench")
+        and not installs_checkout("pip install 'corl-gym[vllm]'")
+    )

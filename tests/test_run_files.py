@@ -36,7 +36,8 @@ def _lines(path: Path) -> list[str]:
 
 
 def _child(args: list[str], **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **kwargs)
 
 
 # ------------------------------------------------------------------------------------------ rows
@@ -81,7 +82,10 @@ def test_a_bench_resumes_over_a_damaged_results_file_without_counting_twice(tmp_
 
 
 # ------------------------------------------------------------------------------------- one writer
-HOLD = "import sys, time; from corl_gym.run_files import WriterLock; WriterLock(sys.argv[1], 'x').__enter__(); print('held', flush=True); time.sleep(600)"
+HOLD = (
+    "import sys, time; from corl_gym.run_files import WriterLock; "
+    "WriterLock(sys.argv[1], 'x').__enter__(); print('held', flush=True); time.sleep(600)"
+)
 
 
 def _holder(lock: Path) -> subprocess.Popen:
@@ -126,14 +130,17 @@ def test_two_benches_on_one_out_and_two_recordings_of_one_file_are_refused(tmp_p
 
 
 # ------------------------------------------------------------------------------- signals and kill -9
-SLOW_POOL = """name: slow
-dataset: synthetic
-budgets: {{low: 1, medium: 1, high: 1}}
-controller: {{name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {{1: 0.5}}}}
-experts:
-  - {{name: fast, backend: openai, model: m-fast, price_in: 1, price_out: 4, base_url: '{url}', api_key_env: null, timeout: 600, max_retries: 0}}
-  - {{name: slow, backend: openai, model: slow, price_in: 1, price_out: 4, base_url: '{url}', api_key_env: null, timeout: 600, max_retries: 0}}
-"""
+SLOW_POOL = (
+    "name: slow\n"
+    "dataset: synthetic\n"
+    "budgets: {{low: 1, medium: 1, high: 1}}\n"
+    "controller: {{name: self, backend: sim, model: s, price_in: 0, price_out: 0, accuracy: {{1: 0.5}}}}\n"
+    "experts:\n"
+    "  - {{name: fast, backend: openai, model: m-fast, price_in: 1, price_out: 4, base_url: '{url}',"
+    " api_key_env: null, timeout: 600, max_retries: 0}}\n"
+    "  - {{name: slow, backend: openai, model: slow, price_in: 1, price_out: 4, base_url: '{url}',"
+    " api_key_env: null, timeout: 600, max_retries: 0}}\n"
+)
 
 
 @pytest.fixture()
@@ -150,7 +157,8 @@ def _slow_pool(tmp_path: Path, server: ChatServer) -> str:
 
 
 def _record_child(tmp_path: Path, server: ChatServer, out: Path) -> tuple[subprocess.Popen, list[str]]:
-    args = ["record", "--pool", _slow_pool(tmp_path, server), "--dataset", "synthetic", "--limit", "6", "--out", str(out)]
+    args = ["record", "--pool", _slow_pool(tmp_path, server), "--dataset", "synthetic", "--limit", "6",
+            "--out", str(out)]
     return _child(["-m", "corl_gym.cli", *args]), args
 
 

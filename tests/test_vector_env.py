@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import corl_gym  # noqa: F401
-from corl_gym.experts import ExpertReply, Pool, load_pool
-from corl_gym.experts.base import Expert, ExpertSpec
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.vector import CORLMathVectorEnv
+from corl_gym.experts import ExpertReply, Pool, load_pool
+from corl_gym.experts.base import Expert, ExpertSpec
 
 
 class SlowExpert(Expert):

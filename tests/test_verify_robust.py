@@ -217,7 +217,8 @@ def test_workers_die_with_the_interpreter() -> None:
 
 
 def test_import_corl_gym_stays_light() -> None:
-    code = "import sys, corl_gym, corl_gym.verify; print(sorted(m for m in ('torch', 'sympy', 'math_verify') if m in sys.modules))"
+    code = ("import sys, corl_gym, corl_gym.verify; "
+            "print(sorted(m for m in ('torch', 'sympy', 'math_verify') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "[]"
 

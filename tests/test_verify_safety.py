@@ -23,8 +23,9 @@ def _payloads(marker: Path) -> list[str]:
     py = f"__import__('os').system('{cmd}')"
     return [
         py, f"\\boxed{{{py}}}", f"${py}$", f"x = {py}", f"\\frac{{{py}}}{{2}}", f"({py}, 1)",
-        f"(lambda: {py})()", f"[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen'][0]('{cmd}', shell=True)",
-        f"().__class__.__mro__[1].__subclasses__()", f"eval(\"{py}\")", f"exec('import os; os.system(\"{cmd}\")')",
+        f"(lambda: {py})()",
+        f"[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen'][0]('{cmd}', shell=True)",
+        "().__class__.__mro__[1].__subclasses__()", f"eval(\"{py}\")", f"exec('import os; os.system(\"{cmd}\")')",
         f"\\text{{{py}}}", f"\\sqrt{{{py}}}", f"\\operatorname{{__import__}}('os').system('{cmd}')",
         f"getattr(__builtins__, 'eval')(\"{py}\")", f"Symbol('x').__class__.__init__.__globals__['os'].system('{cmd}')",
         f"2^{{{py}}}", f"\\begin{{pmatrix}} {py} \\\\ 1 \\end{{pmatrix}}", f"x \\in [{py}, 3]",
@@ -51,8 +52,8 @@ def test_tripwire_on_string_evaluation(tmp_path: Path, monkeypatch: pytest.Monke
     import sympy
     import sympy.parsing.sympy_parser
 
-    from corl_gym.verify.symbolic import symbolic_verdict
     from corl_gym.verify import fast_path
+    from corl_gym.verify.symbolic import symbolic_verdict
 
     hits: list[str] = []
 
@@ -100,7 +101,9 @@ def test_verify_modules_call_no_string_evaluator() -> None:
                 func = node.func
                 if isinstance(func, ast.Name):
                     name = func.id
-                elif isinstance(func, ast.Attribute) and not (func.attr == "compile" and getattr(func.value, "id", "") == "re"):
+                elif isinstance(func, ast.Attribute) and not (
+                    func.attr == "compile" and getattr(func.value, "id", "") == "re"
+                ):
                     name = func.attr
                 else:
                     name = ""

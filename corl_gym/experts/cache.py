@@ -42,9 +42,12 @@ from typing import Any
 from corl_gym.experts.base import ExpertReply
 
 MODES = ("off", "read-write", "replay-only", "record")
-_SCHEMA = """CREATE TABLE IF NOT EXISTS replies (
-    key TEXT PRIMARY KEY, expert TEXT NOT NULL, model TEXT NOT NULL, request TEXT NOT NULL, text TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, created REAL NOT NULL)"""
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS replies (\n"
+    "    key TEXT PRIMARY KEY, expert TEXT NOT NULL, model TEXT NOT NULL, request TEXT NOT NULL, text TEXT NOT NULL,\n"
+    "    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, cost_usd REAL NOT NULL, "
+    "created REAL NOT NULL)"
+)
 
 
 _COLUMNS = ("key", "expert", "model", "request", "text", "prompt_tokens", "completion_tokens", "cost_usd", "created")

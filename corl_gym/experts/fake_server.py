@@ -37,7 +37,8 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 FAULT_KINDS = ("429", "500", "503", "truncated", "reset", "stall", "badusage")
 _MODEL_FAULTS = {"fail500": "500", "fail503": "503", "rate429": "429", "garbage": "truncated", "reset": "reset",
@@ -81,7 +82,7 @@ class ChatServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     # ------------------------------------------------------------------------------------- lifecycle
-    def start(self) -> "ChatServer":
+    def start(self) -> ChatServer:
         self._thread = threading.Thread(target=self._run, name="chat-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -97,7 +98,7 @@ class ChatServer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def __enter__(self) -> "ChatServer":
+    def __enter__(self) -> ChatServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -172,7 +173,9 @@ class ChatServer:
             await asyncio.sleep(self.latency_s + (self.slow_s if fault == "slow" else 0.0))
             if fault == "401":  # as real APIs do: the error message quotes the key it refused
                 key = (headers.get("authorization") or "").replace("Bearer ", "")
-                message = json.dumps({"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}})
+                message = json.dumps(
+                    {"error": {"message": f"Incorrect API key provided: {key}", "type": "invalid_request_error"}}
+                )
                 await _send(writer, 401, message.encode())
                 return True
             return await self._respond(fault, body, writer)
@@ -282,7 +285,7 @@ class ServerProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         import subprocess
         import sys
 

@@ -58,7 +58,9 @@ class HFExpert(Expert):
     def prompt_ids(self, query: str) -> list[int]:
         """The token ids the model sees for `query` (chat template when the tokenizer has one)."""
         system = self.spec.options.get("system_prompt")
-        messages = ([{"role": "system", "content": str(system)}] if system else []) + [{"role": "user", "content": query}]
+        messages = ([{"role": "system", "content": str(system)}] if system else []) + [
+            {"role": "user", "content": query}
+        ]
         if getattr(self.tokenizer, "chat_template", None):
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -80,7 +82,9 @@ class HFExpert(Expert):
             ids = self.prompt_ids(query)
             inputs = torch.tensor([ids], device=self.device)
             with self._lock, torch.inference_mode():
-                output = self.model.generate(inputs, attention_mask=torch.ones_like(inputs), **self._generation_kwargs())
+                output = self.model.generate(
+                    inputs, attention_mask=torch.ones_like(inputs), **self._generation_kwargs()
+                )
             generated = self._until_eos(output[0, len(ids):].tolist())
         except Exception as exc:
             return error_reply(exc, latency_s=time.perf_counter() - start)

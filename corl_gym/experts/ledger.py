@@ -1,14 +1,14 @@
 """The run-level ledger: what a run spent on which expert, and the spend cap that stops it.
 
-Per expert: `calls` (calls answered live or from the cache; refused ones are not calls), `requests` (attempts sent, retries
-included), `retries`, `max_attempts` (the most any one call took), `failures` (final failures by kind),
-`cached_hits`, `cached_saved_usd` (what hits would have cost live), `spend_usd` (live calls only: a hit
-costs the run $0), `prompt_tokens`, `completion_tokens`, `usage_estimated`, `refused` (calls the spend cap
-refused), `in_flight_at_exit_usd` (calls in flight when a run died or was stopped by a signal: see
-below; included in `spend_usd`). Totals and the cap's state
-(`max_spend_usd`, `max_spend_scope`, `stopped`, `stop_reason`) sit at the top; `simulated_usd` is the
-part of `spend_usd` booked by simulated or replayed experts (`mark_simulated`): dollars computed at list
-prices that no one paid, labelled so in `summary()`.
+Per expert: `calls` (calls answered live or from the cache; refused ones are not calls), `requests`
+(attempts sent, retries included), `retries`, `max_attempts` (the most any one call took), `failures` (final
+failures by kind), `cached_hits`, `cached_saved_usd` (what hits would have cost live), `spend_usd` (live
+calls only: a hit costs the run $0), `prompt_tokens`, `completion_tokens`, `usage_estimated`, `refused`
+(calls the spend cap refused), `in_flight_at_exit_usd` (calls in flight when a run died or was stopped by a
+signal: see below; included in `spend_usd`). Totals and the cap's state (`max_spend_usd`, `max_spend_scope`,
+`stopped`, `stop_reason`) sit at the top; `simulated_usd` is the part of `spend_usd` booked by simulated or
+replayed experts (`mark_simulated`): dollars computed at list prices that no one paid, labelled so in
+`summary()`.
 
 The cap's rule: before a live call the ledger reserves the call's worst-case cost (`Expert.max_cost`: the
 completion cap the request sends, which the provider cannot bill past, and one prompt token per byte; the
@@ -20,14 +20,15 @@ not a queue: a call refused because the worst cases of the calls in flight leave
 too, though those calls may settle far below their reservation (a rerun goes on from there; fewer calls
 in flight, e.g. `record --chunk`, or a smaller `max_tokens`, let a cap be used more fully).
 
-With a file (`path`: a bench's `<out>/ledger.json`, a recording's `<stem>.ledger.json`), spend adds up
-over every run into it: the file's top-level keys are the totals of all runs (`runs` counts the runs
-that opened it), `this_run` holds this run's, and the cap applies to the total (`scope="total"`, the default) or to this run alone
-(`scope="run"`). While such a run is live, each reservation and booking is also appended to a journal
-beside the file (`ledger_file.Journal`), so a run killed with kill -9 leaves its spend for the next run,
-which folds it in: its bookings as booked and the calls it had in flight at their reserved worst case
+With a file (`path`: a bench's `<out>/ledger.json`, a recording's `<stem>.ledger.json`), spend adds up over
+every run into it: the file's top-level keys are the totals of all runs (`runs` counts the runs that opened
+it), `this_run` holds this run's, and the cap applies to the total (`scope="total"`, the default) or to this
+run alone (`scope="run"`). While such a run is live, each reservation and booking is also appended to a
+journal beside the file (`ledger_file.Journal`), so a run killed with kill -9 leaves its spend for the next
+run, which folds it in: its bookings as booked and the calls it had in flight at their reserved worst case
 (the provider may have billed them; `in_flight_at_exit_usd`). `close()` counts the calls a signal left in
-flight the same way, writes the file and removes the journal. Thread-safe: one ledger may serve several loops and threads.
+flight the same way, writes the file and removes the journal. Thread-safe: one ledger may serve several
+loops and threads.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class Ledger:
         (and the ledger stops) when the call could pass the cap."""
         with self._lock:
             if self.max_spend_usd is not None:
-                committed = self.spend_usd + self.reserved_usd + (self.earlier_spend_usd if self.scope == "total" else 0.0)
+                committed = (
+                    self.spend_usd + self.reserved_usd + (self.earlier_spend_usd if self.scope == "total" else 0.0)
+                )
                 if self.stopped or not within_budget(committed + amount_usd, self.max_spend_usd):
                     self._account(expert).refused += 1
                     if not self.stopped:

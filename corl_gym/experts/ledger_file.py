@@ -24,7 +24,8 @@ from corl_gym.experts.base import ExpertReply, amount
 
 _SUMMED = ("calls", "requests", "retries", "cached_hits", "cached_saved_usd", "spend_usd", "prompt_tokens",
            "completion_tokens", "usage_estimated", "refused", "in_flight_at_exit_usd")
-_REPLY_FIELDS = ("cost_usd", "prompt_tokens", "completion_tokens", "attempts", "cached", "error_kind", "usage_estimated")
+_REPLY_FIELDS = ("cost_usd", "prompt_tokens", "completion_tokens", "attempts", "cached", "error_kind",
+                 "usage_estimated")
 
 
 @dataclass
@@ -45,21 +46,21 @@ class ExpertAccount:
     refused: int = 0
     in_flight_at_exit_usd: float = 0.0
 
-    def add(self, other: "ExpertAccount") -> None:
+    def add(self, other: ExpertAccount) -> None:
         for key in _SUMMED:
             setattr(self, key, getattr(self, key) + getattr(other, key))
         self.max_attempts = max(self.max_attempts, other.max_attempts)
         self.failures.update(other.failures)
 
     @classmethod
-    def merged(cls, *accounts: "ExpertAccount") -> "ExpertAccount":
+    def merged(cls, *accounts: ExpertAccount) -> ExpertAccount:
         total = cls()
         for account in accounts:
             total.add(account)
         return total
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str) -> "ExpertAccount":
+    def from_dict(cls, raw: Any, where: str) -> ExpertAccount:
         """An account from a ledger file; ValueError (naming `where`) for anything that is not one."""
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: an expert's account must be a mapping")
@@ -73,7 +74,9 @@ class ExpertAccount:
             elif item.name in raw:
                 value = amount(raw[item.name])
                 if value is None:
-                    raise ValueError(f"{where}: `{item.name}` must be a finite non-negative number, got {raw[item.name]!r:.40}")
+                    raise ValueError(
+                        f"{where}: `{item.name}` must be a finite non-negative number, got {raw[item.name]!r:.40}"
+                    )
                 setattr(account, item.name, value if item.type == "float" else int(value))
         return account
 
@@ -187,7 +190,7 @@ class Journal:
         self.path, self._handle = path, handle
 
     @classmethod
-    def begin(cls, ledger_path: Path, earlier: dict[str, ExpertAccount], runs: int) -> "Journal":
+    def begin(cls, ledger_path: Path, earlier: dict[str, ExpertAccount], runs: int) -> Journal:
         """Start this run's journal with the totals it begins from; it replaces a dead run's (already folded)
         in one atomic rename, so no spend is ever in neither."""
         path = journal_path(ledger_path)
@@ -209,7 +212,9 @@ class Journal:
 
     def booked(self, reservation: int | None, expert: str, reply: ExpertReply) -> None:
         """The call as `book` counted it: amounts that are not finite and non-negative are 0."""
-        counts = {key: int(amount(getattr(reply, key)) or 0) for key in ("prompt_tokens", "completion_tokens", "attempts")}
+        counts = {
+            key: int(amount(getattr(reply, key)) or 0) for key in ("prompt_tokens", "completion_tokens", "attempts")
+        }
         kind = None if reply.error is None else str(reply.error_kind or "other")
         self._append({"book": reservation, "expert": expert, "reply": {
             "cost_usd": amount(reply.cost_usd) or 0.0, **counts, "cached": bool(reply.cached), "error_kind": kind,

@@ -19,18 +19,18 @@ Entry options:
 Decisions: the key is read once, when the pool loads (a missing key fails there, naming the variable);
 surrounding whitespace (a pasted newline) is stripped, and a key with control or non-ASCII characters is
 refused there, in a message that does not quote it (the HTTP library would otherwise put it in an
-"illegal header" error and its debug log). It is kept out of `repr` and scrubbed from every error message. The client's own retries are off
-(`max_retries=0`): ours are the only ones, so the bound is exact and the ledger sees each. A call never
-raises: after the last attempt, or on an error retrying cannot fix (4xx other than 408/409/429), it
-returns a reply with `error` and `error_kind`; its `cost_usd` is what the responses we saw billed (an
-HTTP error bills nothing; a timed-out request may have been billed by the provider, but we never see
-its usage). A 200 whose message content is not a string (a list, an object) is a bad response like one
-with no choices; lone surrogates in the text are replaced by U+FFFD, so a reply can always be stored.
-A usage block that is missing or malformed (negative, not integers) is replaced by the
-~4-characters-a-token estimate and flagged `usage_estimated`. The async client and the concurrency
-semaphore are made lazily, one per event loop, because an httpx connection pool cannot outlive the loop
-that opened it; the blocking `call` runs on one background loop per expert, so sequential calls reuse
-a client and its connections.
+"illegal header" error and its debug log). It is kept out of `repr` and scrubbed from every error
+message. The client's own retries are off (`max_retries=0`): ours are the only ones, so the bound is
+exact and the ledger sees each. A call never raises: after the last attempt, or on an error retrying
+cannot fix (4xx other than 408/409/429), it returns a reply with `error` and `error_kind`; its `cost_usd`
+is what the responses we saw billed (an HTTP error bills nothing; a timed-out request may have been
+billed by the provider, but we never see its usage). A 200 whose message content is not a string (a list,
+an object) is a bad response like one with no choices; lone surrogates in the text are replaced by
+U+FFFD, so a reply can always be stored. A usage block that is missing or malformed (negative, not
+integers) is replaced by the ~4-characters-a-token estimate and flagged `usage_estimated`. The async
+client and the concurrency semaphore are made lazily, one per event loop, because an httpx connection
+pool cannot outlive the loop that opened it; the blocking `call` runs on one background loop per expert,
+so sequential calls reuse a client and its connections.
 """
 
 from __future__ import annotations
@@ -45,8 +45,15 @@ import weakref
 from typing import Any
 
 from corl_gym.data import Problem
-from corl_gym.experts.base import (CHARS_PER_TOKEN, Expert, ExpertReply, ExpertSpec, estimate_prompt_tokens,
-                                   max_prompt_tokens, storable_text)
+from corl_gym.experts.base import (
+    CHARS_PER_TOKEN,
+    Expert,
+    ExpertReply,
+    ExpertSpec,
+    estimate_prompt_tokens,
+    max_prompt_tokens,
+    storable_text,
+)
 from corl_gym.experts.loop import LoopThread, ensure
 from corl_gym.experts.resilience import BadResponse, RateLimiter, RetryPolicy, classify
 
@@ -182,7 +189,9 @@ class OpenAIExpert(Expert):
     async def _attempt(self, client: Any, messages: list[dict[str, str]], query: str,
                        extra: dict[str, Any] | None = None) -> ExpertReply:
         # The deadline bounds the whole attempt: httpx's timeout is per read, so a trickling body evades it.
-        request = client.chat.completions.create(model=self.spec.model, messages=messages, **self.params, **(extra or {}))
+        request = client.chat.completions.create(
+            model=self.spec.model, messages=messages, **self.params, **(extra or {})
+        )
         if _DEADLINE is not None:  # Python 3.11+: no extra task per call
             async with _DEADLINE(self.timeout):
                 response = await request
@@ -208,7 +217,9 @@ class OpenAIExpert(Expert):
 
     def _scrub(self, exc: BaseException) -> str:
         """`Type: message` with the key, and anything shaped like a key, removed."""
-        detail = str(exc) or (f"no complete response within {self.timeout:g} s" if isinstance(exc, TimeoutError) else "")
+        detail = str(exc) or (
+            f"no complete response within {self.timeout:g} s" if isinstance(exc, TimeoutError) else ""
+        )
         message = f"{type(exc).__name__}: {detail}"
         if self._api_key and self._api_key != "EMPTY":
             message = message.replace(self._api_key, "<redacted>")

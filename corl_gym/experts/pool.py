@@ -211,7 +211,8 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
             experts.append(expert)
             entry_cache = _cache_config(spec, cache, path.parent)
             if ledger is not None or entry_cache is not None:
-                experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger, account=f"{raw['name']}/{spec.name}")
+                experts[-1] = ManagedExpert(expert, cache=entry_cache, ledger=ledger,
+                                            account=f"{raw['name']}/{spec.name}")
                 if ledger is not None and spec.backend in SIMULATED_BACKENDS:
                     ledger.mark_simulated(experts[-1].account)
     except Exception as exc:
@@ -219,7 +220,9 @@ def load_pool(name_or_path: str, *, seed: int = 0, ledger: Ledger | None = None,
             expert.close()
         if isinstance(exc, (ValueError, FileNotFoundError, ImportError)):
             # the plain class: subclasses (UnicodeDecodeError, JSONDecodeError) take other arguments
-            kind = next(k for k in (FileNotFoundError, ModuleNotFoundError, ImportError, ValueError) if isinstance(exc, k))
+            kind = next(
+                k for k in (FileNotFoundError, ModuleNotFoundError, ImportError, ValueError) if isinstance(exc, k)
+            )
             raise kind(f"{where}: expert {spec.name!r}: {exc}") from exc
         raise
     return Pool(

@@ -32,8 +32,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 from tqdm import tqdm
@@ -52,18 +53,23 @@ EXIT_STOPPED = 3
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
-    parser = cli_args.Parser(prog=prog, description="Run live experts over a dataset; write a replay file and its pool.")
+    parser = cli_args.Parser(prog=prog,
+                             description="Run live experts over a dataset; write a replay file and its pool.")
     cli_args.add_pool(parser, default=None, required=True)
     cli_args.add_dataset(parser, required=True)
     parser.add_argument("--out", required=True, help="the replay JSONL to write (appended to; reruns resume)")
     cli_args.add_limit(parser, None, "first N problems")
-    parser.add_argument("--experts", type=cli_args.comma_list, default=None, help="comma list of the pool's experts (default: all)")
-    parser.add_argument("--max-spend", type=cli_args.dollars, default=None, help="stop before spending more than this many USD")
+    parser.add_argument("--experts", type=cli_args.comma_list, default=None,
+                        help="comma list of the pool's experts (default: all)")
+    parser.add_argument("--max-spend", type=cli_args.dollars, default=None,
+                        help="stop before spending more than this many USD")
     parser.add_argument("--max-spend-scope", choices=SCOPES, default="total",
                         help="the cap counts every run into --out (total, default) or this run alone")
     parser.add_argument("--cache", default=None, help="expert cache file (SQLite), overriding the pool's")
-    parser.add_argument("--cache-mode", choices=MODES, default=None, help="cache mode (default read-write with --cache)")
-    parser.add_argument("--chunk", type=cli_args.positive_int, default=256, help="calls in flight at once (each row is written as its call ends)")
+    parser.add_argument("--cache-mode", choices=MODES, default=None,
+                        help="cache mode (default read-write with --cache)")
+    parser.add_argument("--chunk", type=cli_args.positive_int, default=256,
+                        help="calls in flight at once (each row is written as its call ends)")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="query template with {problem}")
     cli_args.add_seeds(parser, many=False)
     cli_args.add_quiet(parser)
@@ -89,7 +95,8 @@ def _main(args: argparse.Namespace, prog: str, argv: list[str]) -> int:
         print(resume_line(prog, argv, stop, kept), file=sys.stderr)
         return stop.exit_code
     print(f"{prog}: wrote {summary['rows_written']} rows to {args.out} ({summary['skipped']} already there, "
-          f"{summary['failed']} failed calls not written); replay them with: corl-gym bench --pool {summary['pool_file']}")
+          f"{summary['failed']} failed calls not written); replay them with: "
+          f"corl-gym bench --pool {summary['pool_file']}")
     print(summary["ledger_line"])
     if summary["stopped"]:
         print(f"{prog}: stopped early: {summary['stop_reason']}", file=sys.stderr)
@@ -118,14 +125,18 @@ def record(pool: str, dataset: str, out: str | Path, *, limit: int | None = None
                 names = experts or loaded.expert_names()
                 unknown = [name for name in names if name not in loaded.experts]
                 if unknown:
-                    raise ValueError(f"pool {pool!r} has no expert {', '.join(unknown)}; experts: {', '.join(loaded.experts)}")
+                    raise ValueError(
+                        f"pool {pool!r} has no expert {', '.join(unknown)}; experts: {', '.join(loaded.experts)}"
+                    )
                 models = {name: loaded.get(name).spec.model for name in names}
                 problems = load_problems(dataset, limit=limit)
                 _write_problems(out, problems)
                 todo = [(n, p) for p in problems for n in names if (p.id, models[n]) not in done]
                 bar = tqdm(total=len(todo), desc="record", unit="call", disable=not progress, file=sys.stderr)
                 with bar, RowWriter(out) as writer:
-                    written, failed = asyncio.run(_record_all(loaded, todo, models, writer, prompt, max(1, chunk), pool, bar))
+                    written, failed = asyncio.run(
+                        _record_all(loaded, todo, models, writer, prompt, max(1, chunk), pool, bar)
+                    )
                 pool_file = write_replay_pool(out, pool, loaded, names)
             finally:
                 loaded.close()
@@ -183,7 +194,8 @@ def write_replay_pool(out: Path, source: str, pool: Pool, names: list[str]) -> P
     experts = []
     for name in names:
         spec = pool.get(name).spec
-        entry = {"name": name, "backend": "replay", "model": spec.model, "description": f"{spec.description} (replayed)",
+        entry = {"name": name, "backend": "replay", "model": spec.model,
+                 "description": f"{spec.description} (replayed)",
                  "price_in": spec.price_in, "price_out": spec.price_out, "file": out.name}
         if "expected_completion_tokens" in spec.options:
             entry["expected_completion_tokens"] = spec.options["expected_completion_tokens"]

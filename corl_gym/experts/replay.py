@@ -221,7 +221,9 @@ class ReplayExpert(Expert):
 
     def max_cost(self, query: str, problem: Problem) -> float:
         """Exact for a recorded problem: the replayed call's cost."""
-        return self.call(query, problem).cost_usd if self._row(problem) is not None else super().max_cost(query, problem)
+        return (
+            self.call(query, problem).cost_usd if self._row(problem) is not None else super().max_cost(query, problem)
+        )
 
     def _reply_text(self, row: dict[str, Any], problem: Problem, steps: int) -> str:
         """The reply's text, made once per problem (deciding a wrong answer may take a verifier check)."""

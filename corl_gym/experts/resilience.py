@@ -47,7 +47,7 @@ class RetryPolicy:
                 raise ValueError(f"`{key}` must be a finite number of seconds >= 0, got {value!r}")
 
     @classmethod
-    def from_options(cls, opts: dict[str, Any]) -> "RetryPolicy":
+    def from_options(cls, opts: dict[str, Any]) -> RetryPolicy:
         return cls(
             max_retries=max(0, int(opts.get("max_retries", 3))),
             backoff_base_s=float(opts.get("backoff_base_s", 0.5)),

@@ -30,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from corl_gym.data import Problem
 from corl_gym.experts import stable_random

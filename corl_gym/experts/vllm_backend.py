@@ -39,7 +39,8 @@ class VLLMExpert(Expert):
 
     default_max_tokens = 512
 
-    def __init__(self, spec: ExpertSpec, *, seed: int = 0, engine: Any = None, sampling_params_cls: Any = None, **_: Any):
+    def __init__(self, spec: ExpertSpec, *, seed: int = 0, engine: Any = None, sampling_params_cls: Any = None,
+                 **_: Any):
         super().__init__(spec)
         opts = spec.options
         if engine is None:
@@ -54,7 +55,10 @@ class VLLMExpert(Expert):
         self.engine = engine
         self.use_chat = bool(opts.get("use_chat", True))
         temperature = float(opts.get("temperature", 0.0))
-        sampling: dict[str, Any] = {"max_tokens": int(opts.get("max_tokens", self.default_max_tokens)), "temperature": temperature}
+        sampling: dict[str, Any] = {
+            "max_tokens": int(opts.get("max_tokens", self.default_max_tokens)),
+            "temperature": temperature,
+        }
         if temperature > 0:
             sampling.update(top_p=float(opts.get("top_p", 1.0)), seed=int(seed))
         self.sampling_params = sampling_params_cls(**sampling)
@@ -68,7 +72,9 @@ class VLLMExpert(Expert):
         start = time.perf_counter()
         with self._lock:
             if self.use_chat:
-                outputs = self.engine.chat([self._conversation(q) for q in queries], self.sampling_params, use_tqdm=False)
+                outputs = self.engine.chat(
+                    [self._conversation(q) for q in queries], self.sampling_params, use_tqdm=False
+                )
             else:
                 outputs = self.engine.generate(queries, self.sampling_params, use_tqdm=False)
         latency = time.perf_counter() - start

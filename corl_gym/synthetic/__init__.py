@@ -21,7 +21,7 @@ import random
 from functools import lru_cache
 
 from corl_gym.problem import Problem
-from corl_gym.synthetic.families import FAMILY_ORDER, FAMILIES
+from corl_gym.synthetic.families import FAMILIES, FAMILY_ORDER
 
 DEFAULT_SEED = 2025
 DEFAULT_SIZE = 5000

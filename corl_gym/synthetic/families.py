@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 import sympy as sp
 
 from corl_gym.synthetic.latex import (
-    SYMBOL, decimal_or_fraction, evaluate, join_terms, nonzero, paren, poly_tex, tex,
+    SYMBOL,
+    decimal_or_fraction,
+    evaluate,
+    join_terms,
+    nonzero,
+    paren,
+    poly_tex,
+    tex,
 )
 
 Generator = Callable[[random.Random, int], tuple[str, str]]

@@ -21,8 +21,8 @@ worker), so both paths apply exactly the same rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Callable
 
 ScalarEq = Callable[[tuple, tuple], bool]
 INF = ("const", "inf")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 import re
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 from fractions import Fraction
-from typing import Iterable
 
 from . import norm
 from .compare import NeedSlow

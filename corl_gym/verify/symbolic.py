@@ -154,7 +154,9 @@ def symbolic_verdict(pred: str, gold: str) -> str:
 
 
 def _math_verify(pred: str, gold: str) -> str:
-    from math_verify import LatexExtractionConfig, parse as mv_parse, verify as mv_verify
+    from math_verify import LatexExtractionConfig
+    from math_verify import parse as mv_parse
+    from math_verify import verify as mv_verify
 
     config = [LatexExtractionConfig()]
     gold_parsed = mv_parse(f"${gold}$", extraction_config=config, parsing_timeout=None)
