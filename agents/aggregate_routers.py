@@ -22,7 +22,8 @@ the rows an uninterrupted one gives.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from corl_gym.agents.router_base import SELF, Router, answer_action, call_action
 from corl_gym.answer_groups import AnswerGroups, reply_answer

@@ -17,7 +17,8 @@ goes on, as with any malformed action.
 Its own tokens are charged at its price (the entry's `price_in` / `price_out`) through
 `env.charge_controller` when the pool says so (`charge_controller: true`); otherwise they are free,
 as the controller's tokens are in the paper. With a run ledger (`corl-gym bench`), its requests are
-booked on the entry's account and count against `--max-spend` like expert calls. As a benchmark policy it is `api:<entry>`, where `<entry>`
+booked on the entry's account and count against `--max-spend` like expert calls. As a benchmark policy it
+is `api:<entry>`, where `<entry>`
 names an `openai`-backend entry of the pool (its controller or an expert), which gives the model, the
 endpoint, the key variable and the prices.
 """
@@ -54,7 +55,7 @@ class ChatController(Router):
         self.usage["prompt_tokens"] += reply.prompt_tokens
         self.usage["completion_tokens"] += reply.completion_tokens
         self.usage["cost_usd"] += reply.cost_usd
-        self.env.charge_controller(reply.cost_usd)
+        self.view.charge_controller(reply.cost_usd)
         if reply.error is not None:
             self.usage["failed_requests"] += 1
             turn = ""

@@ -20,11 +20,14 @@ over to the real context). SFT then keeps a few such sequences in every batch so
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
+
+from corl_gym.agents.logprobs import masked_sum_mean, model_logprobs
 
 FIRST_ID = 3  # ids below are the tiny tokenizer's special tokens (agents.tiny.SPECIAL)
 
@@ -70,12 +73,9 @@ def repeat_batch(rng: np.random.Generator, stage: CopyStage, vocab_size: int) ->
 
 def copy_loss(model: Any, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the predictable tokens only (a mean over them)."""
-    from corl_gym.agents.ppo import core
-    from corl_gym.agents.ppo.models import actor_forward
-
     ids, targets = ids.to(next(model.parameters()).device), targets.to(next(model.parameters()).device)
-    logprobs, _ = actor_forward(model, {"ids": ids, "attention_mask": torch.ones_like(ids)})
-    return -core.masked_sum_mean(logprobs, targets[:, 1:])
+    logprobs, _ = model_logprobs(model, {"ids": ids, "attention_mask": torch.ones_like(ids)})
+    return -masked_sum_mean(logprobs, targets[:, 1:])
 
 
 def copy_accuracy(model: Any, stage: CopyStage, vocab_size: int, seed: int = 12345) -> float:

@@ -1,11 +1,11 @@
 """`corl-gym eval --checkpoint DIR`: a controller checkpoint across budgets and datasets, in the bench's
-table format.
+table format; and the evaluations the training recipes run (`evaluate`, `copy_rate`).
 
 Every (dataset, budget) plays the same held-out problems (the test split of `corl_gym.splits`, the
 first `--limit`), greedy, one episode each, through a token-mode `CORLMathVectorEnv` (expert calls of a
 batch concurrent). Rows have the bench's keys (`pool`, `dataset`, `seed`, `policy`, `budget`,
 `problem_id`, `correct`, `reward`, `cost_usd`, `calls`, `turns`, `over_budget`) plus `action_errors`, so
-`corl_gym.benchmarks.report` summarises them; `eval.json` adds the well-formed action rate (turns
+`corl_gym.agents.report` summarises them; `eval.json` adds the well-formed action rate (turns
 without an `action_error`). DIR is a model folder (`config.json` and tokenizer), a training run's output
 folder (its latest checkpoint), or a checkpoint folder (its `actor/`). The run's `corl_train.json`, when
 present, supplies defaults (pool, turns, problem filter) and the prompt style, which eval always takes
@@ -15,29 +15,19 @@ from the run (a controller is evaluated on the prompt it was trained on).
 from __future__ import annotations
 
 import argparse
-import json
-import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from corl_gym import cli_args
+from corl_gym.agents.config import train_settings
+from corl_gym.agents.report import write_report
 from corl_gym.data import Problem, load_problems
-from corl_gym.splits import require_part, split_problems
-
-TRAIN_CONFIG = "corl_train.json"
-
-
-def select_problems(dataset: str, split: str, test_fraction: float = 0.5, integer_answers: bool = False,
-                    limit: int | None = None) -> list[Problem]:
-    """The `train` or `test` split of a dataset, optionally only integer answers of <= 3 digits."""
-    train, test = split_problems(load_problems(dataset), test_fraction)
-    problems = train if split == "train" else test
-    if integer_answers:
-        problems = [p for p in problems if re.fullmatch(r"-?\d{1,3}", p.answer.strip())]
-    return problems[:limit] if limit else problems
+from corl_gym.splits import select_problems
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
+    """The model folder behind `corl-gym eval --checkpoint PATH` (see the module docstring)."""
     path = Path(path)
     for candidate in (path, path / "actor", path / "checkpoints" / "latest" / "actor"):
         if (candidate / "config.json").is_file():
@@ -45,14 +35,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise FileNotFoundError(f"no model under {path} (looked for config.json in ., actor/, checkpoints/latest/actor/)")
 
 
-def train_settings(model_dir: Path) -> dict[str, Any]:
-    for folder in (model_dir, *model_dir.parents[:3]):
-        if (folder / TRAIN_CONFIG).is_file():
-            return json.loads((folder / TRAIN_CONFIG).read_text())
-    return {}
-
-
-def load_controller(model_dir: str | Path, device: str = "cpu"):
+def load_controller(model_dir: str | Path, device: str = "cpu") -> tuple[Any, Any]:
+    """(model, tokenizer) of a controller folder, the model in eval mode on `device`."""
     from transformers import AutoModelForCausalLM
 
     from corl_gym.agents.tiny import load_tokenizer
@@ -70,7 +54,7 @@ def evaluate(model: Any, tokenizer: Any, *, pool: str = "sim-paper", datasets: S
     """One greedy episode per (dataset, budget, held-out problem); returns bench rows. `max_new_tokens` must
     hold a call to every expert (with `call_query`, the query the controller was taught, if any)."""
     from corl_gym.agents.llm import HFGenerator
-    from corl_gym.agents.ppo.rollout import check_turn_budget, play
+    from corl_gym.agents.rollout import check_turn_budget, play
     from corl_gym.envs.vector import CORLMathVectorEnv
 
     generator = HFGenerator(model, tokenizer)
@@ -131,51 +115,6 @@ def _row(e: Any, pool: str, dataset: str, seed: int, policy: str) -> dict[str, A
     }
 
 
-def eval_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """dataset -> budget -> `n`, `mean_reward`, `reward_se` (its standard error), `accuracy`,
-    `mean_cost_usd`, `expert_call_ratio` (episodes with a call), `calls_per_expert` (mean calls per
-    episode), `over_budget_rate`, `well_formed_rate` (turns without an action error)."""
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["budget"]), []).append(r)
-    for (dataset, budget), group in groups.items():
-        n, turns = len(group), max(sum(r["turns"] for r in group), 1)
-        rewards = [float(r["reward"]) for r in group]
-        mean = sum(rewards) / n
-        variance = sum((x - mean) ** 2 for x in rewards) / (n - 1) if n > 1 else 0.0
-        experts = list(dict.fromkeys(e for r in group for e in r["calls"]))
-        out.setdefault(dataset, {})[budget] = {
-            "n": n,
-            "mean_reward": mean,
-            "reward_se": (variance / n) ** 0.5,
-            "accuracy": sum(r["correct"] for r in group) / n,
-            "mean_cost_usd": sum(r["cost_usd"] for r in group) / n,
-            "expert_call_ratio": sum(any(r["calls"].values()) for r in group) / n,
-            "calls_per_expert": {e: sum(r["calls"].get(e, 0) for r in group) / n for e in experts},
-            "over_budget_rate": sum(r["over_budget"] for r in group) / n,
-            "well_formed_rate": 1.0 - sum(r["action_errors"] for r in group) / turns,
-        }
-    return out
-
-
-def write_report(rows: Sequence[dict[str, Any]], out: str | Path, name: str = "eval",
-                 reference_rows: Sequence[dict[str, Any]] = (), budgets: dict | None = None, **context: Any) -> str:
-    """`<name>_rows.jsonl`, `<name>.json` and `<name>.md` (the bench's table) under `out`. `reference_rows`
-    (the curve metrics' reference policies) join the table only; `budgets` ((pool, dataset) -> thresholds)
-    and `context` (`report_markdown`'s references, notes, simulated) shape its curve metrics."""
-    from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (out / f"{name}.json").write_text(json.dumps(eval_summary(rows), indent=2))
-    summary = summarize([*rows, *reference_rows])
-    markdown = report_markdown(summary, curve_metrics(summary, budgets or {}), **context)
-    (out / f"{name}.md").write_text(markdown + "\n")
-    return markdown
-
-
 def _parser(prog: str | None) -> argparse.ArgumentParser:
     parser = cli_args.Parser(prog=prog, description="Evaluate a controller checkpoint across budgets and datasets.")
     parser.add_argument("--checkpoint", required=True, help="model folder, checkpoint folder or training run folder")
@@ -185,7 +124,8 @@ def _parser(prog: str | None) -> argparse.ArgumentParser:
     cli_args.add_limit(parser, 100, "held-out problems per dataset")
     cli_args.add_seeds(parser)
     parser.add_argument("--max-turns", type=cli_args.positive_int, default=None, help="default: the run's, else 3")
-    parser.add_argument("--max-new-tokens", type=cli_args.positive_int, default=None, help="default: the run's, else 96")
+    parser.add_argument("--max-new-tokens", type=cli_args.positive_int, default=None,
+                        help="default: the run's, else 96")
     parser.add_argument("--integer-answers", choices=["true", "false"], default=None,
                         help="keep only integer answers of <= 3 digits (default: as the run was trained)")
     parser.add_argument("--batch-size", type=cli_args.positive_int, default=32, help="episodes per batch (default: 32)")
@@ -208,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     settings = train_settings(model_dir)
     datasets = args.dataset or [settings.get("dataset", "synthetic")]
     for dataset in datasets:  # before the model loads: a mistake costs no wait
-        require_part(dataset, load_problems(dataset), settings.get("test_fraction", 0.5), "test")
+        select_problems(dataset, "test", settings.get("test_fraction", 0.5), required=True)
     model, tokenizer = load_controller(model_dir, args.device)
     units = [(seed, dataset, budget) for seed in args.seeds for dataset in datasets for budget in args.budgets]
     rows: list[dict[str, Any]] = []
@@ -222,17 +162,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _references(args: argparse.Namespace, settings: dict[str, Any], rows: list[dict[str, Any]], datasets: list[str]) -> dict:
+def _references(args: argparse.Namespace, settings: dict[str, Any], rows: list[dict[str, Any]],
+                datasets: list[str]) -> dict:
     """The curve metrics' reference rows (controller alone, single experts) on the same problems, and how
     the table should mark them."""
-    from corl_gym.benchmarks.bench import run_references
+    from corl_gym.agents.episodes import run_references
     from corl_gym.experts import load_pool
 
     pool = args.pool or settings.get("pool", "sim-paper")
     reference_rows, references, notes = [], {}, {}
     for seed in args.seeds:
         for dataset in datasets:
-            problems = [p for p in load_problems(dataset) if p.id in {r["problem_id"] for r in rows if r["dataset"] == dataset}]
+            played = {r["problem_id"] for r in rows if r["dataset"] == dataset}
+            problems = [p for p in load_problems(dataset) if p.id in played]
             found, names, note = run_references(pool, dataset, problems, args.budgets, seed, [rows[0]["policy"]])
             reference_rows += found
             references[(pool, dataset)], notes[(pool, dataset)] = names, note
@@ -249,7 +191,8 @@ def _evaluate_args(args, model, tokenizer, settings, model_dir, seed, dataset, b
         model, tokenizer, pool=args.pool or settings.get("pool", "sim-paper"),
         datasets=[dataset], budgets=[budget],
         limit=args.limit or None, seed=seed, test_fraction=settings.get("test_fraction", 0.5),
-        integer_answers=settings.get("integer_answers", False) if args.integer_answers is None else args.integer_answers == "true",
+        integer_answers=(settings.get("integer_answers", False) if args.integer_answers is None
+                         else args.integer_answers == "true"),
         max_turns=args.max_turns or settings.get("max_turns", 3),
         max_new_tokens=args.max_new_tokens or settings.get("max_new_tokens", 96), batch_size=args.batch_size,
         policy=args.policy or _run_name(model_dir), prompt_style=settings.get("prompt_style", "full"),

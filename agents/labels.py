@@ -11,8 +11,8 @@ aggregating routers group them (`corl_gym.answer_groups`).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -62,20 +62,23 @@ def label_choices(
             if reply.error is None:
                 verdict = verify.check(stated_answer(reply.text), problem.answer)
                 correct[i, j] = verdict is verify.Verdict.CORRECT
-    rows = np.stack([np.asarray(features(p), dtype=np.float32).reshape(-1) for p in problems]) if problems else np.zeros((0, 0))
+    rows = (np.stack([np.asarray(features(p), dtype=np.float32).reshape(-1) for p in problems]) if problems
+            else np.zeros((0, 0)))
     return ChoiceLabels(choices, correct, cost, rows, answers)
 
 
 MAX_PLAN_EXPERTS = 5
 
 
-def plan_labels(labels: ChoiceLabels, max_experts: int = MAX_PLAN_EXPERTS) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
+def plan_labels(labels: ChoiceLabels,
+                max_experts: int = MAX_PLAN_EXPERTS) -> tuple[list[tuple[str, ...]], np.ndarray, np.ndarray]:
     """(plans, correct [n, P], cost [n, P]) for every plan of at most `max_experts` experts: ask them,
     cheapest first (by mean labelled cost), then submit the plurality of their answers and the
     controller's own. The empty plan answers alone; a one-expert plan submits that expert's answer when it
     states one (it is the dearer of the two), else the controller's."""
     order = sorted(range(1, len(labels.choices)), key=lambda j: labels.cost[:, j].mean())
-    subsets = [combo for size in range(min(max_experts, len(order)) + 1) for combo in itertools.combinations(order, size)]
+    sizes = range(min(max_experts, len(order)) + 1)
+    subsets = [combo for size in sizes for combo in itertools.combinations(order, size)]
     correct = np.zeros((len(labels.answers), len(subsets)), dtype=bool)
     cost = np.zeros(correct.shape, dtype=np.float64)
     for i, answers in enumerate(labels.answers):

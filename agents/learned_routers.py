@@ -20,7 +20,8 @@ most one call, like the scripted baselines; `knn` may also aggregate.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class LearnedRouter(Router):
 
     labels: ChoiceLabels | None = None
 
-    def fit(self, pool: Pool, problems: Sequence[Problem], progress: bool = False) -> "LearnedRouter":
+    def fit(self, pool: Pool, problems: Sequence[Problem], progress: bool = False) -> LearnedRouter:
         if not problems:
             raise ValueError(f"{self.name} needs training problems to fit on")
         self.labels = label_choices(pool, problems, progress=progress)
@@ -144,7 +145,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
-def _logistic_regression(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 500, lr: float = 0.5) -> np.ndarray:
+def _logistic_regression(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 500,
+                         lr: float = 0.5) -> np.ndarray:
     """Full-batch gradient descent on the L2-regularised log loss (few features, few thousand rows)."""
     xb = _with_bias(x)
     w = np.zeros(xb.shape[1])

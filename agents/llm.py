@@ -19,8 +19,9 @@ are the ids the env appends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -67,7 +68,8 @@ class HFGenerator:
         self._decode_step = None
         import inspect
 
-        # transformers 5 renamed `past_key_values` to `cache`; older releases (the `train` extra allows them) use the old name
+        # transformers 5 renamed `past_key_values` to `cache`; older releases (the `train` extra allows them)
+        # use the old name
         parameters = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in parameters else "past_key_values"
         # the prefill needs the last position's logits only ([batch, prompt, vocab] would not fit at scale)
@@ -105,8 +107,8 @@ class HFGenerator:
         full_mask[:, :width] = mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids, attention_mask=self._mask(full_mask, width), position_ids=positions,
-                         use_cache=True, cache_position=torch.arange(width, device=ids.device), **{self._cache_kw: cache},
-                         **self._last_only)
+                         use_cache=True, cache_position=torch.arange(width, device=ids.device),
+                         **{self._cache_kw: cache}, **self._last_only)
         logits = out.logits[:, -1, :]
         next_pos = positions[:, -1] + 1
         tokens, logps = [[] for _ in range(batch)], [[] for _ in range(batch)]
@@ -168,7 +170,8 @@ class HFGenerator:
             if self.compile and self.cache == "static" and token.is_cuda:
                 self._decode_step = torch.compile(self._forward_one, mode="reduce-overhead", fullgraph=False)
         cache_position = torch.tensor([slot], device=token.device)
-        return self._decode_step(token[:, None], self._mask(full_mask, slot + 1), position[:, None], cache, cache_position)
+        mask = self._mask(full_mask, slot + 1)
+        return self._decode_step(token[:, None], mask, position[:, None], cache, cache_position)
 
     def _forward_one(self, token, mask, position, cache, cache_position):
         out = self.model(input_ids=token, attention_mask=mask, position_ids=position, use_cache=True,
@@ -178,9 +181,9 @@ class HFGenerator:
 
 def _sample(torch, logits, temperature: float, top_p: float, rng):
     """Greedy when temperature is 0; else temperature and nucleus (top-p) sampling from
-    `core.sampling_log_softmax`, the distribution PPO scores its tokens under. Returns the tokens and
-    their log-probabilities under the distribution sampled from."""
-    from corl_gym.agents.ppo.core import sampling_log_softmax
+    `agents.logprobs.sampling_log_softmax`, the distribution the learners score its tokens under. Returns
+    the tokens and their log-probabilities under the distribution sampled from."""
+    from corl_gym.agents.logprobs import sampling_log_softmax
 
     if temperature <= 0:
         token = logits.argmax(-1)

@@ -53,12 +53,6 @@ class Router:
         self.called = False
         self.rng = episode_rng(self.seed, info["problem_id"], info["budget_mode"], info["threshold_usd"])
 
-    @property
-    def env(self) -> RouterView:
-        """The view under its former name, for subclasses written when routers held the env itself: it has
-        the view's members only. New code reads `self.view`."""
-        return self.view
-
     def act(self, observation: str, info: dict[str, Any]) -> str | CallAction | AnswerAction:
         if self.called:
             return self._answer_from_reply()

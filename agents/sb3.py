@@ -123,12 +123,10 @@ def _require_sb3(masked: bool) -> None:
 
 
 def _train_problems(config: SB3Config, pool: Any) -> list:
-    from corl_gym.data import load_problems
-    from corl_gym.splits import require_part
+    from corl_gym.splits import select_problems
 
     dataset = config.dataset or pool.dataset or "synthetic"
-    train_part = require_part(dataset, load_problems(dataset), config.test_fraction, "train")[0]
-    return train_part[: config.train_limit] if config.train_limit else train_part
+    return select_problems(dataset, "train", config.test_fraction, limit=config.train_limit, required=True)
 
 
 def _make_model(config: SB3Config, env: Any) -> Any:
@@ -236,7 +234,7 @@ def _last_means(episodes: list[tuple[str, float]], share: float = 0.2) -> dict[s
     return {b: round(float(np.mean([r for bb, r in tail if bb == b])), 4) for b in budgets}
 
 
-def evaluate(policy: "SB3Policy", pool: Any, problems: list, budgets: list[str], episodes: int, seed: int) -> dict:
+def evaluate(policy: SB3Policy, pool: Any, problems: list, budgets: list[str], episodes: int, seed: int) -> dict:
     """Deterministic episodes per budget, in the policy's routing env: mean reward, expert-call ratio and
     mean cost."""
     env = routing_env(policy.env_id, policy.features, pool=pool, problems=problems)

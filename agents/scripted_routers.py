@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from corl_gym import verify
-from corl_gym.budget import within_budget
 from corl_gym.agents.router_base import SELF, Router, answer_action, call_action
+from corl_gym.budget import within_budget
 from corl_gym.protocol import AnswerAction, CallAction, stated_answer
 
 

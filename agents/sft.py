@@ -43,45 +43,41 @@ import math
 import random
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from corl_gym.agents.ppo.config import _f, parse_config
-from corl_gym.agents.ppo.rollout import Episode
+from corl_gym.agents.config import TRAIN_CONFIG, LearnerConfig, _f, learner_main
+from corl_gym.agents.rollout import Episode
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(LearnerConfig):
     """SFT warm start: clone scripted routers' token-mode trajectories (loss on the controller's tokens)."""
 
     model: str = _f("", "folder of a transformers causal LM with its tokenizer; empty: build one of --size")
-    size: str = _f("tiny-cpu", "with no --model: a Qwen2 of this size (agents.tiny.SIZES) and a tokenizer trained here")
     out: str = _f("runs/sft", "output folder: the model and tokenizer, corl_train.json, sft_metrics.jsonl")
-    pool: str = _f("sim-paper", "expert pool name or YAML path")
-    dataset: str = _f("synthetic", "problems (its train split is used)")
-    test_fraction: float = _f(0.5, "held-out share, as in PPO and eval")
-    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 3 digits")
-    max_turns: int = _f(3, "turns per episode")
-    teachers: str = _f("always-self,always:*", "comma list of routers (NAME=K: weight K), one drawn per episode; always:* = each expert")
+    prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
+    size: str = _f("tiny-cpu", "with no --model: a Qwen2 of this size (agents.tiny.SIZES) and a tokenizer trained here")
+    teachers: str = _f("always-self,always:*", "comma list of routers (NAME=K: weight K), one drawn per episode; "
+                                                "always:* = each expert")
     episodes: int = _f(1024, "demonstration episodes")
     epochs: int = _f(2, "passes over the demonstrations")
     batch_size: int = _f(16, "trajectories per optimiser step")
     lr: float = _f(1e-3, "peak learning rate (linear warmup, cosine decay)")
     warmup_steps: int = _f(10, "warmup steps")
-    prompt_style: str = _f("full", "`full` or `compact` prompt and response blocks (see CORL-Math-v0)")
     call_query: str = _f("", "sub-query of every teacher call; empty: the whole problem (see the module docstring)")
-    random_answers: bool = _f(False, "give each demonstration's problem a random integer answer (see the module docstring)")
-    teachers_within_budget: bool = _f(False, "draw each episode's teacher among those whose expected cost fits its budget")
+    random_answers: bool = _f(False, "give each demonstration's problem a random integer answer "
+                                     "(see the module docstring)")
+    teachers_within_budget: bool = _f(False, "draw each episode's teacher among those whose expected cost fits "
+                                             "its budget")
     copy_short_steps: int = _f(0, "copy pretraining before SFT: steps on short repeat sequences (agents.copy_skill)")
     copy_long_steps: int = _f(0, "copy pretraining: then steps on sequences as long as the env's contexts")
     copy_lr: float = _f(3e-3, "learning rate of copy pretraining")
     copy_rows: int = _f(0, "long repeat sequences added to every SFT batch, so the copy skill survives SFT")
-    seed: int = _f(0, "seed of demonstrations, model and order")
-    time_limit_s: float = _f(0.0, "stop after this many seconds; 0: no limit")
-    progress: bool = _f(True, "progress bar")
 
 
 def teacher_names(spec: str, expert_names: Sequence[str]) -> list[str]:
@@ -107,7 +103,8 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
     rng = random.Random(seed)
     if random_answers:  # one problem per episode, pinned by index (ids repeat, answers differ)
         answers = [p.answer for p in problems]
-        problems = [dataclasses.replace(rng.choice(problems), answer=random_answer(rng, answers)) for _ in range(episodes)]
+        problems = [dataclasses.replace(rng.choice(problems), answer=random_answer(rng, answers))
+                    for _ in range(episodes)]
     env = CORLMathEnv(pool=pool, problems=problems, tokenizer=tokenizer, max_turns=max_turns, budget="mixed",
                       expert_seed=seed, prompt_style=prompt_style)
     routers = {name: make_router(name, seed) for name in set(teachers)}
@@ -116,20 +113,16 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
         obs, info = env.reset(seed=seed + k, options={"problem_index": k} if random_answers else None)
         router = routers[rng.choice(affordable_teachers(env, teachers, info) if within_budget else teachers)]
         router.reset(env, info)
-        episode = Episode(list(obs), [0] * len(obs), budget=info["budget_mode"], problem_id=info["problem_id"])
+        episode = Episode.begin(obs, info["budget_mode"], info["problem_id"])
         done = False
         while not done:
             action = router.act(obs, info)
             if call_query and isinstance(action, CallAction):
                 action = CallAction(action.expert, call_query)
             obs, reward, terminated, truncated, info = env.step(action)
-            env_ids = info["env_token_ids"]
-            turn = [int(t) for t in obs[len(episode.ids) : len(obs) - len(env_ids)]]
-            episode.ids += turn + list(env_ids)
-            episode.action_mask += [1] * len(turn) + [0] * len(env_ids)
+            turn = obs[len(episode.ids) : len(obs) - len(info["env_token_ids"])]  # what the env appended for it
+            episode.add_step(turn, info, reward, terminated, truncated)
             done = terminated or truncated
-        episode.reward, episode.correct, episode.cost_usd = float(reward), info["correct"], info["cost_usd"]
-        episode.calls, episode.turns = dict(info["calls"]), info["turn"]
         demos.append(episode)
     env.close()
     return demos
@@ -153,11 +146,10 @@ def random_answer(rng: random.Random, answers: Sequence[str]) -> str:
 
 def sft_loss(model: Any, batch: dict[str, Any]):
     """Cross-entropy of the controller's tokens, a mean over them."""
-    from corl_gym.agents.ppo import core
-    from corl_gym.agents.ppo.models import actor_forward
+    from corl_gym.agents.logprobs import masked_sum_mean, model_logprobs
 
-    logprobs, _ = actor_forward(model, batch)
-    return -core.masked_sum_mean(logprobs, batch["action_mask"][:, 1:])
+    logprobs, _ = model_logprobs(model, batch)
+    return -masked_sum_mean(logprobs, batch["action_mask"][:, 1:])
 
 
 def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, log_path: Path | None = None,
@@ -167,7 +159,7 @@ def train_sft(model: Any, tokenizer: Any, demos: list[Episode], cfg: SFTConfig, 
     import torch
 
     from corl_gym.agents.copy_skill import LONG, copy_loss, optimizer_step, repeat_batch
-    from corl_gym.agents.ppo.rollout import collate
+    from corl_gym.agents.rollout import collate
 
     rng, copy_rng = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed + 1)
     copy_stage = dataclasses.replace(LONG, batch_size=cfg.copy_rows)
@@ -237,7 +229,8 @@ def pretrain_copy_skill(model: Any, vocab_size: int, cfg: SFTConfig, log_path: P
     from corl_gym.agents.copy_skill import LONG, SHORT, pretrain_copy
 
     log_path.unlink(missing_ok=True)
-    stages = [dataclasses.replace(SHORT, steps=cfg.copy_short_steps), dataclasses.replace(LONG, steps=cfg.copy_long_steps)]
+    stages = [dataclasses.replace(SHORT, steps=cfg.copy_short_steps),
+              dataclasses.replace(LONG, steps=cfg.copy_long_steps)]
     stages = [stage for stage in stages if stage.steps]
     if not stages:
         return
@@ -253,7 +246,7 @@ def run_sft(cfg: SFTConfig) -> Path:
     """Demonstrations, training, and the model saved under `cfg.out` (with `corl_train.json`)."""
     import torch
 
-    from corl_gym.agents.evaluate import TRAIN_CONFIG, select_problems
+    from corl_gym.splits import select_problems
 
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -282,16 +275,14 @@ def run_sft(cfg: SFTConfig) -> Path:
     tokenizer.save_pretrained(out)
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
                 "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "prompt_style": cfg.prompt_style,
-                "call_query": cfg.call_query, "teachers": cfg.teachers, "teachers_within_budget": cfg.teachers_within_budget}
+                "call_query": cfg.call_query, "teachers": cfg.teachers,
+                "teachers_within_budget": cfg.teachers_within_budget}
     (out / TRAIN_CONFIG).write_text(json.dumps(settings, indent=2))
     return out
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    cfg = parse_config(SFTConfig, list(sys.argv[1:] if argv is None else argv), prog)
-    path = run_sft(cfg)
-    print(f"saved {path}; evaluate it with: corl-gym eval --checkpoint {path}")
-    return 0
+    return learner_main(SFTConfig, argv, prog, run_sft, needs_model=False)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ replies, actions), so contexts are short and the tiny model's budget goes to lea
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -26,8 +27,10 @@ SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # name -> Qwen2Config overrides; `tiny-cpu` is ~1.4M parameters with a 3k vocabulary
 SIZES: dict[str, dict[str, int]] = {
-    "micro": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
-    "tiny-cpu": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2),
+    "micro": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2),
+    "tiny-cpu": dict(hidden_size=128, intermediate_size=512, num_hidden_layers=4, num_attention_heads=4,
+                     num_key_value_heads=2),
 }
 
 
@@ -80,12 +83,19 @@ def env_corpus(pool: Any, problems: list, n_replies: int = 300, call_query: str 
     """The texts a controller meets in `CORL-Math-v0` with `pool`, in both prompt styles: prompts,
     problems, replies, actions (calls with `call_query`, or the problem when it is empty)."""
     from corl_gym.protocol import (
-        InvalidAction, RosterEntry, compact_opening, compact_response, compact_system_prompt, corrective_message,
-        format_response, system_prompt,
+        InvalidAction,
+        RosterEntry,
+        compact_opening,
+        compact_response,
+        compact_system_prompt,
+        corrective_message,
+        format_response,
+        system_prompt,
     )
 
     roster = [RosterEntry(n, e.spec.description, e.spec.price_in, e.spec.price_out) for n, e in pool.experts.items()]
-    texts = [make(roster, mode, t) for mode, t in pool.budgets.items() for make in (system_prompt, compact_system_prompt)]
+    texts = [make(roster, mode, t) for mode, t in pool.budgets.items()
+             for make in (system_prompt, compact_system_prompt)]
     texts += [compact_opening("", mode, t) for mode, t in pool.budgets.items()]
     texts *= 20
     texts += [" ".join(str(n) for n in range(1000))] * 3  # every number below 1000 becomes one token
@@ -114,7 +124,3 @@ def tiny_qwen2(vocab_size: int, size: str = "tiny-cpu", seed: int = 0, **overrid
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(config)
-
-
-def n_params(model: Any) -> int:
-    return sum(p.numel() for p in model.parameters())

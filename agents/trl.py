@@ -1,13 +1,13 @@
 """TRL's `GRPOTrainer` on `CORL-Math-v0`: multi-turn episodes in token mode through `rollout_func`.
 
-    corl-gym train --learner trl-grpo --preset tiny-cpu                 # SFT (the PPO preset's), GRPO, eval
+    corl-gym train --learner trl-grpo --preset tiny-cpu                 # SFT, GRPO, eval (agents.recipe)
     corl-gym train --learner trl-grpo --model SFT_DIR --episodes 640    # GRPO from any causal LM folder
     python -m corl_gym.agents.trl --preset tiny-cpu --model runs/tiny-cpu/sft --out runs/grpo   # same flags
 
 Each prompt row of the dataset names a training problem and a budget mode (a JSON key, not text: see
 trap 2). `CORLRollout` plays one episode per row through a token-mode `CORLMathVectorEnv` with the
-PPO learner's `play` and `HFGenerator` (the controller's ids appended verbatim, expert calls of a batch
-concurrent), and returns the whole multi-turn trajectory after the prompt as the completion:
+learners' shared `agents.rollout.play` and `HFGenerator` (the controller's ids appended verbatim, expert
+calls of a batch concurrent), and returns the whole multi-turn trajectory after the prompt as the completion:
 `turn | env block | turn | ...`, with `env_mask` 1 exactly on the controller's ids. The reward function
 `env_reward` passes the env's episode reward through. The learner is GRPO (group-normalised episode
 reward as every controller token's advantage, clipped ratio, optional k3 KL to a reference), so the
@@ -63,46 +63,32 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from corl_gym.agents.ppo.config import _f, parse_config
-
-BUDGETS = ("low", "medium", "high")
+from corl_gym.agents.config import TRAIN_CONFIG, RLConfig, _f, learner_main, train_settings
+from corl_gym.agents.recipe import PRESETS, RecipeLearner, run_preset
 
 
 @dataclass
-class GRPOConfig:
+class GRPOConfig(RLConfig):
     """GRPO (TRL) on CORL-Math-v0: the flags of `corl-gym train --learner trl-grpo`."""
 
-    model: str = _f("", "folder of a transformers causal LM with its tokenizer (e.g. an SFT checkpoint)")
-    preset: str = _f("", "`tiny-cpu`: the PPO preset's SFT start (unless --model), GRPO, then eval")
     out: str = _f("runs/trl-grpo", "output folder: actor/ (the trained model), metrics.jsonl, eval.json")
-    device: str = _f("auto", "`cpu`, `cuda` or `auto`")
-    pool: str = _f("sim-paper", "expert pool name or YAML path")
-    dataset: str = _f("synthetic", "training problems (its train split is used)")
-    test_fraction: float = _f(0.5, "held-out share, as in PPO and eval")
-    integer_answers: bool = _f(False, "keep only problems whose gold answer is an integer of <= 3 digits")
     budgets: str = _f("low,medium,high", "budget modes mixed in training (one dataset row per problem x mode)")
-    max_turns: int = _f(3, "turns per episode before truncation")
-    prompt_style: str = _f("", "`full` or `compact` (see CORL-Math-v0); empty: the style the model was trained on, else full")
     episodes: int = _f(640, "sampled episodes in all (rounded up to whole optimiser steps)")
     episodes_per_step: int = _f(16, "episodes per generation (TRL's generation_batch_size)")
     num_generations: int = _f(4, "episodes per group (same problem and budget); divides episodes_per_step")
     num_minibatches: int = _f(2, "optimiser steps per generation (TRL's steps_per_generation)")
-    max_new_tokens: int = _f(96, "tokens per controller turn")
-    temperature: float = _f(1.0, "sampling temperature of rollouts (must be > 0 for GRPO)")
-    top_p: float = _f(1.0, "nucleus sampling of rollouts")
     lr: float = _f(1e-6, "learning rate (constant)")
     beta: float = _f(0.001, "KL-to-reference coefficient (0: no reference model)")
     clip: float = _f(0.2, "policy ratio clip (TRL's epsilon)")
     loss_type: str = _f("dapo", "TRL loss aggregation: dapo (token mean, as PPO here), grpo, dr_grpo, ...")
     scale_rewards: str = _f("group", "advantage scaling: group (GRPO), batch, none (Dr. GRPO)")
-    seed: int = _f(0, "seed of sampling, data order and envs")
-    time_limit_s: float = _f(0.0, "stop after this many seconds of training; 0: no limit")
     eval_limit: int = _f(100, "held-out problems per budget in the preset's eval")
-    progress: bool = _f(True, "progress bar")
 
 
 # ------------------------------------------------------------------------------------ the data
@@ -153,7 +139,7 @@ class CORLRollout:
 
     def rollout(self, prompts: list, generator: Any) -> dict[str, list]:
         """Play one episode per row (in order, trap 1) and return TRL's fields plus the extra fields."""
-        from corl_gym.agents.ppo.rollout import play
+        from corl_gym.agents.rollout import play
 
         pins = [parse_prompt(p) for p in prompts]
         recorder = _PromptLengths(generator)
@@ -262,9 +248,9 @@ def build_trainer(cfg: GRPOConfig, rollout: CORLRollout | None = None):
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from corl_gym.agents.evaluate import select_problems
-    from corl_gym.agents.ppo.rollout import check_turn_budget
+    from corl_gym.agents.rollout import check_turn_budget
     from corl_gym.agents.tiny import load_tokenizer
+    from corl_gym.splits import select_problems
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
     tokenizer = load_tokenizer(cfg.model)
@@ -273,7 +259,8 @@ def build_trainer(cfg: GRPOConfig, rollout: CORLRollout | None = None):
     dataset = Dataset.from_dict({"prompt": episode_prompts(problems, budgets)})
     rollout = rollout or CORLRollout(tokenizer, problems, cfg.pool, cfg.max_turns, cfg.max_new_tokens,
                                      cfg.temperature, cfg.top_p, cfg.seed, prompt_style=cfg.prompt_style)
-    check_turn_budget(tokenizer, rollout.pool.expert_names(), cfg.max_new_tokens, _trained_on(cfg).get("call_query", ""))
+    call_query = _trained_on(cfg).get("call_query", "")
+    check_turn_budget(tokenizer, rollout.pool.expert_names(), cfg.max_new_tokens, call_query)
     steps = math.ceil(cfg.episodes / cfg.episodes_per_step) * cfg.num_minibatches
     trainer = GRPOTrainer(model=cfg.model, reward_funcs=[env_reward], args=trainer_args(cfg, device, steps),
                           train_dataset=dataset, processing_class=tokenizer, rollout_func=rollout,
@@ -303,15 +290,11 @@ def _MetricsFile(path: Path, time_limit_s: float):
 
 
 def _trained_on(cfg: GRPOConfig) -> dict[str, Any]:
-    from corl_gym.agents.evaluate import train_settings
-
     return train_settings(Path(cfg.model))
 
 
 def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
     """Run GRPO; save the model (a transformers folder `corl-gym eval` loads) under `out/actor`."""
-    from corl_gym.agents.evaluate import TRAIN_CONFIG
-
     cfg = replace(cfg, prompt_style=cfg.prompt_style or _trained_on(cfg).get("prompt_style", "full"))
     trainer, rollout = build_trainer(cfg, rollout)
     try:
@@ -322,7 +305,8 @@ def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
     trainer.save_model(str(folder))
     trainer.processing_class.save_pretrained(str(folder))
     settings = {"pool": cfg.pool, "dataset": cfg.dataset, "test_fraction": cfg.test_fraction,
-                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns, "max_new_tokens": cfg.max_new_tokens,
+                "integer_answers": cfg.integer_answers, "max_turns": cfg.max_turns,
+                "max_new_tokens": cfg.max_new_tokens,
                 "prompt_style": cfg.prompt_style, "call_query": _trained_on(cfg).get("call_query", ""),
                 "episodes": trainer.state.global_step * (cfg.episodes_per_step // cfg.num_minibatches),
                 "planned_episodes": trainer.state.max_steps * (cfg.episodes_per_step // cfg.num_minibatches)}
@@ -331,47 +315,9 @@ def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
 
 
 # ---------------------------------------------------------------------------------- the preset
-def run_preset(cfg: GRPOConfig) -> int:
-    """tiny-cpu: the PPO preset's SFT start (built here unless --model) and its copy check, GRPO, and the
-    PPO preset's eval of both; `eval.json` has the PPO preset's fields with `grpo` for `ppo`."""
-    from corl_gym.agents.evaluate import eval_summary, evaluate, load_controller, write_report
-    from corl_gym.agents.ppo.preset import PRESETS, Report, reference_rewards, sft_start
-
-    preset = PRESETS[cfg.preset]
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    report = Report(out, cfg.preset, cfg.dataset, cfg.pool)
-    cfg = replace(cfg, model=str(sft_start(cfg, preset, Path(cfg.model or out / "sft"), report, build=not cfg.model)))
-    if not report.copy_passed(preset["copy_check"]["min_rate"]):
-        return report.stop(f"copy check failed: the SFT start copied the expert's answer in {report.result['copy_rate']:.3f} "
-                           f"of held-out forced calls, below {preset['copy_check']['min_rate']}; GRPO was not run")
-    with report.phase("grpo"):
-        model_dir = train(cfg)
-    settings = json.loads((model_dir / "corl_train.json").read_text())
-    if settings["episodes"] < settings["planned_episodes"]:
-        report.cut(f"GRPO stopped at its {cfg.time_limit_s:.0f} s time cap after {settings['episodes']} of "
-                   f"{settings['planned_episodes']} episodes")
-    eval_kwargs = dict(pool=cfg.pool, datasets=[cfg.dataset], test_fraction=cfg.test_fraction,
-                       integer_answers=cfg.integer_answers, max_turns=cfg.max_turns, max_new_tokens=cfg.max_new_tokens,
-                       seed=cfg.seed, limit=cfg.eval_limit, batch_size=preset["eval"]["batch_size"],
-                       prompt_style=settings["prompt_style"], call_query=settings["call_query"])
-    with report.phase("eval_sft"):
-        start_rows = evaluate(*load_controller(cfg.model), policy="sft", **eval_kwargs)
-    with report.phase("eval_grpo"):
-        grpo_rows = evaluate(*load_controller(model_dir), policy="trl-grpo", **eval_kwargs)
-    markdown = write_report(start_rows + grpo_rows, out, "eval_table")
-    report.result.update(grpo=eval_summary(grpo_rows)[cfg.dataset], sft_start=eval_summary(start_rows)[cfg.dataset],
-                         references=reference_rewards(cfg, start_rows), episodes=settings["episodes"])
-    report.write()
-    print(markdown)
-    return report.finish()
-
-
 def preset_overrides(name: str) -> dict[str, Any]:
     """The PPO preset's task, rollout and budget, read from it (not copied), so the two stay comparable:
     the same episodes in all (iterations x num_envs), learning rate, KL coefficient, minibatches."""
-    from corl_gym.agents.ppo.preset import PRESETS
-
     ppo = PRESETS[name]["ppo"]
     return dict(out=f"runs/trl-grpo-{name}", device=ppo["device"], integer_answers=ppo["integer_answers"],
                 max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"], time_limit_s=ppo["time_limit_s"],
@@ -380,22 +326,22 @@ def preset_overrides(name: str) -> dict[str, Any]:
                 lr=ppo["actor_lr"], beta=ppo["kl_coef"], eval_limit=PRESETS[name]["eval"]["limit"])
 
 
+def _episodes_done(cfg: GRPOConfig, model_dir: Path) -> tuple[int, int, str]:
+    settings = train_settings(model_dir)
+    return settings["episodes"], settings["planned_episodes"], "episodes"
+
+
+def _episodes(cfg: GRPOConfig, model_dir: Path, result: dict[str, Any]) -> dict[str, Any]:
+    return {"episodes": train_settings(model_dir)["episodes"]}
+
+
+# GRPO as the recipe (`agents.recipe`) runs it: the PPO preset's SFT start, copy check and eval
+GRPO_RECIPE = RecipeLearner(name="GRPO", key="grpo", policy="trl-grpo", config=GRPOConfig, defaults=preset_overrides,
+                            train=train, progress=_episodes_done, extras=_episodes)
+
+
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    from corl_gym.cli_args import UsageError
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cfg = parse_config(GRPOConfig, argv, prog)
-    if cfg.preset:
-        from corl_gym.agents.ppo.preset import PRESETS
-
-        if cfg.preset not in PRESETS:
-            raise UsageError(f"unknown preset {cfg.preset!r}; presets: {', '.join(PRESETS)}")
-        return run_preset(parse_config(GRPOConfig, argv, prog, **preset_overrides(cfg.preset)))
-    if not cfg.model:
-        raise UsageError("--model is required (or --preset tiny-cpu)")
-    folder = train(cfg)
-    print(f"saved {folder}; evaluate it with: corl-gym eval --checkpoint {cfg.out}")
-    return 0
+    return learner_main(GRPOConfig, argv, prog, train, recipe=partial(run_preset, GRPO_RECIPE))
 
 
 if __name__ == "__main__":

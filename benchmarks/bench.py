@@ -49,16 +49,15 @@ from typing import Any
 
 from tqdm import tqdm
 
+from corl_gym.agents.cost_curves import oracle_frontier
+from corl_gym.agents.episodes import reference_policies, run_episode, run_routing_episode, text_env
 from corl_gym.agents.labels import label_choices
 from corl_gym.agents.learned_routers import LEARNED
+from corl_gym.agents.report import curve_metrics, report_markdown, summarize
 from corl_gym.agents.routers import make_router, router_names
-from corl_gym.benchmarks.episodes import run_episode, run_routing_episode
-from corl_gym.benchmarks.metrics import oracle_frontier
-from corl_gym.benchmarks.report import curve_metrics, report_markdown, summarize
 from corl_gym.budget import BUDGET_MODES, validate_budget
 from corl_gym.cli_args import budget_label
 from corl_gym.data import Problem, load_problems
-from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import CacheConfig, Ledger, Pool, load_pool
 from corl_gym.run_files import RowWriter, WriterLock, resume_rows
 from corl_gym.splits import require_part
@@ -191,7 +190,8 @@ def _plan(config: BenchConfig, ledger: Ledger | None = None, notes: list[str] | 
                         raise FileNotFoundError(f"no SB3 model at {name.split(':', 1)[1]}")
                     if not name.startswith(("sb3:", "api:")):
                         make_router(name)
-                references, curve_note = _references(policies, pool, pool_name) if config.references else ([], None)
+                references, curve_note = (reference_policies(policies, pool, pool_name) if config.references
+                                          else ([], None))
                 planned += 1
                 yield _Block(pool_name, seed, pool, dataset, train, test, [*policies, *references], references,
                              curve_note)
@@ -204,31 +204,6 @@ def _splits(dataset: str, problems: list[Problem], config: BenchConfig) -> tuple
     fitted = any(p in LEARNED for p in config.policies or ["best-fixed"])
     train, test = require_part(dataset, problems, config.test_fraction, "test", *(["train"] if fitted else []))
     return train[: config.train_limit], test[: config.limit]
-
-
-def _references(policies: list[str], pool: Pool, pool_name: str) -> tuple[list[str], str | None]:
-    """Reference policies the curve metrics need and `policies` lack; or why they are not run."""
-    missing = [] if "always-self" in policies else ["always-self"]
-    if not any(p.startswith("always:") for p in policies):
-        missing += [f"always:{e}" for e in pool.expert_names()]
-    if not missing or pool.simulated:
-        return missing, None
-    return [], (f"curve metrics not computed: they need {', '.join(missing)} as reference points, and pool "
-                f"{pool_name}'s experts are live (running them would cost money); add them to --policies")
-
-
-def run_references(pool_name: str, dataset: str, problems: list[Problem], budgets: list[str | float], seed: int,
-                   policies: list[str]) -> tuple[list[dict[str, Any]], list[str], str | None]:
-    """Rows of the curve metrics' reference policies that `policies` lack, on `problems` as the bench runs
-    them (for `corl-gym eval`); with a live pool, no rows and why not."""
-    pool = load_pool(pool_name, seed=seed)
-    try:
-        references, note = _references(policies, pool, pool_name)
-        block = _Block(pool_name, seed, pool, dataset, [], list(problems), references, references, note)
-        rows = list(_run_block(block, BenchConfig(budgets=list(budgets)), set()))
-    finally:
-        pool.close()
-    return rows, references, note
 
 
 def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator[dict[str, Any]]:
@@ -254,8 +229,7 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
             router = _text_policy(policy, block)
             if hasattr(router, "fit"):
                 router.fit(block.pool, block.train)
-            env = CORLMathEnv(pool=block.pool, problems=block.test,
-                              max_turns=config.max_turns or len(block.pool.experts) + 1)
+            env = text_env(block.pool, block.test, config.max_turns)
 
             def run(b, i, env=env, router=router):
                 return run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corl_gym.benchmarks.metrics import upper_hull
+from corl_gym.agents.cost_curves import upper_hull
 
 SIZES = {"low": 30, "medium": 60, "high": 110}  # marker area per budget; other budgets (mixed, $x) get 45
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p", "d", "8", "H", "1", "2", "3", "4", "+")

@@ -8,11 +8,11 @@ Models are Qwen2.5-0.5B- and 1.5B-shaped (`Qwen2Config` with their published sha
 bf16; nothing is downloaded. Stages:
 
 1. `env.json`: torch, transformers, device.
-2. `rollout.json` (0.5B) and, last, `rollout_1.5b.json` (batch 256): decode throughput (new tokens/s) on the same prompts (256 random prompt tokens, 256
-   new, EOS ignored, greedy) at batch 256 and 1024: our `HFGenerator` (dynamic cache; static cache with
-   a compiled decode step) vs transformers `generate` with its default dynamic cache and with
-   `cache_implementation="static"` (which compiles). Each configuration runs once to warm up (and
-   compile), then once timed.
+2. `rollout.json` (0.5B) and, last, `rollout_1.5b.json` (batch 256): decode throughput (new tokens/s) on
+   the same prompts (256 random prompt tokens, 256 new, EOS ignored, greedy) at batch 256 and 1024: our
+   `HFGenerator` (dynamic cache; static cache with a compiled decode step) vs transformers `generate` with
+   its default dynamic cache and with `cache_implementation="static"` (which compiles). Each
+   configuration runs once to warm up (and compile), then once timed.
 3. `update.json`: actor update tokens/s and MFU (6 N tokens / time / 790e12) of our PPO actor step
    (`corl_gym.agents.ppo.train.actor_step`: forward, clipped policy loss over controller tokens,
    backward, clip, fused AdamW) vs a plain transformers causal-LM training step (labels = inputs, same
@@ -30,8 +30,9 @@ import json
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PEAK_FLOPS = 790e12
 SHAPES = {  # Qwen2.5-0.5B / 1.5B (config.json on the hub), and a toy for --dry-run
@@ -106,45 +107,54 @@ def stage_env(b: Bench) -> None:
     b.write("env", info)
 
 
+GENERATORS = ("ours_dynamic", "ours_static_compiled", "hf_generate_dynamic", "hf_generate_static")
+
+
 def stage_rollout(b: Bench, shapes: list[str], batches: list[int], prompt_len: int, new_tokens: int,
                   name: str = "rollout") -> None:
-    from corl_gym.agents.llm import HFGenerator
-
-    torch, results = b.torch, []
+    results: list[dict[str, Any]] = []
     for shape in shapes:
         model = b.model(shape).eval()
-        vocab = model.config.vocab_size
         for batch in batches:
-            prompts = torch.randint(100, vocab - 100, (batch, prompt_len), generator=torch.Generator().manual_seed(batch))
-            runs = {
-                "ours_dynamic": lambda: HFGenerator(model, _VocabTokenizer(vocab), (), ignore_eos=True),
-                "ours_static_compiled": lambda: HFGenerator(model, _VocabTokenizer(vocab), (), cache="static",
-                                                            compile=b.device == "cuda", ignore_eos=True),
-                "hf_generate_dynamic": None,
-                "hf_generate_static": "static",
-            }
-            for gen_name, make in runs.items():
-                if b.left_s() < 60:
-                    results.append({"shape": shape, "batch": batch, "generator": gen_name, "skipped": "time budget"})
-                    continue
-                if callable(make):
-                    gen = make()
-                    run = lambda: gen.generate(prompts.tolist(), max_new_tokens=new_tokens, temperature=0.0)
-                else:
-                    run = _hf_generate(b, model, prompts, new_tokens, make)
-                entry = {"shape": shape, "batch": batch, "generator": gen_name, "prompt_tokens": prompt_len, "new_tokens": new_tokens}
-                try:
-                    entry["warmup_s"] = b.timed(run)  # first call: allocation, autotuning and compilation
-                    entry["seconds"] = b.timed(run)
-                    entry["tokens_per_s"] = batch * new_tokens / entry["seconds"]
-                except Exception as exc:  # noqa: BLE001 - one failed configuration must not lose the others
-                    entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
-                    _free(b)
-                results.append(entry)
-                b.write(name, results)
+            _rollout_batch(b, model, shape, batch, prompt_len, new_tokens, results, name)
         del model
         _free(b)
     b.write(name, results)
+
+
+def _rollout_batch(b: Bench, model: Any, shape: str, batch: int, prompt_len: int, new_tokens: int,
+                   results: list[dict[str, Any]], name: str) -> None:
+    """Every generator on the same prompts; each entry is written as it finishes."""
+    torch, vocab = b.torch, model.config.vocab_size
+    prompts = torch.randint(100, vocab - 100, (batch, prompt_len), generator=torch.Generator().manual_seed(batch))
+    for generator in GENERATORS:
+        entry: dict[str, Any] = {"shape": shape, "batch": batch, "generator": generator}
+        if b.left_s() < 60:
+            results.append({**entry, "skipped": "time budget"})
+            continue
+        entry.update(prompt_tokens=prompt_len, new_tokens=new_tokens)
+        try:
+            run = _generation(b, generator, model, prompts, new_tokens)
+            entry["warmup_s"] = b.timed(run)  # first call: allocation, autotuning and compilation
+            entry["seconds"] = b.timed(run)
+            entry["tokens_per_s"] = batch * new_tokens / entry["seconds"]
+        except Exception as exc:  # noqa: BLE001 - one failed configuration must not lose the others
+            entry["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            _free(b)
+        results.append(entry)
+        b.write(name, results)
+
+
+def _generation(b: Bench, generator: str, model: Any, prompts: Any, new_tokens: int) -> Callable[[], Any]:
+    """A call that writes `new_tokens` after each prompt, greedy, with the named generator."""
+    from corl_gym.agents.llm import HFGenerator
+
+    if generator.startswith("hf_generate"):
+        return _hf_generate(b, model, prompts, new_tokens, "static" if generator.endswith("static") else None)
+    static = generator == "ours_static_compiled"
+    gen = HFGenerator(model, _VocabTokenizer(model.config.vocab_size), (), cache="static" if static else "dynamic",
+                      compile=static and b.device == "cuda", ignore_eos=True)
+    return lambda: gen.generate(prompts.tolist(), max_new_tokens=new_tokens, temperature=0.0)
 
 
 def _hf_generate(b: Bench, model, prompts, new_tokens: int, cache: str | None):
@@ -160,65 +170,79 @@ def _hf_generate(b: Bench, model, prompts, new_tokens: int, cache: str | None):
 
 
 def stage_update(b: Bench, plan: list[tuple[str, int, int]], steps: int) -> None:
-    from types import SimpleNamespace
-
-    from corl_gym.agents.ppo.train import actor_step
-
-    torch, results = b.torch, []
+    results: list[dict[str, Any]] = []
     for shape, rows, length in plan:
         if b.left_s() < 60:
             results.append({"shape": shape, "skipped": "time budget"})
             continue
-        model = b.model(shape).train()
-        n_params = sum(p.numel() for p in model.parameters())
-        tokens = rows * length
-        ids = torch.randint(100, model.config.vocab_size - 100, (rows, length), device=b.device)
-        fused = {"fused": True} if b.device == "cuda" else {}
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-6, **fused)
-
-        def plain_step():
-            loss = model(input_ids=ids, labels=ids, use_cache=False).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-
-        # a PPO minibatch of the same shape: prompt | turn | expert block | turn, half controller tokens
-        mask = torch.zeros(rows, length, device=b.device)
-        mask[:, length // 4 : length // 2] = 1
-        mask[:, 3 * length // 4 :] = 1
-        mb = {"ids": ids, "attention_mask": torch.ones_like(ids), "mask": mask[:, 1:],
-              "old_logprobs": torch.full((rows, length - 1), -2.0, device=b.device),
-              "advantages": torch.randn(rows, length - 1, device=b.device) * mask[:, 1:]}
-        cfg = SimpleNamespace(clip=0.2, ent_coef=0.0, max_grad_norm=1.0)
-        denom = mask[:, 1:].sum()
-        ours = lambda: actor_step(cfg, model, opt, mb, denom)
-        entry = {"shape": shape, "params": n_params, "rows": rows, "length": length}
-        for name, step in (("hf_plain_step", plain_step), ("ours_ppo_actor_step", ours)):
-            try:
-                b.timed(step)  # warm-up
-                seconds = b.timed(lambda: [step() for _ in range(steps)]) / steps
-                entry[name] = {"seconds": seconds, "tokens_per_s": tokens / seconds,
-                               "mfu": 6 * n_params * tokens / seconds / PEAK_FLOPS}
-            except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record it, keep going
-                entry[name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-                opt.zero_grad(set_to_none=True)
-                _free(b)
-            b.write("update", results + [entry])
-        if "tokens_per_s" in entry["ours_ppo_actor_step"] and "tokens_per_s" in entry["hf_plain_step"]:
-            entry["ratio_ours_vs_plain"] = entry["ours_ppo_actor_step"]["tokens_per_s"] / entry["hf_plain_step"]["tokens_per_s"]
-        results.append(entry)
+        results.append(_update_shape(b, shape, rows, length, steps, results))
         b.write("update", results)
-        del model, opt
         _free(b)
 
 
+def _update_shape(b: Bench, shape: str, rows: int, length: int, steps: int,
+                  done: list[dict[str, Any]]) -> dict[str, Any]:
+    """A plain causal-LM training step and our PPO actor step, on the same shape; written as each finishes."""
+    from corl_gym.agents.ppo.config import PPOConfig
+    from corl_gym.agents.ppo.train import actor_step
+
+    torch = b.torch
+    model = b.model(shape).train()
+    n_params = sum(p.numel() for p in model.parameters())
+    ids = torch.randint(100, model.config.vocab_size - 100, (rows, length), device=b.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6, **({"fused": True} if b.device == "cuda" else {}))
+    mb = _ppo_minibatch(b, ids)
+    cfg = PPOConfig(clip=0.2, ent_coef=0.0, max_grad_norm=1.0)
+    candidates = {"hf_plain_step": lambda: _plain_step(model, opt, ids),
+                  "ours_ppo_actor_step": lambda: actor_step(cfg, model, opt, mb, mb["mask"].sum(), {})}
+    entry: dict[str, Any] = {"shape": shape, "params": n_params, "rows": rows, "length": length}
+    for name, step in candidates.items():
+        entry[name] = _timed_steps(b, step, steps, rows * length, n_params, opt)
+        b.write("update", [*done, entry])
+    ours, plain = entry["ours_ppo_actor_step"], entry["hf_plain_step"]
+    if "tokens_per_s" in ours and "tokens_per_s" in plain:
+        entry["ratio_ours_vs_plain"] = ours["tokens_per_s"] / plain["tokens_per_s"]
+    return entry
+
+
+def _plain_step(model: Any, opt: Any, ids: Any) -> None:
+    loss = model(input_ids=ids, labels=ids, use_cache=False).loss
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def _ppo_minibatch(b: Bench, ids: Any) -> dict[str, Any]:
+    """A PPO minibatch of `ids`' shape: prompt | turn | expert block | turn, half of it controller tokens."""
+    torch, (rows, length) = b.torch, ids.shape
+    mask = torch.zeros(rows, length, device=b.device)
+    mask[:, length // 4 : length // 2] = 1
+    mask[:, 3 * length // 4 :] = 1
+    return {"ids": ids, "attention_mask": torch.ones_like(ids), "mask": mask[:, 1:],
+            "old_logprobs": torch.full((rows, length - 1), -2.0, device=b.device),
+            "advantages": torch.randn(rows, length - 1, device=b.device) * mask[:, 1:]}
+
+
+def _timed_steps(b: Bench, step: Callable[[], Any], steps: int, tokens: int, n_params: int, opt: Any) -> dict[str, Any]:
+    """Seconds per step (after a warm-up step), tokens per second and MFU; or the error that stopped it."""
+    try:
+        b.timed(step)  # warm-up
+        seconds = b.timed(lambda: [step() for _ in range(steps)]) / steps
+        return {"seconds": seconds, "tokens_per_s": tokens / seconds,
+                "mfu": 6 * n_params * tokens / seconds / PEAK_FLOPS}
+    except Exception as exc:  # noqa: BLE001 - e.g. out of memory: record it, keep going
+        opt.zero_grad(set_to_none=True)
+        _free(b)
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+
+
 def stage_e2e(b: Bench, shape: str, num_envs: int, max_new_tokens: int) -> None:
-    from corl_gym.agents.evaluate import select_problems
     from corl_gym.agents.ppo.config import PPOConfig
     from corl_gym.agents.ppo.logger import read_metrics
     from corl_gym.agents.ppo.train import train
     from corl_gym.agents.tiny import env_corpus, train_tokenizer
     from corl_gym.experts import load_pool
+    from corl_gym.splits import select_problems
 
     if b.left_s() < 90:
         b.write("e2e", {"skipped": "time budget"})
@@ -230,8 +254,9 @@ def stage_e2e(b: Bench, shape: str, num_envs: int, max_new_tokens: int) -> None:
     model.save_pretrained(folder / "model")
     del model
     _free(b)
-    cfg = PPOConfig(model=str(folder / "model"), out=str(folder / "run"), device=b.device, iterations=1, num_envs=num_envs,
-                    max_new_tokens=max_new_tokens, max_turns=2, num_minibatches=4, progress=False, tensorboard=False)
+    cfg = PPOConfig(model=str(folder / "model"), out=str(folder / "run"), device=b.device, iterations=1,
+                    num_envs=num_envs, max_new_tokens=max_new_tokens, max_turns=2, num_minibatches=4, progress=False,
+                    tensorboard=False)
     try:
         seconds = b.timed(lambda: train(cfg))
     except Exception as exc:  # noqa: BLE001
@@ -240,7 +265,8 @@ def stage_e2e(b: Bench, shape: str, num_envs: int, max_new_tokens: int) -> None:
     metrics = read_metrics(folder / "run")[-1]
     b.write("e2e", {"shape": shape, "tokenizer_vocab": len(tokenizer), "num_envs": num_envs,
                     "max_new_tokens": max_new_tokens, "wall_s_including_model_load": seconds,
-                    "metrics": {k: v for k, v in metrics.items() if k.split("/")[0] in ("timing_s", "perf", "response_length", "env")}})
+                    "metrics": {k: v for k, v in metrics.items()
+                                if k.split("/")[0] in ("timing_s", "perf", "response_length", "env")}})
 
 
 def _free(b: Bench) -> None:
@@ -263,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     if "env" in stages:
         stage_env(b)
     if args.dry_run:
-        plan = dict(shapes=["toy"], batches=[4, 8], prompt_len=16, new_tokens=8, update=[("toy", 2, 64)], e2e=("toy", 2, 8))
+        # e2e: 16 new tokens per turn, the least that holds a call to every expert
+        plan = dict(shapes=["toy"], batches=[4, 8], prompt_len=16, new_tokens=8, update=[("toy", 2, 64)],
+                    e2e=("toy", 2, 16))
     else:
         # 1.5B rollouts run last (batch 256 only): the update and e2e stages matter more within 9 minutes
         plan = dict(shapes=["0.5b"], batches=[256, 1024], prompt_len=256, new_tokens=256,

@@ -30,7 +30,8 @@ def main() -> None:
             if phase[i] == 1:
                 actions.append(f"<answer>\\boxed{{{extract_answer(observation)}}}</answer>")
             else:
-                actions.append('<call expert="gpt-4.1-nano">' + observation.rsplit("Problem:\n", 1)[-1].strip() + "</call>")
+                problem = observation.rsplit("Problem:\n", 1)[-1].strip()
+                actions.append(f'<call expert="gpt-4.1-nano">{problem}</call>')
         observations, reward, terminated, truncated, infos = envs.step(actions)
         done = terminated | truncated
         rewards += reward[done].tolist()

@@ -3,9 +3,9 @@ against a hand computation.
 
 Layout. A batch holds `B` trajectories right-padded to length `L`: `ids[B, L]`, and `action_mask[B, L]`,
 1 exactly on the controller's own tokens (0 on the prompt, on every block the env appended, on padding).
-A causal LM's logits at position t predict token t+1, so every per-token quantity here is in the
-shifted layout of length `L - 1`: `logprobs[:, t] = log p(ids[:, t+1] | ids[:, :t+1])`,
-`values[:, t]` = the critic's value of the context `ids[:, :t+1]`, and `mask = action_mask[:, 1:]`.
+Every per-token quantity here is in the shifted layout of length `L - 1` (`agents.logprobs`):
+`logprobs[:, t] = log p(ids[:, t+1] | ids[:, :t+1])`, `values[:, t]` = the critic's value of the
+context `ids[:, :t+1]`, and `mask = action_mask[:, 1:]`.
 
 Names follow TRL and veRL: a mask is named for what 1 means, and every masked mean divides by
 `mask.sum().clamp(min=1)`, so a batch without a controller token gives 0, never NaN. `denom` overrides
@@ -17,13 +17,7 @@ from __future__ import annotations
 
 import torch
 
-
-def masked_sum_mean(x: torch.Tensor, mask: torch.Tensor, denom: torch.Tensor | float | None = None) -> torch.Tensor:
-    """Mean of `x` over positions where `mask` is 1 (`denom` replaces the count, see the module docstring)."""
-    total = (x * mask).sum()
-    if denom is None:
-        denom = mask.sum().clamp(min=1)
-    return total / denom
+from corl_gym.agents.logprobs import masked_sum_mean
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -31,44 +25,6 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> tor
     mean = masked_sum_mean(x, mask)
     var = masked_sum_mean((x - mean) ** 2, mask)
     return (x - mean) * torch.rsqrt(var + eps) * mask
-
-
-# A token outside the nucleus has probability 0 under the sampling distribution; its log-probability is
-# kept finite (so masked sums and KL stay numbers) and far below any sampled token's.
-LOGPROB_FLOOR = -1e4
-
-
-def sampling_log_softmax(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
-                         vocab_limit: int | None = None) -> torch.Tensor:
-    """Log-probabilities of the distribution a sampler draws from: ids from `vocab_limit` on (padding
-    rows of the embedding, which no tokenizer id names) removed, `logits / temperature`, then the
-    nucleus (the most likely tokens, in order, while the mass before each is at most `top_p`),
-    renormalised; -inf outside it. `temperature <= 0` (greedy) scores the model's own distribution."""
-    logits = logits.float()
-    if vocab_limit is not None and logits.shape[-1] > vocab_limit:
-        logits = torch.cat([logits[..., :vocab_limit], torch.full_like(logits[..., vocab_limit:], float("-inf"))], -1)
-    logp = torch.log_softmax(logits / (temperature if temperature > 0 else 1.0), dim=-1)
-    if top_p >= 1.0:
-        return logp
-    sorted_logp, order = logp.sort(-1, descending=True)
-    mass_before = sorted_logp.exp().cumsum(-1) - sorted_logp.exp()
-    sorted_logp = sorted_logp.masked_fill(mass_before > top_p, float("-inf"))
-    return torch.log_softmax(torch.full_like(logp, float("-inf")).scatter(-1, order, sorted_logp), dim=-1)
-
-
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
-                   vocab_limit: int | None = None) -> torch.Tensor:
-    """`[B, L, V]` logits and `[B, L]` ids -> `[B, L-1]` log-probabilities of ids[:, 1:] under the
-    sampling distribution (`sampling_log_softmax`), floored at `LOGPROB_FLOOR`."""
-    logp = sampling_log_softmax(logits[:, :-1], temperature, top_p, vocab_limit)
-    return logp.gather(-1, ids[:, 1:, None]).squeeze(-1).clamp(min=LOGPROB_FLOOR)
-
-
-def token_entropy(logits: torch.Tensor, temperature: float = 1.0, top_p: float = 1.0,
-                  vocab_limit: int | None = None) -> torch.Tensor:
-    """`[B, L, V]` -> `[B, L-1]` entropy of each next-token sampling distribution."""
-    logp = sampling_log_softmax(logits[:, :-1], temperature, top_p, vocab_limit)
-    return -torch.where(logp.isfinite(), logp.exp() * logp, torch.zeros_like(logp)).sum(-1)
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:

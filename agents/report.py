@@ -1,4 +1,7 @@
-"""Per-(policy, budget) metrics of benchmark rows, curve metrics per policy, and the Markdown report.
+"""The bench's report, from episode rows: metrics per (pool, dataset, policy, budget), curve metrics per
+policy, the Markdown table, and the files `corl-gym eval` and the training recipes write. The
+benchmark (`corl_gym.benchmarks.bench`), the evaluator and the learners' rollout logs all summarise
+episodes with `episode_stats`, so a number means the same wherever it is printed.
 
 Per (pool, dataset, policy, budget), over all seeds:
 - accuracy: share answered correctly, whatever it cost (95% Wilson interval);
@@ -7,7 +10,7 @@ Per (pool, dataset, policy, budget), over all seeds:
 - expert-call ratio: share of episodes with at least one expert call; per expert: calls per episode;
 - over-budget: share of episodes whose cost passed the threshold.
 
-Per (pool, dataset, policy), from its (mean cost, accuracy) points across budgets (`metrics`): AIQ,
+Per (pool, dataset, policy), from its (mean cost, accuracy) points across budgets (`cost_curves`): AIQ,
 APGR, CPT(50%), CPT(80%), accuracy at a cost, cost at a target accuracy. A block without them says why
 in their place. Policies run only as the curves' reference points are marked `(reference)`; dollars of
 pools whose experts are simulated or replayed are marked simulated.
@@ -15,11 +18,14 @@ pools whose experts are simulated or replayed are marked simulated.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
-from corl_gym.benchmarks import metrics
+from corl_gym.agents import cost_curves
 
 Z95 = 1.959963984540054
 GROUP_KEYS = ("pool", "dataset", "policy", "budget")
@@ -45,33 +51,89 @@ def mean_interval(values: list[float]) -> tuple[float, float]:
     return (max(mean - Z95 * sd / math.sqrt(n), low), min(mean + Z95 * sd / math.sqrt(n), high))
 
 
-def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+def episode_stats(group: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The metrics of a group of episodes (rows with `reward`, `correct`, `cost_usd`, `calls`,
+    `over_budget`): `n`, `mean_reward`, `accuracy`, `mean_cost_usd`, `expert_call_ratio` (episodes with
+    a call), `calls_per_expert` (mean calls per episode, in pool order) and `over_budget_rate`."""
+    n = len(group)
+    per = max(n, 1)  # an empty group gives zeros
+    experts = list(dict.fromkeys(e for r in group for e in r["calls"]))
+    return {
+        "n": n,
+        "mean_reward": sum(r["reward"] for r in group) / per,
+        "accuracy": sum(r["correct"] for r in group) / per,
+        "mean_cost_usd": sum(r["cost_usd"] for r in group) / per,
+        "expert_call_ratio": sum(any(r["calls"].values()) for r in group) / per,
+        "calls_per_expert": {e: sum(r["calls"].get(e, 0) for r in group) / per for e in experts},
+        "over_budget_rate": sum(r["over_budget"] for r in group) / per,
+    }
+
+
+def well_formed_rate(group: Sequence[Mapping[str, Any]]) -> float:
+    """The share of the group's turns without an action error (rows with `turns` and `action_errors`)."""
+    return 1.0 - sum(r["action_errors"] for r in group) / max(sum(r["turns"] for r in group), 1)
+
+
+def _groups(rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> dict[tuple, list[Mapping[str, Any]]]:
+    groups: dict[tuple, list[Mapping[str, Any]]] = defaultdict(list)
     for row in rows:
-        missing = [key for key in GROUP_KEYS if key not in row]
+        missing = [key for key in keys if key not in row]
         if missing:  # an episode of `run_episode` says none of them
-            raise ValueError(f"a row needs {', '.join(GROUP_KEYS)} besides the episode's fields; one lacks {', '.join(missing)}")
-        groups[(row["pool"], row["dataset"], row["policy"], row["budget"])].append(row)
+            raise ValueError(f"a row needs {', '.join(keys)} besides the episode's fields; "
+                             f"one lacks {', '.join(missing)}")
+        groups[tuple(row[key] for key in keys)].append(row)
+    return groups
+
+
+def summarize(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table's entries: `episode_stats` per (pool, dataset, policy, budget), with 95% intervals."""
     summary = []
-    for (pool, dataset, policy, budget), group in groups.items():
-        n = len(group)
-        experts = list(dict.fromkeys(e for r in group for e in r["calls"]))  # pool order
-        correct = sum(r["correct"] for r in group)
+    for (pool, dataset, policy, budget), group in _groups(rows, GROUP_KEYS).items():
+        stats = episode_stats(group)
         summary.append(
             {
-                "pool": pool, "dataset": dataset, "policy": policy, "budget": budget, "n": n,
-                "accuracy": correct / n,
-                "accuracy_ci": wilson(correct, n),
-                "mean_reward": sum(r["reward"] for r in group) / n,
+                "pool": pool, "dataset": dataset, "policy": policy, "budget": budget, "n": stats["n"],
+                "accuracy": stats["accuracy"],
+                "accuracy_ci": wilson(sum(r["correct"] for r in group), stats["n"]),
+                "mean_reward": stats["mean_reward"],
                 "reward_ci": mean_interval([r["reward"] for r in group]),
-                "mean_cost_usd": sum(r["cost_usd"] for r in group) / n,
+                "mean_cost_usd": stats["mean_cost_usd"],
                 "cost_ci": mean_interval([r["cost_usd"] for r in group]),
-                "expert_call_ratio": sum(any(r["calls"].values()) for r in group) / n,
-                "calls_per_episode": {e: sum(r["calls"].get(e, 0) for r in group) / n for e in experts},
-                "over_budget_rate": sum(r["over_budget"] for r in group) / n,
+                "expert_call_ratio": stats["expert_call_ratio"],
+                "calls_per_episode": stats["calls_per_expert"],
+                "over_budget_rate": stats["over_budget_rate"],
             }
         )
     return summary
+
+
+def eval_summary(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """dataset -> budget -> `episode_stats` with `reward_se` (the mean reward's standard error) and
+    `well_formed_rate` (turns without an action error): `eval.json`."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for (dataset, budget), group in _groups(rows, ("dataset", "budget")).items():
+        stats = episode_stats(group)
+        n, mean = stats["n"], stats["mean_reward"]
+        variance = sum((float(r["reward"]) - mean) ** 2 for r in group) / (n - 1) if n > 1 else 0.0
+        out.setdefault(dataset, {})[budget] = {"n": n, "mean_reward": mean, "reward_se": (variance / n) ** 0.5, **stats,
+                                               "well_formed_rate": well_formed_rate(group)}
+    return out
+
+
+def write_report(rows: Sequence[dict[str, Any]], out: str | Path, name: str = "eval",
+                 reference_rows: Sequence[dict[str, Any]] = (), budgets: dict | None = None, **context: Any) -> str:
+    """`<name>_rows.jsonl`, `<name>.json` (`eval_summary`) and `<name>.md` (the table) under `out`.
+    `reference_rows` (the curve metrics' reference policies) join the table only; `budgets` ((pool,
+    dataset) -> thresholds) and `context` (`report_markdown`'s references, notes, simulated) shape its
+    curve metrics. Returns the Markdown."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}_rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / f"{name}.json").write_text(json.dumps(eval_summary(rows), indent=2))
+    summary = summarize([*rows, *reference_rows])
+    markdown = report_markdown(summary, curve_metrics(summary, budgets or {}), **context)
+    (out / f"{name}.md").write_text(markdown + "\n")
+    return markdown
 
 
 def curve_metrics(
@@ -98,14 +160,14 @@ def curve_metrics(
             curves.append(
                 {
                     "pool": pool, "dataset": dataset, "policy": policy,
-                    "aiq": metrics.aiq(points, c_max, anchor=anchor),
-                    "apgr": metrics.apgr(points, weak_acc, strong["accuracy"], strong["mean_cost_usd"]),
-                    "cpt50": metrics.cpt(points, weak_acc, strong["accuracy"], 0.5),
-                    "cpt80": metrics.cpt(points, weak_acc, strong["accuracy"], 0.8),
+                    "aiq": cost_curves.aiq(points, c_max, anchor=anchor),
+                    "apgr": cost_curves.apgr(points, weak_acc, strong["accuracy"], strong["mean_cost_usd"]),
+                    "cpt50": cost_curves.cpt(points, weak_acc, strong["accuracy"], 0.5),
+                    "cpt80": cost_curves.cpt(points, weak_acc, strong["accuracy"], 0.8),
                     "at_cost": cost_point,
-                    "accuracy_at_cost": metrics.accuracy_at_cost(points, cost_point, anchor=anchor),
+                    "accuracy_at_cost": cost_curves.accuracy_at_cost(points, cost_point, anchor=anchor),
                     "target_accuracy": goal,
-                    "cost_at_target": metrics.cost_at_accuracy(points, goal, anchor=anchor),
+                    "cost_at_target": cost_curves.cost_at_accuracy(points, goal, anchor=anchor),
                     "strong": strong["policy"],
                 }
             )
@@ -176,12 +238,14 @@ def report_markdown(summary: list[dict[str, Any]], curves: list[dict[str, Any]],
                 "",
                 f"Curve metrics (accuracy vs $/query; weak end always-self at $0, strong end {c0['strong']}):",
                 "",
-                f"| policy | AIQ | APGR | CPT(50%) $ | CPT(80%) $ | accuracy at ${c0['at_cost']:g} | $ to reach {c0['target_accuracy']:.3f} |",
+                f"| policy | AIQ | APGR | CPT(50%) $ | CPT(80%) $ | accuracy at ${c0['at_cost']:g} "
+                f"| $ to reach {c0['target_accuracy']:.3f} |",
                 "|---|---|---|---|---|---|---|",
             ]
             for c in block_curves:
                 lines.append(
-                    f"| {shown.get(c['policy'], c['policy'])} | {c['aiq']:.4f} | {c['apgr']:.3f} | {_usd(c['cpt50'])} | {_usd(c['cpt80'])} "
+                    f"| {shown.get(c['policy'], c['policy'])} | {c['aiq']:.4f} | {c['apgr']:.3f} "
+                    f"| {_usd(c['cpt50'])} | {_usd(c['cpt80'])} "
                     f"| {c['accuracy_at_cost']:.3f} | {_usd(c['cost_at_target'])} |"
                 )
         lines.append("")

@@ -1,27 +1,35 @@
-"""Episodes of a token-mode `CORLMathVectorEnv` played by a generator, as trajectories for PPO.
+"""Token-mode episodes as training trajectories: the one `Episode` every LLM learner and the evaluator
+build, from a generator's turns (`play`, a vector env in lockstep) or a scripted router's (SFT's
+demonstrations).
 
-One call plays one episode per sub-env, all in lockstep: each step generates the turns of the live
-episodes in one batched call, then steps the vector env once (all expert calls concurrent). The
-trajectory is built from ids only, never from text: `prompt | turn | env block | turn | ...`, where the
-prompt and env blocks come from `info["env_token_ids"]` and each turn is the generated ids exactly as
-they were sent to the env (the env appends them verbatim). `action_mask` is 1 exactly on turn ids.
+The trajectory is built from ids only, never from text: `prompt | turn | env block | turn | ...`, where
+the prompt and env blocks come from `info["env_token_ids"]` and each turn is the controller's ids
+exactly as the env appended them. `action_mask` is 1 exactly on turn ids.
 
-A sub-env whose episode ended is auto-reset by the vector env on the next step (Gymnasium's NEXT_STEP
-mode); its later steps get an empty action and are ignored (they cost nothing: no call is made).
+`play` plays one episode per sub-env, all in lockstep: each step generates the turns of the live
+episodes in one batched call, then steps the vector env once (all expert calls concurrent). A sub-env
+whose episode ended is auto-reset by the vector env on the next step (Gymnasium's NEXT_STEP mode); its
+later steps get an empty action and are ignored (they cost nothing: no call is made).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+
+from corl_gym.agents.report import episode_stats, well_formed_rate
+
+# What an episode reads from a step's info (a vector env's holds one entry per sub-env)
+_STEP_KEYS = ("env_token_ids", "turn", "action_error", "problem_id", "correct", "over_budget", "cost_usd")
 
 
 @dataclass
 class Episode:
-    """One finished episode: the trajectory ids, the controller mask, the final reward and outcome."""
+    """One episode: the trajectory ids, the controller mask, the final reward and outcome."""
 
     ids: list[int]
     action_mask: list[int]
@@ -36,6 +44,33 @@ class Episode:
     action_errors: int = 0
     truncated: bool = False
     gen_logprobs: list[float] = field(default_factory=list)
+
+    @classmethod
+    def begin(cls, prompt_ids: Sequence[int], budget: str, problem_id: str = "") -> Episode:
+        return cls(list(prompt_ids), [0] * len(prompt_ids), budget=str(budget), problem_id=str(problem_id))
+
+    def add_step(self, turn: Sequence[int], info: dict[str, Any], reward: float, terminated: bool,
+                 truncated: bool) -> None:
+        """Append a turn and the env block the step answered it with (`info` of one env); on the last
+        step, record the outcome."""
+        env_ids = list(info["env_token_ids"])
+        self.ids += [int(t) for t in turn] + env_ids
+        self.action_mask += [1] * len(turn) + [0] * len(env_ids)
+        self.turns = int(info["turn"])
+        self.action_errors += info["action_error"] is not None
+        if terminated or truncated:
+            self.reward, self.truncated = float(reward), bool(truncated)
+            self.problem_id = str(info["problem_id"])
+            self.correct, self.over_budget = bool(info["correct"]), bool(info["over_budget"])
+            self.cost_usd = float(info["cost_usd"])
+            self.calls = {name: int(count) for name, count in info["calls"].items() if not name.startswith("_")}
+
+
+def sub_env_info(info: dict[str, Any], i: int) -> dict[str, Any]:
+    """Sub-env `i`'s share of a vector env's step info, as one env's info reads (what `Episode` uses)."""
+    one = {key: info[key][i] for key in _STEP_KEYS}
+    one["calls"] = {name: counts[i] for name, counts in info["calls"].items() if not name.startswith("_")}
+    return one
 
 
 @dataclass
@@ -52,8 +87,7 @@ def play(vec_env: Any, generator: Any, *, seed: int, max_new_tokens: int, temper
     timing = RolloutTiming()
     n = vec_env.num_envs
     obs, info = vec_env.reset(seed=seed, options=pins)
-    prompts, budgets = list(info["env_token_ids"]), list(info["budget_mode"])
-    episodes = [Episode(list(p), [0] * len(p), budget=str(b)) for p, b in zip(prompts, budgets)]
+    episodes = [Episode.begin(p, b) for p, b in zip(info["env_token_ids"], info["budget_mode"])]
     live = [True] * n
     step = 0
     while any(live):
@@ -71,25 +105,10 @@ def play(vec_env: Any, generator: Any, *, seed: int, max_new_tokens: int, temper
         obs, rewards, terminated, truncated, info = vec_env.step(tuple(actions))
         timing.env_s += time.perf_counter() - start
         for i in rows:
-            _extend(episodes[i], actions[i], info, i, rewards[i], terminated[i] or truncated[i], truncated[i])
+            episodes[i].add_step(actions[i], sub_env_info(info, i), rewards[i], terminated[i], truncated[i])
             live[i] = not (terminated[i] or truncated[i])
         step += 1
     return episodes, timing
-
-
-def _extend(episode: Episode, turn: np.ndarray, info: dict[str, Any], i: int, reward: float, done: bool,
-            truncated: bool) -> None:
-    env_ids = list(info["env_token_ids"][i])
-    episode.ids += [int(t) for t in turn] + env_ids
-    episode.action_mask += [1] * len(turn) + [0] * len(env_ids)
-    episode.turns = int(info["turn"][i])
-    episode.action_errors += info["action_error"][i] is not None
-    if done:
-        episode.reward, episode.truncated = float(reward), bool(truncated)
-        episode.problem_id = str(info["problem_id"][i])
-        episode.correct, episode.over_budget = bool(info["correct"][i]), bool(info["over_budget"][i])
-        episode.cost_usd = float(info["cost_usd"][i])
-        episode.calls = {name: int(counts[i]) for name, counts in info["calls"].items() if not name.startswith("_")}
 
 
 def check_turn_budget(tokenizer: Any, expert_names: Sequence[str], max_new_tokens: int, query: str = "") -> None:
@@ -123,18 +142,18 @@ def collate(episodes: Sequence[Episode], pad_id: int, device: Any = None):
 
 
 def summarize_episodes(episodes: Sequence[Episode], prefix: str = "env") -> dict[str, float]:
-    """Mean reward, accuracy, cost, expert-call ratio and well-formed turn rate, overall and by budget."""
+    """Mean reward, accuracy, cost, expert-call ratio and well-formed turn rate (`report.episode_stats`),
+    overall and by budget, as `<prefix>/<metric>[/<budget>]` log keys."""
     out: dict[str, float] = {}
-    groups = {"": list(episodes)}
-    for e in episodes:
-        groups.setdefault(e.budget, []).append(e)
+    groups: dict[str, list[dict[str, Any]]] = {"": [vars(e) for e in episodes]}
+    for row in groups[""]:
+        groups.setdefault(row["budget"], []).append(row)
     for budget, group in groups.items():
         suffix = f"/{budget}" if budget else ""
-        n = max(len(group), 1)
-        turns = max(sum(e.turns for e in group), 1)
-        out[f"{prefix}/reward{suffix}"] = sum(e.reward for e in group) / n
-        out[f"{prefix}/accuracy{suffix}"] = sum(e.correct for e in group) / n
-        out[f"{prefix}/mean_cost_usd{suffix}"] = sum(e.cost_usd for e in group) / n
-        out[f"{prefix}/expert_call_ratio{suffix}"] = sum(any(e.calls.values()) for e in group) / n
-        out[f"{prefix}/well_formed_rate{suffix}"] = 1.0 - sum(e.action_errors for e in group) / turns
+        stats = episode_stats(group)
+        out[f"{prefix}/reward{suffix}"] = stats["mean_reward"]
+        out[f"{prefix}/accuracy{suffix}"] = stats["accuracy"]
+        out[f"{prefix}/mean_cost_usd{suffix}"] = stats["mean_cost_usd"]
+        out[f"{prefix}/expert_call_ratio{suffix}"] = stats["expert_call_ratio"]
+        out[f"{prefix}/well_formed_rate{suffix}"] = well_formed_rate(group)
     return out
