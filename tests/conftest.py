@@ -26,3 +26,25 @@ def data_dir() -> Path:
             pytest.fail(message + " but CORL_REQUIRE_DATA=1", pytrace=False)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory):
+    """The tests' tiny controller tokenizer (`tests/tiny.py`), trained once per session. Shared: a test
+    must not change it (save a copy to change)."""
+    pytest.importorskip("transformers", reason="the tiny tokenizer needs the `train` extra (transformers)")
+    from tests.tiny import make_tokenizer
+
+    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="session")
+def micro_model_dir(tokenizer, tmp_path_factory) -> Path:
+    """A saved `micro` tiny Qwen2 (seed 0) with the shared tokenizer: a controller checkpoint folder to
+    train or evaluate from. Shared: write runs elsewhere, never into it."""
+    from corl_gym.agents.tiny import tiny_qwen2
+
+    folder = tmp_path_factory.mktemp("models") / "micro"  # the folder's name is the policy's name in eval rows
+    tokenizer.save_pretrained(folder)
+    tiny_qwen2(len(tokenizer), "micro", seed=0).save_pretrained(folder)
+    return folder

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import corl_gym  # noqa: F401
+from corl_gym.agents.episodes import run_episode
 from corl_gym.agents.labels import label_choices, plan_labels
 from corl_gym.agents.routers import make_router
 from corl_gym.benchmarks.bench import BenchConfig, run_bench
-from corl_gym.benchmarks.episodes import run_episode
 from corl_gym.data import Problem, load_problems
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.experts import ExpertReply, Pool, load_pool

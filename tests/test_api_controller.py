@@ -8,7 +8,7 @@ import yaml
 
 import corl_gym  # noqa: F401
 from corl_gym.agents.api_controller import close_open_tag, make_chat_controller
-from corl_gym.benchmarks.episodes import run_episode
+from corl_gym.agents.episodes import run_episode
 from corl_gym.data import Problem
 from corl_gym.experts import load_pool
 from corl_gym.experts.fake_server import ChatServer
@@ -25,7 +25,8 @@ def scripted(body):
         assert messages[1] == {"role": "user", "content": PROBLEMS[0].problem}
         return '<think>let a cheap expert check</think><call expert="gpt-4.1-nano">What is 6 times 7?'
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[2]["content"].endswith("</call>") and messages[3]["content"].startswith('<response expert="gpt-4.1-nano">')
+    assert messages[2]["content"].endswith("</call>")
+    assert messages[3]["content"].startswith('<response expert="gpt-4.1-nano">')
     return "<answer>\\boxed{42}"
 
 
@@ -67,7 +68,9 @@ def test_api_model_plays_an_episode_and_is_charged_when_the_pool_says_so(tmp_pat
 
 def test_failed_requests_become_invalid_turns_not_crashes(tmp_path, monkeypatch):
     monkeypatch.setenv("CORL_TEST_KEY", "sk-test-not-a-real-key-123456")
-    with ChatServer(reply_fn=lambda body: "[[unused]]", fault_rate=1.0, fault_mix=("500",), max_requests=50, lifetime_s=30) as server:
+    failing = ChatServer(reply_fn=lambda body: "[[unused]]", fault_rate=1.0, fault_mix=("500",), max_requests=50,
+                         lifetime_s=30)
+    with failing as server:
         pool = load_pool(write_pool(tmp_path, server.base_url, True))
         env = gym.make("CORL-Math-v0", pool=pool, problems=PROBLEMS, budget="low", max_turns=2).unwrapped
         controller = make_chat_controller(pool, "nano-controller")
@@ -101,7 +104,8 @@ def test_api_controller_is_a_bench_policy(tmp_path, monkeypatch):
 
     monkeypatch.setenv("CORL_TEST_KEY", "sk-test-not-a-real-key-123456")
     dataset = tmp_path / "tiny.jsonl"
-    dataset.write_text("".join(json.dumps({"id": f"q{i}", "problem": f"What is {i} + 40?", "answer": "42"}) + "\n" for i in range(8)))
+    rows = ({"id": f"q{i}", "problem": f"What is {i} + 40?", "answer": "42"} for i in range(8))
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with ChatServer(reply_fn=lambda body: "<answer>\\boxed{42}", max_requests=100, lifetime_s=30) as server:
         config = BenchConfig(
             policies=["api:nano-controller", "always-self"], pools=[write_pool(tmp_path, server.base_url, True)],
@@ -125,7 +129,8 @@ def test_the_api_controllers_own_requests_are_booked_and_capped(tmp_path, monkey
         controller = make_chat_controller(pool, "nano-controller")
         run_episode(env.unwrapped, controller, 0, {})
         book = ledger.to_dict()["experts"]["api-test/nano-controller"]
-        assert book["calls"] == len(server.requests) == 2 and book["spend_usd"] == pytest.approx(controller.usage["cost_usd"])
+        assert book["calls"] == len(server.requests) == 2
+        assert book["spend_usd"] == pytest.approx(controller.usage["cost_usd"])
         capped = Ledger(max_spend_usd=1.0)  # less than one request's worst case: none is sent
         pool = load_pool(write_pool(tmp_path, server.base_url, False), ledger=capped)
         env = gym.make("CORL-Math-v0", pool=pool, problems=PROBLEMS[:1], budget="high", max_turns=1)

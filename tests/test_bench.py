@@ -4,9 +4,9 @@ import gymnasium as gym
 import pytest
 
 import corl_gym  # noqa: F401
+from corl_gym.agents.episodes import run_episode
 from corl_gym.agents.routers import make_router, router_names
 from corl_gym.benchmarks.bench import BenchConfig, run_bench
-from corl_gym.benchmarks.episodes import run_episode
 from corl_gym.cli import main
 from corl_gym.data import load_problems
 from corl_gym.splits import split_problems

@@ -39,7 +39,8 @@ MISTAKES = [
     ([], "the following arguments are required: verb"),
     (["train"], "the following arguments are required: --learner"),
     (["train", "--learner", "nope"], "argument --learner: invalid choice: 'nope'"),
-    (["train", "--learner", "sb3-maskable-ppo", "--timesteps", "-5"], "argument --timesteps: expected an integer >= 1, got '-5'"),
+    (["train", "--learner", "sb3-maskable-ppo", "--timesteps", "-5"],
+     "argument --timesteps: expected an integer >= 1, got '-5'"),
     (["train", "--learner", "sb3-ppo", "--budget", "cheap"], "unknown budget 'cheap'"),
     (["train", "--learner", "ppo", "--iterations", "-1"], "argument --iterations: expected an integer >= 0, got '-1'"),
     (["train", "--learner", "sft", "--lr", "abc"], "argument --lr: expected a finite number >= 0, got 'abc'"),
@@ -100,12 +101,16 @@ def missing_extras(tmp: Path) -> list[tuple[str, list[str], str]]:
     (tmp / "ckpt" / "config.json").write_text("{}")
     return [
         ("stable_baselines3", ["train", "--learner", "sb3-maskable-ppo"], "pip install 'corl-gym[sb3]'"),
-        ("sb3_contrib", ["train", "--learner", "sb3-maskable-ppo"], "MaskablePPO needs sb3_contrib: pip install 'corl-gym[sb3]'"),
-        ("stable_baselines3", ["bench", "--policies", "sb3:router/sb3-ppo.zip", "--quiet"], "pip install 'corl-gym[sb3]'"),
-        ("transformers", ["eval", "--checkpoint", "ckpt"], "transformers is not installed: pip install 'corl-gym[train]'"),
+        ("sb3_contrib", ["train", "--learner", "sb3-maskable-ppo"],
+         "MaskablePPO needs sb3_contrib: pip install 'corl-gym[sb3]'"),
+        ("stable_baselines3", ["bench", "--policies", "sb3:router/sb3-ppo.zip", "--quiet"],
+         "pip install 'corl-gym[sb3]'"),
+        ("transformers", ["eval", "--checkpoint", "ckpt"],
+         "transformers is not installed: pip install 'corl-gym[train]'"),
         ("torch", ["train", "--learner", "ppo", "--help"], "torch is not installed: pip install 'corl-gym[train]'"),
         ("torch", ["train", "--learner", "sft"], "torch is not installed: pip install 'corl-gym[train]'"),
-        ("trl", ["train", "--learner", "trl-grpo", "--model", "ckpt"], "trl is not installed: pip install 'corl-gym[train,trl]'"),
+        ("trl", ["train", "--learner", "trl-grpo", "--model", "ckpt"],
+         "trl is not installed: pip install 'corl-gym[train,trl]'"),
         ("datasets", ["bench", "--dataset", "math500", "--allow-download", "--quiet"], "pip install 'corl-gym[data]'"),
     ]
 
@@ -140,12 +145,17 @@ def test_version_and_list(capsys):
 
 
 SHARED = {  # verb -> the shared flags it must take
-    ("bench",): ["--pool", "--dataset", "--budgets", "--budget", "--seeds", "--seed", "--limit", "--out", "--quiet", "--allow-download"],
-    ("train", "--learner", "sb3-ppo"): ["--pool", "--dataset", "--budget", "--seed", "--out", "--quiet", "--allow-download"],
-    ("train", "--learner", "ppo"): ["--pool", "--dataset", "--budget", "--seed", "--out", "--quiet", "--allow-download"],
+    ("bench",): ["--pool", "--dataset", "--budgets", "--budget", "--seeds", "--seed", "--limit", "--out", "--quiet",
+                 "--allow-download"],
+    ("train", "--learner", "sb3-ppo"): ["--pool", "--dataset", "--budget", "--seed", "--out", "--quiet",
+                                        "--allow-download"],
+    ("train", "--learner", "ppo"): ["--pool", "--dataset", "--budget", "--seed", "--out", "--quiet",
+                                    "--allow-download"],
     ("train", "--learner", "sft"): ["--pool", "--dataset", "--seed", "--out", "--quiet", "--allow-download"],
-    ("train", "--learner", "trl-grpo"): ["--pool", "--dataset", "--budgets", "--seed", "--out", "--quiet", "--allow-download"],
-    ("eval",): ["--pool", "--dataset", "--budgets", "--budget", "--seeds", "--seed", "--limit", "--out", "--quiet", "--allow-download"],
+    ("train", "--learner", "trl-grpo"): ["--pool", "--dataset", "--budgets", "--seed", "--out", "--quiet",
+                                         "--allow-download"],
+    ("eval",): ["--pool", "--dataset", "--budgets", "--budget", "--seeds", "--seed", "--limit", "--out", "--quiet",
+                "--allow-download"],
     ("record",): ["--pool", "--dataset", "--seed", "--limit", "--out", "--quiet", "--allow-download"],
 }
 
@@ -159,7 +169,8 @@ def test_every_verb_speaks_the_shared_vocabulary(verb, capsys):
 
 
 def test_budget_grammar_is_the_same_everywhere(capsys):
-    from corl_gym.agents.ppo.config import PPOConfig, parse_config
+    from corl_gym.agents.config import parse_config
+    from corl_gym.agents.ppo.config import PPOConfig
     from corl_gym.cli import _parser
 
     assert parse_config(PPOConfig, ["--budget", "$0.02"]).budget == 0.02
@@ -183,7 +194,8 @@ def test_record_and_sb3_training_show_progress(tmp_path, capsys):
 
 def test_record_writes_a_replay_pool_that_bench_replays(tmp_path, capsys):
     out = tmp_path / "runs" / "sim.jsonl"
-    assert main(["record", "--pool", "sim-paper", "--dataset", "synthetic", "--limit", "40", "--quiet", "--out", str(out)]) == 0
+    record = ["record", "--pool", "sim-paper", "--dataset", "synthetic", "--limit", "40", "--quiet", "--out", str(out)]
+    assert main(record) == 0
     printed = capsys.readouterr().out
     assert f"corl-gym bench --pool {tmp_path / 'runs' / 'sim_pool.yaml'}" in printed
     assert "simulated (simulated or replayed experts: no money spent)" in printed
@@ -200,16 +212,9 @@ def test_record_writes_a_replay_pool_that_bench_replays(tmp_path, capsys):
     assert "simulated $/query" in table
 
 
-def test_eval_takes_the_shared_flags_and_adds_curve_references(tmp_path, capsys):
-    pytest.importorskip("transformers")
-    from corl_gym.agents.tiny import tiny_qwen2
-    from tests.tiny import make_tokenizer
-
-    model = tmp_path / "micro"
-    model.mkdir()
-    tiny_qwen2(len(make_tokenizer(model)), "micro", seed=0).save_pretrained(model)
-    assert main(["eval", "--checkpoint", str(model), "--seeds", "0,1", "--budgets", "mixed,$0.02", "--limit", "3",
-                 "--max-new-tokens", "16", "--out", str(tmp_path / "eval")]) == 0
+def test_eval_takes_the_shared_flags_and_adds_curve_references(micro_model_dir, tmp_path, capsys):
+    assert main(["eval", "--checkpoint", str(micro_model_dir), "--seeds", "0,1", "--budgets", "mixed,$0.02",
+                 "--limit", "3", "--max-new-tokens", "16", "--out", str(tmp_path / "eval")]) == 0
     err = capsys.readouterr().err
     assert "eval: 100%" in err
     rows = [json.loads(line) for line in (tmp_path / "eval" / "eval_rows.jsonl").read_text().splitlines()]

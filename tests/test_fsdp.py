@@ -16,6 +16,7 @@ VOCAB, ROWS = 64, 4
 
 
 def setup():
+    from corl_gym.agents.logprobs import model_logprobs
     from corl_gym.agents.ppo import core
     from corl_gym.agents.ppo.models import Critic, frozen_copy
     from corl_gym.agents.tiny import tiny_qwen2
@@ -29,13 +30,12 @@ def setup():
     lengths = [16, 11, 14, 12]
     ids = torch.randint(0, VOCAB, (ROWS, 16), generator=g)
     attention = torch.tensor([[1] * n + [0] * (16 - n) for n in lengths])
-    action = torch.tensor([[0] * 4 + [1] * 3 + [0] * 3 + [1] * (n - 10) + [0] * (16 - n) for n in lengths], dtype=torch.float32)
+    action = torch.tensor([[0] * 4 + [1] * 3 + [0] * 3 + [1] * (n - 10) + [0] * (16 - n) for n in lengths],
+                          dtype=torch.float32)
     batch = {"ids": ids * attention, "attention_mask": attention, "action_mask": action, "scores": torch.ones(ROWS)}
     mask = action[:, 1:]
     with torch.no_grad():
-        from corl_gym.agents.ppo.models import actor_forward
-
-        old = actor_forward(actor, batch)[0] - 0.05 * torch.rand(ROWS, 15, generator=g)
+        old = model_logprobs(actor, batch)[0] - 0.05 * torch.rand(ROWS, 15, generator=g)
     tensors = dict(old_logprobs=old * mask, old_values=torch.randn(ROWS, 15, generator=g) * mask,
                    advantages=core.masked_whiten(torch.randn(ROWS, 15, generator=g), mask),
                    returns=torch.randn(ROWS, 15, generator=g) * mask, mask=mask)
@@ -43,13 +43,13 @@ def setup():
 
 
 def one_update(actor, critic, ref, batch, t, world_size):
-    from corl_gym.agents.ppo.models import actor_forward
+    from corl_gym.agents.logprobs import model_logprobs
     from corl_gym.agents.ppo.train import ppo_update
 
-    cfg = SimpleNamespace(seed=0, update_epochs=1, num_minibatches=1, vf_clip=0.2, clip=0.2, ent_coef=0.01, max_grad_norm=1e9,
-                          dual_clip=0.0, max_log_ratio=20.0)
+    cfg = SimpleNamespace(seed=0, update_epochs=1, num_minibatches=1, vf_clip=0.2, clip=0.2, ent_coef=0.01,
+                          max_grad_norm=1e9, dual_clip=0.0, max_log_ratio=20.0)
     with torch.no_grad():
-        ref_sum = (actor_forward(ref, batch)[0] * t["mask"]).sum()
+        ref_sum = (model_logprobs(ref, batch)[0] * t["mask"]).sum()
     actor_opt = torch.optim.SGD(actor.parameters(), lr=1.0)
     critic_opt = torch.optim.SGD(critic.parameters(), lr=1.0)
     stats = ppo_update(cfg, actor, critic, actor_opt, critic_opt, batch, t["old_logprobs"], t["old_values"],
@@ -60,12 +60,13 @@ def one_update(actor, critic, ref, batch, t, world_size):
 def worker(rank: int, world_size: int, store: str, out: str) -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
-    from corl_gym.agents.ppo.models import full_state_dict, shard
+    from corl_gym.agents.ppo.distributed import full_state_dict, shard
 
     actor, critic, ref, batch, t = setup()
     actor, critic, ref = shard(actor), shard(critic), shard(ref)
     rows = slice(rank * ROWS // world_size, (rank + 1) * ROWS // world_size)
-    stats, ref_sum = one_update(actor, critic, ref, {k: v[rows] for k, v in batch.items()}, {k: v[rows] for k, v in t.items()}, world_size)
+    mine = {k: v[rows] for k, v in batch.items()}, {k: v[rows] for k, v in t.items()}
+    stats, ref_sum = one_update(actor, critic, ref, *mine, world_size)
     local = torch.tensor([stats["actor/pg_loss"], stats["critic/vf_loss"], ref_sum.item()])
     torch.distributed.all_reduce(local)
     weights = {"actor": full_state_dict(actor), "critic": full_state_dict(critic)}

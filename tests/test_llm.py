@@ -1,8 +1,11 @@
 """Generators and the LLM controller: batched HF sampling with left padding and a KV cache that matches
-transformers' own `generate`, stop strings, and the vLLM adapter against a fake engine."""
+transformers' own `generate`, stop strings, and the vLLM adapter against a fake engine, alone and as
+PPO's rollout engine (`--rollout-engine vllm`)."""
 
 from __future__ import annotations
 
+import sys
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,12 +16,6 @@ pytest.importorskip("transformers")
 
 from corl_gym.agents.llm import HFGenerator, LLMController, VLLMGenerator  # noqa: E402
 from corl_gym.agents.tiny import tiny_qwen2  # noqa: E402
-from tests.tiny import make_tokenizer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return make_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,8 @@ def model(tokenizer):
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_batched_left_padded_greedy_equals_transformers_generate(tokenizer, model, cache):
     prompts = [tokenizer.encode("What is"), tokenizer.encode("Solve for x in 12 + 5 = 17 and the answer is")]
-    outs = HFGenerator(model, tokenizer, stop_strings=(), cache=cache).generate(prompts, max_new_tokens=6, temperature=0)
+    generator = HFGenerator(model, tokenizer, stop_strings=(), cache=cache)
+    outs = generator.generate(prompts, max_new_tokens=6, temperature=0)
     for prompt, out in zip(prompts, outs):
         ref = model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
                              max_new_tokens=6, do_sample=False, pad_token_id=tokenizer.pad_token_id)
@@ -133,7 +131,8 @@ class FakeLLM:
         for p in prompts:
             ids = [len(p["prompt_token_ids"]), 7]
             stop = "</call>" if len(p["prompt_token_ids"]) > 1 else None
-            out = CompletionOutput("<call>x</call>" if stop else "x", ids, [{t: Logprob(-0.5)} for t in ids], "stop", stop)
+            text = "<call>x</call>" if stop else "x"
+            out = CompletionOutput(text, ids, [{t: Logprob(-0.5)} for t in ids], "stop", stop)
             outputs.append(RequestOutput(p["prompt_token_ids"], [out]))
         return outputs
 
@@ -174,3 +173,80 @@ def test_controller_plays_token_mode_episodes(tokenizer, model):
         obs, _, terminated, truncated, info = env.step(action)
         done, turns = terminated or truncated, turns + 1
     assert 1 <= turns <= 2
+
+
+class FakeVLLMEngine:
+    """`vllm.LLM` as PPO's rollout engine uses it: built from a model folder, it answers every prompt with
+    `TURN` and keeps the weights pushed into it (copies: the actor's tensors change in place)."""
+
+    TURN = "<answer>\\boxed{7}</answer>"
+    built: list = []
+
+    def __init__(self, model, **engine_args):
+        from corl_gym.agents.tiny import load_tokenizer
+
+        self.model, self.engine_args, self.params, self.pushed = model, engine_args, [], []
+        self.ids = load_tokenizer(model).encode(self.TURN)
+        push = lambda named: self.pushed.append({k: v.detach().clone() for k, v in named})  # noqa: E731
+        runner = types.SimpleNamespace(model=types.SimpleNamespace(load_weights=push))
+        self.llm_engine = types.SimpleNamespace(
+            model_executor=types.SimpleNamespace(driver_worker=types.SimpleNamespace(model_runner=runner)))
+        FakeVLLMEngine.built.append(self)
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True):
+        self.params.append(sampling_params)
+        out = CompletionOutput(self.TURN, list(self.ids), [{t: Logprob(-0.5)} for t in self.ids], "stop", "</answer>")
+        return [RequestOutput(p["prompt_token_ids"], [out]) for p in prompts]
+
+
+def test_ppo_rolls_out_with_a_vllm_engine_and_pushes_the_actors_weights_each_rollout(micro_model_dir, tmp_path,
+                                                                                      monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from corl_gym.agents.ppo.config import PPOConfig
+    from corl_gym.agents.ppo.logger import read_metrics
+    from corl_gym.agents.ppo.train import train
+
+    fake_vllm = types.SimpleNamespace(LLM=FakeVLLMEngine, SamplingParams=FakeSamplingParams)
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm)
+    monkeypatch.setattr(FakeVLLMEngine, "built", [])
+    cfg = PPOConfig(model=str(micro_model_dir), out=str(tmp_path / "run"), device="cpu", iterations=2, num_envs=2,
+                    max_new_tokens=16, max_turns=1, num_minibatches=1, temperature=0.7, top_p=0.9, actor_lr=1e-3,
+                    ent_coef=0.01, rollout_engine="vllm", progress=False, tensorboard=False)  # entropy: the actor moves
+    train(cfg)
+
+    (engine,) = FakeVLLMEngine.built
+    assert engine.model == str(micro_model_dir)
+    assert engine.engine_args["seed"] == 0 and engine.engine_args["dtype"] == "float32"
+    assert [(p.temperature, p.top_p, p.max_tokens) for p in engine.params] == [(0.7, 0.9, 16)] * 2  # one turn each
+    names = set(AutoModelForCausalLM.from_pretrained(micro_model_dir).state_dict())
+    assert len(engine.pushed) == 2 and set(engine.pushed[0]) == set(engine.pushed[1]) == names  # before each rollout
+    assert any(not torch.equal(engine.pushed[0][k], engine.pushed[1][k]) for k in names)  # the update reached it
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2] and rows[-1]["env/well_formed_rate"] == 1.0  # the engine's turns
+
+
+def test_ppo_without_vllm_says_how_to_install_before_loading_anything(micro_model_dir, tmp_path, monkeypatch, capsys):
+    from corl_gym.cli import main
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    argv = ["train", "--learner", "ppo", "--model", str(micro_model_dir), "--out", str(tmp_path / "run"),
+            "--device", "cpu"]
+    assert main([*argv, "--rollout-engine", "vllm"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--rollout-engine vllm needs vllm: pip install 'corl-gym[vllm]'" in lines[0]
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit, match="2"):  # only hf, vllm or auto
+        main([*argv, "--rollout-engine", "fast"])
+    assert "invalid choice: 'fast'" in capsys.readouterr().err
+
+
+def test_auto_picks_vllm_only_for_one_process_on_a_gpu(monkeypatch):
+    from corl_gym.agents.ppo.engine import engine_kind
+
+    assert engine_kind("auto", "cpu", 1) == engine_kind("hf", "cuda", 1) == "hf"
+    monkeypatch.setitem(sys.modules, "vllm", None)  # not installed
+    assert engine_kind("auto", "cuda", 1) == "hf"
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))  # installed
+    with pytest.raises(ValueError, match="one process"):
+        engine_kind("vllm", "cuda", 2)

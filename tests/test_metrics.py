@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from corl_gym.benchmarks.metrics import (
+from corl_gym.agents.cost_curves import (
     accuracy_at_cost,
     aiq,
     apgr,

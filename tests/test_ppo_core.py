@@ -1,5 +1,5 @@
-"""Token-level PPO maths: GAE against a plain loop, the losses against hand computation, and the
-controller mask: prompt and expert-response tokens get exactly zero policy gradient."""
+"""Token-level PPO maths: GAE against a plain loop, the losses and entropy against hand computation, and
+the controller mask: prompt and expert-response tokens get exactly zero policy gradient."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from corl_gym.agents import logprobs as lp  # noqa: E402
 from corl_gym.agents.ppo import core  # noqa: E402
 
 
@@ -77,7 +78,7 @@ def test_losses_equal_a_hand_computed_reference():
     assert vf.item() == pytest.approx(0.5 * (1.0 + 1.0 + 4.0) / 3)
 
     logits = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1], [0.5, 0.5]]]))
-    entropy = core.token_entropy(logits)
+    entropy = lp.token_entropy(logits)
     assert entropy[0, 0].item() == pytest.approx(math.log(2))
     assert entropy[0, 1].item() == pytest.approx(-(0.9 * math.log(0.9) + 0.1 * math.log(0.1)))
 
@@ -100,8 +101,8 @@ def test_prompt_and_expert_tokens_get_exactly_zero_policy_gradient():
     logits = model(input_ids=ids, attention_mask=attention_mask).logits
     logits.retain_grad()
     mask = action_mask[:, 1:].float()
-    logprobs = core.token_logprobs(logits, ids)
-    entropy = core.masked_sum_mean(core.token_entropy(logits), mask)
+    logprobs = lp.token_logprobs(logits, ids)
+    entropy = lp.masked_sum_mean(lp.token_entropy(logits), mask)
     old = logprobs.detach() - 0.1
     advantages = torch.randn(1, 15, generator=torch.Generator().manual_seed(2))
     loss, _ = core.policy_loss(logprobs, old, advantages, mask, clip=0.2)

@@ -12,26 +12,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from corl_gym.agents.llm import HFGenerator  # noqa: E402
+from corl_gym.agents.logprobs import LOGPROB_FLOOR, model_logprobs  # noqa: E402
 from corl_gym.agents.ppo import core  # noqa: E402
 from corl_gym.agents.ppo import train as train_module  # noqa: E402
 from corl_gym.agents.ppo.config import PPOConfig  # noqa: E402
-from corl_gym.agents.ppo.models import actor_forward  # noqa: E402
-from corl_gym.agents.ppo.rollout import Episode, collate  # noqa: E402
+from corl_gym.agents.rollout import Episode, collate  # noqa: E402
 from corl_gym.agents.tiny import tiny_qwen2  # noqa: E402
-from tests.tiny import make_tokenizer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return make_tokenizer(tmp_path_factory.mktemp("tok"))
-
-
-@pytest.fixture(scope="module")
-def model_dir(tokenizer, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("micro")
-    tokenizer.save_pretrained(folder)
-    tiny_qwen2(len(tokenizer), "micro", seed=0).save_pretrained(folder)
-    return folder
 
 
 @pytest.mark.parametrize("temperature,top_p", [(0.7, 1.0), (1.3, 0.8)])
@@ -45,22 +31,22 @@ def test_scored_logprobs_equal_the_samplers_at_its_temperature_and_top_p(tokeniz
     episodes = [Episode(p + g.token_ids, [0] * len(p) + [1] * len(g.token_ids)) for p, g in zip(prompts, gens)]
     batch = collate(episodes, tokenizer.pad_token_id)
     with torch.no_grad():
-        scored, _ = actor_forward(model, batch, temperature=temperature, top_p=top_p, vocab_limit=len(tokenizer))
+        scored, _ = model_logprobs(model, batch, temperature=temperature, top_p=top_p, vocab_limit=len(tokenizer))
     for row, (prompt, gen) in enumerate(zip(prompts, gens)):
         mine = scored[row, len(prompt) - 1 : len(prompt) - 1 + len(gen.token_ids)]
         assert torch.allclose(mine, torch.tensor(gen.logprobs), atol=1e-4)
-    assert torch.all(scored >= core.LOGPROB_FLOOR)  # ids outside the nucleus stay finite numbers
+    assert torch.all(scored >= LOGPROB_FLOOR)  # ids outside the nucleus stay finite numbers
 
 
-def test_training_scores_old_reference_and_new_logprobs_at_the_rollout_settings(model_dir, tmp_path, monkeypatch):
+def test_training_scores_old_reference_and_new_logprobs_at_the_rollout_settings(micro_model_dir, tmp_path, monkeypatch):
     seen = []
 
     def spy(actor, batch, with_entropy=False, entropy_grad=True, **sampling):
         seen.append(sampling)
-        return actor_forward(actor, batch, with_entropy, entropy_grad, **sampling)
+        return model_logprobs(actor, batch, with_entropy, entropy_grad, **sampling)
 
-    monkeypatch.setattr(train_module, "actor_forward", spy)
-    cfg = PPOConfig(model=str(model_dir), out=str(tmp_path / "run"), device="cpu", iterations=1, num_envs=2,
+    monkeypatch.setattr(train_module, "model_logprobs", spy)
+    cfg = PPOConfig(model=str(micro_model_dir), out=str(tmp_path / "run"), device="cpu", iterations=1, num_envs=2,
                     max_new_tokens=24, max_turns=1, num_minibatches=1, temperature=0.6, top_p=0.9, progress=False,
                     integer_answers=True, save_every=1)
     train_module.train(cfg)
@@ -91,12 +77,12 @@ def test_dual_clip_bounds_the_loss_of_negative_advantage_tokens():
         core.policy_loss(new, old, advantages, mask, clip=0.2, dual_clip=0.5)
 
 
-def test_every_iteration_shuffles_the_minibatches_afresh(model_dir, monkeypatch):
+def test_every_iteration_shuffles_the_minibatches_afresh(micro_model_dir, monkeypatch):
     from transformers import AutoModelForCausalLM
 
     from corl_gym.agents.ppo.models import Critic
 
-    actor = AutoModelForCausalLM.from_pretrained(model_dir)
+    actor = AutoModelForCausalLM.from_pretrained(micro_model_dir)
     critic = Critic.from_actor(actor)
     n, length = 8, 6
     ids = torch.arange(n)[:, None].repeat(1, length) + 10  # each row is recognisable by its ids
@@ -112,8 +98,8 @@ def test_every_iteration_shuffles_the_minibatches_afresh(model_dir, monkeypatch)
 
     spy.__wrapped__ = train_module.critic_forward
     monkeypatch.setattr(train_module, "critic_forward", spy)
-    args = (cfg, actor, critic, torch.optim.SGD(actor.parameters(), lr=0.0), torch.optim.SGD(critic.parameters(), lr=0.0),
-            batch, zeros, zeros, zeros, zeros, torch.ones(n, length - 1), 1)
+    optimisers = torch.optim.SGD(actor.parameters(), lr=0.0), torch.optim.SGD(critic.parameters(), lr=0.0)
+    args = (cfg, actor, critic, *optimisers, batch, zeros, zeros, zeros, zeros, torch.ones(n, length - 1), 1)
     for iteration in (0, 1, 0):
         orders.append([])
         train_module.ppo_update(*args, train_actor=False, iteration=iteration)
@@ -122,8 +108,8 @@ def test_every_iteration_shuffles_the_minibatches_afresh(model_dir, monkeypatch)
     assert orders[0] == orders[2]  # and the same one when a resumed run replays an iteration
 
 
-def test_a_turn_budget_too_small_for_a_call_is_refused_before_training(model_dir, tmp_path):
-    cfg = PPOConfig(model=str(model_dir), out=str(tmp_path / "run"), device="cpu", iterations=1, num_envs=2,
+def test_a_turn_budget_too_small_for_a_call_is_refused_before_training(micro_model_dir, tokenizer, tmp_path):
+    cfg = PPOConfig(model=str(micro_model_dir), out=str(tmp_path / "run"), device="cpu", iterations=1, num_envs=2,
                     max_new_tokens=4, progress=False)
     with pytest.raises(ValueError, match="max-new-tokens"):
         train_module.train(cfg)
@@ -133,6 +119,6 @@ def test_a_turn_budget_too_small_for_a_call_is_refused_before_training(model_dir
 
     from corl_gym.agents.evaluate import evaluate
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
     with pytest.raises(ValueError, match="cannot hold a call turn"):
-        evaluate(model, make_tokenizer(tmp_path / "tok"), limit=1, max_new_tokens=4)
+        evaluate(model, tokenizer, limit=1, max_new_tokens=4)

@@ -1,5 +1,6 @@
-"""The tiny-cpu preset's control flow at toy sizes: the copy check stops it before PPO, a time cap makes a
-run incomplete, and a complete run's eval.json has every field per policy and budget."""
+"""The tiny-cpu recipe's control flow at toy sizes, through the learners' own `main`: the copy check stops
+it before RL, a time cap makes a run incomplete, and a complete run's eval.json has every field per
+policy and budget."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from corl_gym.agents.ppo import preset as preset_module  # noqa: E402
+from corl_gym.agents import recipe  # noqa: E402
+from corl_gym.agents.ppo import train as ppo  # noqa: E402
 
 FIELDS = {"n", "mean_reward", "reward_se", "accuracy", "mean_cost_usd", "expert_call_ratio", "calls_per_expert",
           "over_budget_rate", "well_formed_rate"}
@@ -19,7 +21,7 @@ FIELDS = {"n", "mean_reward", "reward_se", "accuracy", "mean_cost_usd", "expert_
 @pytest.fixture
 def toy_preset(monkeypatch):
     """The tiny-cpu preset with toy amounts of work (its structure and settings otherwise unchanged)."""
-    real = preset_module.PRESETS["tiny-cpu"]
+    real = recipe.PRESETS["tiny-cpu"]
     toy = {
         "ppo": {**real["ppo"], "iterations": 2, "num_envs": 3, "num_minibatches": 1, "update_epochs": 1,
                 "save_every": 1, "tensorboard": False},
@@ -28,12 +30,12 @@ def toy_preset(monkeypatch):
         "copy_check": {"problems": 6, "min_rate": 0.0},
         "eval": {"limit": 2, "batch_size": 6},
     }
-    monkeypatch.setitem(preset_module.PRESETS, "tiny-cpu", toy)
+    monkeypatch.setitem(recipe.PRESETS, "tiny-cpu", toy)
     return toy
 
 
 def run(tmp_path, *flags):
-    return preset_module.run_preset("tiny-cpu", ["--out", str(tmp_path / "run"), "--quiet", *flags])
+    return ppo.main(["--preset", "tiny-cpu", "--out", str(tmp_path / "run"), "--quiet", *flags])
 
 
 def test_a_complete_run_writes_every_field_per_policy_and_budget(toy_preset, tmp_path, capsys):
@@ -48,7 +50,8 @@ def test_a_complete_run_writes_every_field_per_policy_and_budget(toy_preset, tmp
     assert {"sft", "copy_check", "eval_sft", "ppo", "eval_ppo", "total"} <= set(result["wall_s"])
     assert set(result["references"]["low"]) == {"always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
     targets = result["targets"]
-    assert {"copy_rate_ge_0.95", "ppo_low_ge_0.70", "mean_cost_increasing_2x", "why_call_ratio_is_not_strictly_increasing"} <= set(targets)
+    assert {"copy_rate_ge_0.95", "ppo_low_ge_0.70", "mean_cost_increasing_2x",
+            "why_call_ratio_is_not_strictly_increasing"} <= set(targets)
     assert all(isinstance(v["met"], bool) for v in targets.values() if isinstance(v, dict))
     assert (tmp_path / "run" / "eval_table.md").is_file() and (tmp_path / "run" / "curves.png").is_file()
     settings = json.loads((tmp_path / "run" / "sft" / "corl_train.json").read_text())
@@ -84,3 +87,10 @@ def test_the_grpo_preset_stops_at_the_same_copy_check(toy_preset, tmp_path, caps
     assert result["complete"] is False and result["incomplete_reason"].endswith("GRPO was not run")
     assert result["copy_rate"] < 0.95 and "grpo" not in result and "grpo" not in result["wall_s"]
     assert {"sft", "copy_check", "total"} <= set(result["wall_s"])
+
+
+def test_an_unknown_preset_is_a_usage_error():
+    from corl_gym.cli_args import UsageError
+
+    with pytest.raises(UsageError, match="unknown preset 'huge'; presets: tiny-cpu"):
+        ppo.main(["--preset", "huge"])

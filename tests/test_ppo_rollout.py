@@ -10,14 +10,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from corl_gym.agents.llm import Generation  # noqa: E402
-from corl_gym.agents.ppo.rollout import collate, play, summarize_episodes  # noqa: E402
+from corl_gym.agents.rollout import collate, play, summarize_episodes  # noqa: E402
 from corl_gym.envs.vector import CORLMathVectorEnv  # noqa: E402
-from tests.tiny import make_tokenizer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return make_tokenizer(tmp_path_factory.mktemp("tok"))
 
 
 class ScriptedGenerator:
@@ -50,7 +44,8 @@ def test_trajectory_is_prompt_generated_and_env_ids_with_an_exact_mask(tokenizer
         prompt = generator.seen[0][i]
         response_block = generator.seen[1][i][len(prompt) + len(call):]
         assert episode.ids == prompt + call + response_block + answer  # the answer step appends nothing
-        assert episode.action_mask == [0] * len(prompt) + [1] * len(call) + [0] * len(response_block) + [1] * len(answer)
+        mask = [0] * len(prompt) + [1] * len(call) + [0] * len(response_block) + [1] * len(answer)
+        assert episode.action_mask == mask
         assert '<response expert="gpt-4.1-nano">' in tokenizer.decode(response_block)
         assert episode.calls["gpt-4.1-nano"] == 1 and episode.turns == 2 and episode.action_errors == 0
         assert episode.cost_usd > 0 and episode.gen_logprobs == [-0.25] * (len(call) + len(answer))
@@ -80,7 +75,8 @@ def test_pinned_problems_and_budgets(tokenizer):
     envs = CORLMathVectorEnv(2, tokenizer=tokenizer, max_turns=1)
     problem_ids = [envs.envs[0].problems[7].id, envs.envs[0].problems[9].id]
     pins = [{"problem_id": problem_ids[0], "budget": "low"}, {"problem_id": problem_ids[1], "budget": "high"}]
-    episodes, _ = play(envs, ScriptedGenerator([tokenizer.encode("<answer>1</answer>")]), seed=0, max_new_tokens=8, pins=pins)
+    generator = ScriptedGenerator([tokenizer.encode("<answer>1</answer>")])
+    episodes, _ = play(envs, generator, seed=0, max_new_tokens=8, pins=pins)
     assert [e.problem_id for e in episodes] == problem_ids
     assert [e.budget for e in episodes] == ["low", "high"]
     assert np.all([e.turns == 1 for e in episodes])

@@ -13,8 +13,6 @@ pytest.importorskip("transformers")
 from corl_gym.agents.ppo.config import PPOConfig  # noqa: E402
 from corl_gym.agents.ppo.logger import read_metrics  # noqa: E402
 from corl_gym.agents.ppo.train import train  # noqa: E402
-from corl_gym.agents.tiny import tiny_qwen2  # noqa: E402
-from tests.tiny import make_tokenizer  # noqa: E402
 
 NAMES = [
     "timing_s/gen", "timing_s/update_actor", "timing_s/env", "timing_s/step", "perf/throughput", "perf/mfu/actor",
@@ -23,17 +21,9 @@ NAMES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("micro")
-    tokenizer = make_tokenizer(folder)
-    tiny_qwen2(len(tokenizer), "micro", seed=0).save_pretrained(folder)
-    return folder
-
-
-def test_train_logs_checkpoints_resumes_and_evaluates(model_dir, tmp_path):
+def test_train_logs_checkpoints_resumes_and_evaluates(micro_model_dir, tmp_path):
     out = tmp_path / "run"
-    cfg = PPOConfig(model=str(model_dir), out=str(out), device="cpu", iterations=2, num_envs=3, max_new_tokens=16,
+    cfg = PPOConfig(model=str(micro_model_dir), out=str(out), device="cpu", iterations=2, num_envs=3, max_new_tokens=16,
                     max_turns=2, save_every=1, actor_lr=1e-3, critic_lr=1e-3, num_minibatches=2, progress=False,
                     integer_answers=True)
     actor_dir = train(cfg)
@@ -55,7 +45,8 @@ def test_train_logs_checkpoints_resumes_and_evaluates(model_dir, tmp_path):
     from corl_gym.cli import main
 
     eval_dir = tmp_path / "eval"
-    assert main(["eval", "--checkpoint", str(out), "--limit", "2", "--max-new-tokens", "16", "--out", str(eval_dir)]) == 0
+    flags = ["--limit", "2", "--max-new-tokens", "16", "--out", str(eval_dir)]
+    assert main(["eval", "--checkpoint", str(out), *flags]) == 0
     table = [json.loads(line) for line in (eval_dir / "eval_rows.jsonl").read_text().splitlines()]
     assert len(table) == 6 and {r["budget"] for r in table} == {"low", "medium", "high"}
     keys = {"pool", "dataset", "seed", "policy", "budget", "problem_id", "correct", "reward", "cost_usd", "calls",
@@ -67,7 +58,7 @@ def test_train_logs_checkpoints_resumes_and_evaluates(model_dir, tmp_path):
 
 
 def test_cli_flags_come_from_the_config_dataclass(capsys):
-    from corl_gym.agents.ppo.config import build_parser
+    from corl_gym.agents.config import build_parser
 
     text = build_parser(PPOConfig).format_help()
     assert "--kl-coef" in text and "KL-to-reference penalty" in text and "--num-envs" in text

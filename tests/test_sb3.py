@@ -12,8 +12,8 @@ from corl_gym.agents.sb3 import SB3Config, SB3Policy, evaluate, load_policy, rou
 from corl_gym.benchmarks.bench import BenchConfig, run_bench  # noqa: E402
 from corl_gym.cli import main  # noqa: E402
 from corl_gym.data import load_problems  # noqa: E402
-from corl_gym.envs.routing_env import CORLRoutingEnv  # noqa: E402
 from corl_gym.envs.features import problem_features  # noqa: E402
+from corl_gym.envs.routing_env import CORLRoutingEnv  # noqa: E402
 from corl_gym.envs.routing_env_v1 import CORLRoutingEnvV1  # noqa: E402
 from corl_gym.experts import load_pool  # noqa: E402
 from corl_gym.splits import split_problems  # noqa: E402
@@ -108,21 +108,26 @@ def test_errors_for_unknown_learner_and_missing_packages(monkeypatch, tmp_path):
 
 
 def test_import_is_lazy():
-    code = "import sys, corl_gym, corl_gym.agents.sb3; print(any(m in sys.modules for m in ('torch', 'stable_baselines3', 'sb3_contrib')))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = ("import sys, corl_gym, corl_gym.agents.sb3; "
+            "print(any(m in sys.modules for m in ('torch', 'stable_baselines3', 'sb3_contrib')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_cli_train_then_bench_the_saved_router(tmp_path, capsys):
     out = tmp_path / "router"
-    assert main(["train", "--learner", "sb3-maskable-ppo", "--timesteps", "512", "--train-limit", "100", "--out", str(out)]) == 0
+    flags = ["--timesteps", "512", "--train-limit", "100", "--out", str(out)]
+    assert main(["train", "--learner", "sb3-maskable-ppo", *flags]) == 0
     path = out / "sb3-maskable-ppo.zip"
     assert path.is_file() and f"sb3:{path}" in capsys.readouterr().out
-    result = run_bench(BenchConfig(policies=[f"sb3:{path}", "best-fixed"], limit=20, train_limit=100, out=str(tmp_path / "bench"), progress=False))
+    result = run_bench(BenchConfig(policies=[f"sb3:{path}", "best-fixed"], limit=20, train_limit=100,
+                                   out=str(tmp_path / "bench"), progress=False))
     rows = [r for r in result.rows if r["policy"] == f"sb3:{path}"]
     assert len(rows) == 20 * 3 and all(0.0 <= r["reward"] <= 1.0 for r in rows)
     # masked at low: only gpt-4.1-nano fits $0.001, so the router never calls the others there
     assert all(r["calls"]["gpt-4.1"] == r["calls"]["o3"] == 0 for r in rows if r["budget"] == "low")
-    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed", "always-self", "always:gpt-4.1-nano", "always:gpt-4.1", "always:o3"}
+    assert {s["policy"] for s in result.summary} == {f"sb3:{path}", "best-fixed", "always-self", "always:gpt-4.1-nano",
+                                                     "always:gpt-4.1", "always:o3"}
     assert "| always-self (reference) |" in result.markdown and f"| sb3:{path} |" in result.markdown
     assert (tmp_path / "bench" / "summary.md").is_file()
 
@@ -152,7 +157,8 @@ def test_the_env_id_is_saved_with_the_model_and_the_bench_uses_it(tmp_path, mask
 
     CORLRoutingEnv.reset = spy
     try:
-        result = run_bench(BenchConfig(policies=[f"sb3:{v0}", f"sb3:{maskable}"], budgets=["high"], limit=5, progress=False, references=False))
+        result = run_bench(BenchConfig(policies=[f"sb3:{v0}", f"sb3:{maskable}"], budgets=["high"], limit=5,
+                                       progress=False, references=False))
     finally:
         CORLRoutingEnv.reset = original
     assert seen == ["CORLRoutingEnv"] * 5 + ["CORLRoutingEnvV1"] * 5 and len(result.rows) == 10
@@ -168,7 +174,8 @@ def test_a_router_without_problem_features_keeps_that_choice(tmp_path):
     assert meta["observation_size"] == with_features.observation_space.shape[0] - problem_features.size
     policy = load_policy(path)
     assert policy.features == "none"
-    result = run_bench(BenchConfig(policies=[f"sb3:{path}"], budgets=["low"], limit=4, progress=False, references=False))
+    result = run_bench(BenchConfig(policies=[f"sb3:{path}"], budgets=["low"], limit=4, progress=False,
+                                   references=False))
     assert len(result.rows) == 4
     with pytest.raises(ValueError, match="problem, none"):
         train(SB3Config(features="embeddings", out=str(tmp_path)))

@@ -7,15 +7,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from corl_gym.agents.evaluate import select_problems  # noqa: E402
 from corl_gym.agents.sft import SFTConfig, collect_demos, sft_loss, teacher_names, train_sft  # noqa: E402
 from corl_gym.agents.tiny import tiny_qwen2  # noqa: E402
-from tests.tiny import make_tokenizer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tmp_path_factory):
-    return make_tokenizer(tmp_path_factory.mktemp("tok"))
+from corl_gym.splits import select_problems  # noqa: E402
 
 
 def test_teacher_lists_expand_experts_and_weights():
@@ -39,7 +33,7 @@ def test_demos_mask_exactly_the_routers_actions(tokenizer):
 
 
 def test_cloning_lowers_the_loss_on_controller_tokens(tokenizer):
-    from corl_gym.agents.ppo.rollout import collate
+    from corl_gym.agents.rollout import collate
 
     problems = select_problems("synthetic", "train", limit=20)
     demos = collect_demos(tokenizer, problems, "sim-paper", ["always:o3"], 4, 2, seed=1)
@@ -69,9 +63,11 @@ def test_teachers_within_budget_only_call_experts_the_episode_can_afford(tokeniz
     problems = select_problems("synthetic", "train", integer_answers=True, limit=60)
     teachers = teacher_names("always-self,always:*", ["gpt-4.1-nano", "gpt-4.1", "o3"])
     demos = collect_demos(tokenizer, problems, "sim-paper", teachers, 90, 2, seed=0, within_budget=True)
-    called = {b: {e for d in demos if d.budget == b for e, n in d.calls.items() if n} for b in ("low", "medium", "high")}
+    called = {b: {e for d in demos if d.budget == b for e, n in d.calls.items() if n}
+              for b in ("low", "medium", "high")}
     # sim-paper's expected costs: nano $0.00016, gpt-4.1 $0.0044, o3 $0.016; thresholds $0.001 / $0.01 / $0.05
-    assert called == {"low": {"gpt-4.1-nano"}, "medium": {"gpt-4.1-nano", "gpt-4.1"}, "high": {"gpt-4.1-nano", "gpt-4.1", "o3"}}
+    assert called == {"low": {"gpt-4.1-nano"}, "medium": {"gpt-4.1-nano", "gpt-4.1"},
+                      "high": {"gpt-4.1-nano", "gpt-4.1", "o3"}}
     over = [d.cost_usd > {"low": 0.001, "medium": 0.01, "high": 0.05}[d.budget] for d in demos]
     assert sum(over) < 0.2 * len(demos)  # the expected cost fits; a long reply may still run over
     assert any(not d.calls or not any(d.calls.values()) for d in demos if d.budget == "low")  # answering alone stays

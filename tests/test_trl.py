@@ -13,11 +13,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("trl", reason="trl is not installed: pip install 'corl-gym[trl]'")
 
-from corl_gym.agents.evaluate import select_problems  # noqa: E402
 from corl_gym.agents.llm import Generation, HFGenerator  # noqa: E402
 from corl_gym.agents.tiny import env_corpus, tiny_qwen2, train_tokenizer  # noqa: E402
 from corl_gym.agents.trl import CORLRollout, GRPOConfig, env_reward, episode_prompts  # noqa: E402
 from corl_gym.envs.math_env import CORLMathEnv  # noqa: E402
+from corl_gym.splits import select_problems  # noqa: E402
 
 EXPERT = "gpt-4.1-nano"
 
@@ -80,14 +80,15 @@ def test_rollout_fields_mask_and_ids_are_the_env_trajectory(tokenizer, problems)
 
     assert {"prompt_ids", "completion_ids", "logprobs", "env_mask", "env_reward"} <= set(out)
     assert all(len(v) == len(prompts) for v in out.values())
-    for i, prompt in enumerate(prompts):
+    for i in range(len(prompts)):
         options = {"problem_id": problems[i // 2].id, "budget": ["low", "high"][i % 2]}
         prompt_ids, (block1, block2), reward = replay(tokenizer, problems, options, [call, answer])
         assert out["prompt_ids"][i] == prompt_ids
         assert out["completion_ids"][i] == call + block1 + answer + block2  # generated ids and env ids, verbatim
         assert out["env_mask"][i] == [1] * len(call) + [0] * len(block1) + [1] * len(answer) + [0] * len(block2)
         assert len(out["logprobs"][i]) == len(out["completion_ids"][i])
-        assert out["logprobs"][i] == [-0.5] * len(call) + [0.0] * len(block1) + [-1.5] * len(answer) + [0.0] * len(block2)
+        expected = [-0.5] * len(call) + [0.0] * len(block1) + [-1.5] * len(answer) + [0.0] * len(block2)
+        assert out["logprobs"][i] == expected
         assert out["env_reward"][i] == reward and out["budget"][i] == options["budget"]
         assert out["expert_called"][i] == 1.0
         expert_text = tokenizer.decode(block1)
@@ -112,7 +113,8 @@ def test_repeated_prompts_give_one_episode_per_row_groups_share_the_problem(toke
     assert out["prompt_ids"][0] != out["prompt_ids"][group]
     for ids, mask, logprobs in zip(out["completion_ids"], out["env_mask"], out["logprobs"]):
         assert len(ids) == len(mask) == len(logprobs) and mask[0] == 1
-        assert all(lp < 0 for lp, m in zip(logprobs, mask) if m) and all(lp == 0 for lp, m in zip(logprobs, mask) if not m)
+        assert all(lp < 0 for lp, m in zip(logprobs, mask) if m)
+        assert all(lp == 0 for lp, m in zip(logprobs, mask) if not m)
 
 
 def test_env_reward_passes_the_env_reward_through_and_logs_per_budget():
@@ -172,7 +174,7 @@ def test_two_grpo_steps_on_a_tiny_model_on_cpu(tokenizer, tmp_path):
 
 
 def test_preset_matches_the_ppo_presets_task_and_episode_budget():
-    from corl_gym.agents.ppo.preset import PRESETS
+    from corl_gym.agents.recipe import PRESETS
     from corl_gym.agents.trl import parse_prompt, preset_overrides
 
     ppo, grpo = PRESETS["tiny-cpu"]["ppo"], preset_overrides("tiny-cpu")

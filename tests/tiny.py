@@ -15,7 +15,8 @@ def corpus() -> list[str]:
         '<response expert="gpt-4.1-nano">', "</response>", "<budget spent=", "What is the value of",
         "Solve for x", "the answer is", "Problem", "budget", "expert", "threshold", "remaining",
     ]
-    lines = [f"{w} {i} + {i * 7} = {i * 8}. {w}" for i in range(200) for w in words[i % len(words) : i % len(words) + 3]]
+    lines = [f"{w} {i} + {i * 7} = {i * 8}. {w}" for i in range(200)
+             for w in words[i % len(words) : i % len(words) + 3]]
     return lines + [str(i) for i in range(1000)]
 
 
