@@ -41,7 +41,7 @@ def _timeout(fault: str) -> float:
 
 @pytest.mark.parametrize("fault, kind", [
     ("429", "rate_limit"), ("500", "server_error"), ("503", "server_error"), ("truncated", "bad_response"),
-    ("reset", "connection"), ("stall", "timeout"),
+    ("reset", "connection"), pytest.param("stall", "timeout", marks=pytest.mark.slow),  # waits out its timeouts
 ])
 def test_each_fault_is_retried_to_the_bound_then_reported(server, monkeypatch, fault, kind):
     expert = _expert(server, monkeypatch, timeout=_timeout(fault))

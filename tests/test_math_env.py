@@ -107,6 +107,7 @@ def test_same_seed_same_episode_and_render():
     assert "[turn 1/4" in env.render()
 
 
+@pytest.mark.slow
 def test_random_and_hostile_actions_never_raise():
     env = gym.make("CORL-Math-v0", max_turns=4)
     rng = np.random.default_rng(0)
