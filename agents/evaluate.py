@@ -99,8 +99,8 @@ def copy_rate(model: Any, tokenizer: Any, problems: Sequence[Problem], *, pool: 
                  for i, p in enumerate(chunk)]
         observations, *_ = envs.step(calls)
         turns = generator.generate(list(observations), max_new_tokens=max_new_tokens, temperature=0.0)
-        for env, turn in zip(envs.envs, turns):
-            action, reply = parse_action(turn.text, names), env.last_reply
+        for reply, turn in zip(envs.last_replies, turns):
+            action = parse_action(turn.text, names)
             if reply is not None and reply.error is None and isinstance(action, AnswerAction):
                 copied += verify.is_equivalent(stated_answer(action.text), stated_answer(reply.text))
         envs.close()

@@ -51,6 +51,11 @@ class CORLMathVectorEnv(VectorEnv):
         """The pool's experts, the same for every sub-env."""
         return list(self.envs[0].expert_names)
 
+    @property
+    def last_replies(self) -> tuple[ExpertReply | None, ...]:
+        """Each sub-env's `last_reply`: the checked reply to its latest step's call, or None."""
+        return tuple(env.last_reply for env in self.envs)
+
     def reset(self, *, seed: int | Sequence[int] | None = None,
               options: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None):
         """Reset every sub-env. `seed`: an int (sub-env i gets `seed + i`) or one per sub-env. `options`:

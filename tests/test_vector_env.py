@@ -9,6 +9,7 @@ from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.vector import CORLMathVectorEnv
 from corl_gym.experts import ExpertReply, Pool, load_pool
 from corl_gym.experts.base import Expert, ExpertSpec
+from corl_gym.protocol import CallAction
 
 
 class SlowExpert(Expert):
@@ -101,4 +102,14 @@ def test_reset_options_pin_each_sub_env_or_all_of_them():
     with pytest.raises(ValueError, match="one reset options dict per sub-env"):
         envs.reset(options=[{}, {}])
     assert envs.expert_names == ["gpt-4.1-nano", "gpt-4.1", "o3"]
+    envs.close()
+
+
+def test_last_replies_are_each_sub_envs_checked_reply_to_its_latest_call():
+    envs = CORLMathVectorEnv(2, budget="high", limit=5)
+    envs.reset(seed=0)
+    assert envs.last_replies == (None, None)
+    envs.step([CallAction("gpt-4.1-nano", "What is 2+2?"), "<answer>\\boxed{4}</answer>"])
+    called, answered = envs.last_replies
+    assert called is not None and called.error is None and called.text and answered is None
     envs.close()
