@@ -15,6 +15,9 @@ pays them 0). Training uses the TRAIN part of the dataset's stable split (`corl_
 same split the benchmark tests on the other part of, with budget modes drawn per episode (`mixed`), so
 one router serves every budget it can read from its observation.
 
+`SB3Config` is configured like every learner (`agents.config.RunConfig`: a help line per field), and
+`main` is `corl-gym train --learner sb3-...`: a flag per field (`--env` for `env_id`).
+
 `train(config)` writes `<out>/<learner>.zip` (the SB3 model) and `<out>/<learner>.json` (the config,
 the env id, the observation size and a training summary: episodes, mean reward per budget over the last training
 episodes, and a deterministic evaluation per budget on training problems). `load_policy(path)` reads
@@ -30,84 +33,83 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+
+from corl_gym import cli_args
+from corl_gym.agents.config import RunConfig, _f, learner_main
+from corl_gym.envs.features import FEATURES
 
 LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
 ROUTING_ENV_IDS = ("CORL-Routing-v1", "CORL-Routing-v0")
 
 
+def _all_if_zero(text: str) -> int | None:
+    return cli_args.nonnegative_int(text) or None  # 0: every problem, as bench's --train-limit reads it
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    return tuple(cli_args.positive_int(item) for item in cli_args.comma_list(text))
+
+
+_COUNT = cli_args.positive_int  # sizes and counts a run needs at least one of
+
+
 @dataclass
-class SB3Config:
-    learner: str = "sb3-maskable-ppo"
-    """one of `LEARNERS`"""
-    env_id: str = "CORL-Routing-v1"
-    """the routing env to train in: `CORL-Routing-v1` (submit any answer seen, or the plurality) or
-    `CORL-Routing-v0` (submit the latest answer)"""
-    features: str = "problem"
-    """problem features in the observation (`corl_gym.envs.features.FEATURES`): `problem` or `none` (only
-    budgets, costs and answers: where every problem looks alike, features let a router memorise its
-    training problems instead of learning from the answers)"""
-    pool: str = "sim-paper"
-    """expert pool name or YAML path"""
-    dataset: str | None = None
-    """dataset name or JSONL path (default: the pool's own dataset, else `synthetic`)"""
-    budget: str = "mixed"
-    """budget mode to train on: `mixed` draws low / medium / high per episode"""
-    timesteps: int = 300_000
-    """total environment steps (an episode is 1 to K + 1 steps)"""
-    seed: int = 0
-    """seed of the learner, the envs and the pool's simulated experts"""
-    train_limit: int | None = None
-    """cap on training problems (default: the whole train split)"""
-    test_fraction: float = 0.5
-    """share of the dataset held out for testing, as in `corl-gym bench`"""
-    n_envs: int = 8
-    """envs stepped in one process (DummyVecEnv): one batched policy forward pass per step; an env step
-    (well under a millisecond) is cheaper than a subprocess round trip"""
-    learning_rate: float = 3e-4
-    """Adam step size"""
-    gamma: float = 1.0
-    """discount: episodes are a few steps with one final reward, so none (as in CoRL's PPO)"""
-    gae_lambda: float = 0.95
-    """GAE lambda (PPO)"""
-    n_steps: int = 512
-    """rollout steps per env between PPO updates"""
-    batch_size: int = 512
-    """minibatch size (PPO and DQN)"""
-    ent_coef: float = 0.001
-    """entropy bonus (PPO); small: the gains over the best fixed expert are a few points, and more
-    entropy keeps the policy from committing to them"""
-    net_arch: list[int] = field(default_factory=lambda: [128, 128])
-    """hidden layers of the policy and value MLPs"""
-    eval_episodes: int = 300
-    """episodes per budget mode in the final deterministic evaluation on training problems"""
-    out: str = "runs/router"
-    """folder for `<learner>.zip` and `<learner>.json`"""
-    torch_threads: int = 1
-    """torch CPU threads: one is fastest for these small MLPs (more threads contend for a few cores)"""
-    verbose: int = 0
-    """SB3 verbosity (1: training logs)"""
-    progress: bool = True
-    """a progress bar over the environment steps (on stderr)"""
+class SB3Config(RunConfig):
+    """Train a Stable-Baselines3 router in CORL-Routing-v1 (or -v0) on the train split; save it for
+    `corl-gym bench --policies sb3:PATH`."""
+
+    HELP_ORDER: ClassVar[tuple[str, ...]] = ("learner", "env_id", "features", "pool", "dataset", "budget", "timesteps",
+                                             "seed", "train_limit", "test_fraction")
+
+    learner: str = _f("sb3-maskable-ppo", "MaskablePPO (reads the env's action masks, so it never calls an expert the "
+                                          "budget cannot pay for), PPO or DQN", LEARNERS)
+    env_id: str = _f("CORL-Routing-v1", "the routing env to train in: v1 (submit any answer seen, or the plurality) "
+                                        "or v0 (submit the latest answer)", ROUTING_ENV_IDS, aliases=("--env",))
+    features: str = _f("problem", "problem features in the observation; none: only budgets, costs and answers (where "
+                                  "every problem looks alike, features let a router memorise its training problems)",
+                       tuple(FEATURES))
+    dataset: str | None = _f(None, "training problems: a dataset name or JSONL path (its train split is used); "
+                                   "default: the pool's own dataset, else synthetic", parse=str)
+    budget: str = _f("mixed", "budget mode to train on: low, medium, high, mixed (drawn per episode) or a dollar "
+                              "amount such as 0.005", aliases=("--budgets",))
+    timesteps: int = _f(300_000, "total environment steps (an episode is 1 to K + 1 steps)", parse=_COUNT)
+    seed: int = _f(0, "seed of the learner, the envs and the pool's simulated experts", aliases=("--seeds",))
+    train_limit: int | None = _f(None, "training problems at most; default (or 0): the whole train split",
+                                 parse=_all_if_zero)
+    n_envs: int = _f(8, "envs stepped in one process (DummyVecEnv): one batched policy forward pass per step; an env "
+                        "step is cheaper than a subprocess round trip", parse=_COUNT)
+    learning_rate: float = _f(3e-4, "Adam step size")
+    gamma: float = _f(1.0, "discount: episodes are a few steps with one final reward, so none (as in CoRL's PPO)")
+    gae_lambda: float = _f(0.95, "GAE lambda (PPO)")
+    n_steps: int = _f(512, "rollout steps per env between PPO updates", parse=_COUNT)
+    batch_size: int = _f(512, "minibatch size (PPO and DQN)", parse=_COUNT)
+    ent_coef: float = _f(0.001, "entropy bonus (PPO); small: the gains over the best fixed expert are a few points, "
+                                "and more entropy keeps the policy from committing to them")
+    net_arch: tuple[int, ...] = _f((128, 128), "hidden layers of the policy and value MLPs: a comma list of widths",
+                                   parse=_widths)
+    eval_episodes: int = _f(300, "episodes per budget mode in the final deterministic evaluation on training problems",
+                            parse=_COUNT)
+    out: str = _f("runs/router", "folder for <learner>.zip (the model) and <learner>.json (its config and summary)")
+    torch_threads: int = _f(1, "torch CPU threads: one is fastest for these small MLPs (more contend for a few cores)",
+                            parse=_COUNT)
+    verbose: int = _f(0, "SB3 verbosity (1: training logs)")
 
 
 def routing_env(env_id: str, features: str = "problem", **kwargs: Any) -> Any:
     """An unwrapped routing env by id and feature name (SB3 calls `action_masks()` on the env itself)."""
     import gymnasium as gym
 
-    from corl_gym.envs.features import FEATURES
-
     _check_env_names(env_id, features)
     return gym.make(env_id, features=FEATURES[features], **kwargs).unwrapped
 
 
 def _check_env_names(env_id: str, features: str) -> None:
-    from corl_gym.envs.features import FEATURES
-
     if env_id not in ROUTING_ENV_IDS:
         raise ValueError(f"unknown routing env {env_id!r}: use one of {', '.join(ROUTING_ENV_IDS)}")
     if features not in FEATURES:
@@ -313,3 +315,16 @@ def load_policy(path: str | Path, torch_threads: int | None = 1) -> SB3Policy:
     env_id = meta.get("env_id") or getattr(model, "corl_env_id", None) or "CORL-Routing-v0"  # older models: v0
     features = meta.get("features") or getattr(model, "corl_features", None) or "problem"
     return SB3Policy(model, learner, env_id, features)
+
+
+def _bench_line(config: SB3Config, path: Path) -> str:
+    return f"benchmark it with: corl-gym bench --pool {config.pool} --policies sb3:{path},best-fixed,oracle"
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """`corl-gym train --learner sb3-...`: the learner is the config's `--learner` flag."""
+    return learner_main(SB3Config, argv, prog, train, needs_model=False, next_step=_bench_line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -29,8 +29,10 @@ from corl_gym import __version__, cli_args
 from corl_gym.cli_args import Parser, comma_list
 
 SB3_LEARNERS = ("sb3-maskable-ppo", "sb3-ppo", "sb3-dqn")
-# Learners and verbs that own their flags: the rest of the command line goes to `module:main(argv)`.
+# Learners and verbs that own their flags: the rest of the command line goes to `module:main(argv)`. The SB3
+# learners share one main, which reads which of them to train from its `--learner` flag.
 FORWARDED_LEARNERS = {
+    **dict.fromkeys(SB3_LEARNERS, "corl_gym.agents.sb3:main"),
     "ppo": "corl_gym.agents.ppo.train:main",
     "sft": "corl_gym.agents.sft:main",
     "trl-grpo": "corl_gym.agents.trl:main",
@@ -67,25 +69,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="stop before expert calls spend more USD (see ledger.json)")
     bench.add_argument("--max-spend-scope", choices=("total", "run"), default="total",
                        help="the cap counts every run into --out (total, default) or this run alone")
-    train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)")
-    train.add_argument("--learner", required=True, choices=[*SB3_LEARNERS, *FORWARDED_LEARNERS],
-                       help="ppo, sft and trl-grpo take their own flags: corl-gym train --learner NAME --help")
-    cli_args.add_pool(train)
-    cli_args.add_dataset(train)
-    cli_args.add_budgets(train, many=False)
-    train.add_argument("--env", default="CORL-Routing-v1", choices=("CORL-Routing-v1", "CORL-Routing-v0"),
-                       help="routing env of sb3 learners (v1: may submit any answer seen, or the plurality)")
-    train.add_argument("--features", default="problem", choices=("problem", "none"),
-                       help="problem features in an sb3 router's observation (none: only budgets, costs, answers)")
-    train.add_argument("--timesteps", type=cli_args.positive_int, default=None,
-                       help="environment steps, an integer >= 1 (default: the learner's)")
-    train.add_argument("--train-limit", type=cli_args.nonnegative_int, default=None,
-                       help="training problems, an integer >= 0; 0: all (default: all of the train split)")
-    train.add_argument("--test-fraction", type=cli_args.fraction, default=0.5,
-                       help="held-out share, as in bench (default: 0.5)")
-    cli_args.add_seeds(train, many=False)
-    cli_args.add_out(train, "runs/router", "folder for the trained model")
-    cli_args.add_quiet(train)
+    # every learner parses its own flags (`main` forwards them); this parser is only `train --help` and the
+    # errors for a missing or unknown --learner
+    train = verbs.add_parser("train", help="train a router (sb3-*) or an LLM controller (ppo, sft, trl-grpo)",
+                             allow_abbrev=False)  # `--learn NAME` would pass here unforwarded
+    train.add_argument("--learner", required=True, choices=list(FORWARDED_LEARNERS),
+                       help="each learner takes its own flags: corl-gym train --learner NAME --help")
     verbs.add_parser("eval", help="evaluate a trained controller checkpoint across budgets and datasets",
                      add_help=False)
     verbs.add_parser("record", help="run live experts over a dataset and write a replay file", add_help=False)
@@ -98,14 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in FORWARDED_VERBS:
         return _forward(FORWARDED_VERBS[argv[0]], argv[1:], f"corl-gym {argv[0]}")
     learner = _forwarded_learner(argv)
-    if learner is not None:  # the learner parses every flag itself (ours would swallow --out, --seed, ...)
+    if learner is not None:  # the learner parses every flag itself, from its config's fields
         name, rest = learner
+        rest = ["--learner", name, *rest] if name in SB3_LEARNERS else rest
         return _forward(FORWARDED_LEARNERS[name], rest, f"corl-gym train --learner {name}")
     args = cli_args.parse(_parser(), argv)
     if args.verb == "bench":  # the resume line after a signal repeats the command as given
         return cli_args.run_verb("corl-gym bench", _bench, args, argv)
-    verb = {"train": _train, "list": _list}[args.verb]
-    return cli_args.run_verb(f"corl-gym {args.verb}", verb, args)
+    return cli_args.run_verb("corl-gym list", _list, args)  # `train` never gets here: forwarded above
 
 
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
@@ -174,20 +163,6 @@ def _forward(target: str, argv: list[str], prog: str) -> int:
     return cli_args.run_verb(prog, lambda: getattr(importlib.import_module(module), function)(argv, prog=prog))
 
 
-def _train(args: argparse.Namespace) -> int:
-    from corl_gym.agents.sb3 import SB3Config, train
-
-    config = SB3Config(
-        learner=args.learner, pool=args.pool, dataset=args.dataset, budget=args.budget, seed=args.seed,
-        env_id=args.env, features=args.features,
-        train_limit=args.train_limit or None, test_fraction=args.test_fraction, out=args.out, progress=not args.quiet,
-        **({"timesteps": args.timesteps} if args.timesteps else {}),
-    )
-    path = train(config)
-    print(f"saved {path}; benchmark it with: corl-gym bench --pool {args.pool} --policies sb3:{path},best-fixed,oracle")
-    return 0
-
-
 def _list(args: argparse.Namespace) -> int:
     from corl_gym.agents.routers import router_names
     from corl_gym.benchmarks.bench import EXTERNAL_POLICIES
@@ -202,7 +177,7 @@ def _list(args: argparse.Namespace) -> int:
     print("pools:    " + ", ".join(POOL_NAMES) + " (or a YAML path)")
     print("policies: " + ", ".join([*router_names(["<expert>"]), *EXTERNAL_POLICIES]))
     print("budgets:  " + ", ".join([*BUDGET_MODES, MIXED]) + " (drawn per episode), or a dollar amount such as 0.005")
-    print("learners: " + ", ".join([*SB3_LEARNERS, *FORWARDED_LEARNERS]))
+    print("learners: " + ", ".join(FORWARDED_LEARNERS))
     print("verbs:    bench, train, eval, record, list (corl-gym VERB --help)")
     return 0
 

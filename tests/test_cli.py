@@ -174,9 +174,68 @@ def test_budget_grammar_is_the_same_everywhere(capsys):
     from corl_gym.cli import _parser
 
     assert parse_config(PPOConfig, ["--budget", "$0.02"]).budget == 0.02
-    assert _parser().parse_args(["train", "--learner", "sb3-ppo", "--budget", "mixed"]).budget == "mixed"
+    from corl_gym.agents.sb3 import SB3Config
+
+    assert parse_config(SB3Config, ["--learner", "sb3-ppo", "--budget", "mixed"]).budget == "mixed"
     assert _parser().parse_args(["bench", "--budgets", "low,mixed,0.005"]).budgets == ["low", "mixed", 0.005]
     assert _parser().parse_args(["bench", "--seed", "3"]).seeds == [3]
+
+
+def test_every_sb3_field_is_a_flag_with_its_help_line():
+    import dataclasses
+
+    from corl_gym.agents.config import build_parser
+    from corl_gym.agents.sb3 import LEARNERS, SB3Config
+    from corl_gym.cli import SB3_LEARNERS
+
+    actions = {flag: a for a in build_parser(SB3Config)._actions for flag in a.option_strings}
+    for f in dataclasses.fields(SB3Config):
+        action = actions["--" + f.name.replace("_", "-")]
+        assert action.dest == f.name and f.metadata["help"] and action.help.startswith(f.metadata["help"]), f.name
+    assert actions["--env"].dest == "env_id" and tuple(actions["--learner"].choices) == LEARNERS
+    assert SB3_LEARNERS == LEARNERS
+
+
+def _sb3_config_of(argv: list[str], monkeypatch) -> object:
+    """The config `corl-gym train ARGV` hands the SB3 trainer (which is not run)."""
+    import corl_gym.agents.sb3 as sb3
+
+    seen = []
+    monkeypatch.setattr(sb3, "train", lambda config: seen.append(config) or Path(config.out) / "model.zip")
+    assert main(["train", *argv]) == 0
+    return seen[0]
+
+
+def test_the_old_sb3_flags_give_the_config_they_gave_before(monkeypatch, capsys):
+    from corl_gym.agents.sb3 import SB3Config
+
+    config = _sb3_config_of(["--learner", "sb3-dqn", "--env", "CORL-Routing-v0", "--seed", "3", "--budget", "$0.005",
+                             "--train-limit", "0", "--features", "none", "--dataset", "synthetic", "--pool", "paper",
+                             "--timesteps", "64", "--test-fraction", "0.25", "--out", "r", "--quiet"], monkeypatch)
+    # what the hand-built `train` flags made of the same command line
+    assert config == SB3Config(learner="sb3-dqn", env_id="CORL-Routing-v0", seed=3, budget=0.005, train_limit=None,
+                               features="none", dataset="synthetic", pool="paper", timesteps=64, test_fraction=0.25,
+                               out="r", progress=False)
+    assert "benchmark it with: corl-gym bench --pool paper --policies sb3:r/model.zip,best-fixed,oracle" in (
+        capsys.readouterr().out)
+    assert _sb3_config_of(["--learner", "sb3-ppo", "--train-limit", "40", "--seeds", "2", "--budgets", "low"],
+                          monkeypatch) == SB3Config(learner="sb3-ppo", train_limit=40, seed=2, budget="low")
+    assert _sb3_config_of(["--learner=sb3-maskable-ppo"], monkeypatch) == SB3Config()
+    assert _sb3_config_of(["--learner", "sb3-ppo", "--net-arch", "64,32", "--learning-rate", "0.001", "--n-envs", "2"],
+                          monkeypatch) == SB3Config(learner="sb3-ppo", net_arch=(64, 32), learning_rate=0.001, n_envs=2)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--n-envs", "0"], "argument --n-envs: expected an integer >= 1, got '0'"),
+    (["--net-arch", "64,x"], "argument --net-arch: expected an integer >= 1, got 'x'"),
+    (["--env", "CORL-Routing-v2"], "argument --env-id/--env: invalid choice: 'CORL-Routing-v2'"),
+    (["--features", "embeddings"], "argument --features: invalid choice: 'embeddings'"),
+    (["--train-limit", "-1"], "argument --train-limit: expected an integer >= 0, got '-1'"),
+])
+def test_a_bad_sb3_flag_is_one_line(argv, expected, capsys):
+    code, _, err = run_cli(["train", "--learner", "sb3-ppo", *argv], capsys)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("corl-gym train --learner sb3-ppo: error: ")
+    assert expected in err
 
 
 def test_record_and_sb3_training_show_progress(tmp_path, capsys):
