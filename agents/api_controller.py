@@ -14,20 +14,19 @@ string from the text, so the controller closes the tag it left open. A failed re
 expert layer's retries) becomes an empty turn, which the env counts as an invalid turn: the episode
 goes on, as with any malformed action.
 
-Its own tokens are charged at its price (the entry's `price_in` / `price_out`) through
-`env.charge_controller` when the pool says so (`charge_controller: true`); otherwise they are free,
-as the controller's tokens are in the paper. With a run ledger (`corl-gym bench`), its requests are
-booked on the entry's account and count against `--max-spend` like expert calls. As a benchmark policy it
-is `api:<entry>`, where `<entry>`
-names an `openai`-backend entry of the pool (its controller or an expert), which gives the model, the
-endpoint, the key variable and the prices.
+Its own tokens are charged at its price (the entry's `price_in` / `price_out`) through its `RouterView`
+(`view.charge_controller`) when the pool says so (`charge_controller: true`); otherwise they are free, as the
+controller's tokens are in the paper. With a run ledger (`corl-gym bench`), its requests are booked on the
+entry's account and count against `--max-spend` like expert calls. As a benchmark policy it is `api:<entry>`,
+where `<entry>` names an `openai`-backend entry of the pool (its controller or an expert), which gives the
+model, the endpoint, the key variable and the prices.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from corl_gym.agents.routers import Router
+from corl_gym.agents.router_base import Router
 from corl_gym.experts import Pool
 from corl_gym.experts.managed import ManagedExpert
 from corl_gym.experts.openai_backend import OpenAIExpert

@@ -22,6 +22,7 @@ from typing import Any
 from corl_gym import cli_args
 from corl_gym.agents.config import train_settings
 from corl_gym.agents.report import write_report
+from corl_gym.budget import BUDGET_MODES
 from corl_gym.data import Problem, load_problems
 from corl_gym.splits import select_problems
 
@@ -47,7 +48,7 @@ def load_controller(model_dir: str | Path, device: str = "cpu") -> tuple[Any, An
 
 
 def evaluate(model: Any, tokenizer: Any, *, pool: str = "sim-paper", datasets: Sequence[str] = ("synthetic",),
-             budgets: Sequence[str] = ("low", "medium", "high"), limit: int | None = 100, seed: int = 0,
+             budgets: Sequence[str] = BUDGET_MODES, limit: int | None = 100, seed: int = 0,
              test_fraction: float = 0.5, integer_answers: bool = False, max_turns: int = 3, max_new_tokens: int = 96,
              batch_size: int = 32, policy: str = "controller", prompt_style: str = "full",
              call_query: str = "") -> list[dict[str, Any]]:
@@ -76,7 +77,7 @@ def evaluate(model: Any, tokenizer: Any, *, pool: str = "sim-paper", datasets: S
 
 def copy_rate(model: Any, tokenizer: Any, problems: Sequence[Problem], *, pool: str = "sim-paper",
               call_query: str = "", prompt_style: str = "full", max_new_tokens: int = 96, seed: int = 0,
-              budgets: Sequence[str] = ("low", "medium", "high"), batch_size: int = 64) -> float:
+              budgets: Sequence[str] = BUDGET_MODES, batch_size: int = 64) -> float:
     """The forced-call copy rate: each problem's episode begins with a call the controller did not choose
     (every budget with every expert, in turn; the query is `call_query`, else the problem), then the
     controller writes one turn, greedy. Returns the share of turns whose answer equals the expert's

@@ -214,10 +214,13 @@ class VLLMGenerator:
                  seed: int | None = None) -> list[Generation]:
         if not prompts:
             return []
-        params = self.sampling_params_cls(
-            n=1, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-            stop=self.stop_strings, include_stop_str_in_output=True, logprobs=0, detokenize=True,
-        )
+        # One seed per request: vLLM seeds each request alone, so a shared seed would give two sub-envs
+        # that drew the same problem the same sample.
+        params = [self.sampling_params_cls(
+            n=1, max_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+            seed=None if seed is None else seed + row, stop=self.stop_strings, include_stop_str_in_output=True,
+            logprobs=0, detokenize=True,
+        ) for row in range(len(prompts))]
         requests = [{"prompt_token_ids": [int(t) for t in p]} for p in prompts]
         outputs = self.engine.generate(requests, sampling_params=params, use_tqdm=False)
         return [self._generation(out.outputs[0]) for out in outputs]

@@ -44,6 +44,7 @@ from corl_gym.agents.config import parse_config, train_settings
 from corl_gym.agents.evaluate import copy_rate, evaluate, load_controller
 from corl_gym.agents.report import eval_summary, write_report
 from corl_gym.agents.sft import SFTConfig, run_sft
+from corl_gym.budget import BUDGET_MODES
 from corl_gym.cli_args import UsageError
 from corl_gym.splits import select_problems
 
@@ -164,7 +165,7 @@ def reference_rewards(cfg: Any, rows: list[dict[str, Any]]) -> dict[str, dict[st
 
     ids = {r["problem_id"] for r in rows}
     problems = [p for p in load_problems(cfg.dataset) if p.id in ids]
-    budgets = sorted({r["budget"] for r in rows}, key=["low", "medium", "high"].index)
+    budgets = sorted({r["budget"] for r in rows}, key=BUDGET_MODES.index)
     found, _, _ = run_references(cfg.pool, cfg.dataset, problems, budgets, cfg.seed, [])
     table: dict[str, dict[str, float]] = {b: {} for b in budgets}
     for budget in budgets:
@@ -207,7 +208,9 @@ class Report:
             print(f"INCOMPLETE, not a result: {self.result['incomplete_reason']} (see {self.out / 'eval.json'})",
                   file=sys.stderr)
             return 1
-        print(f"wrote {self.out / 'eval.json'}, {self.out / 'curves.png'}; wall {wall:.0f} s")
+        names = ("eval.json", "eval_table.md", "curves.png")  # curves.png: only a learner that draws them
+        written = [self.out / name for name in names if (self.out / name).exists()]
+        print(f"wrote {', '.join(map(str, written))}; wall {wall:.0f} s")
         return 0
 
 

@@ -88,11 +88,9 @@ class Router:
 
 def affordable_experts(env: Any, threshold_usd: float) -> dict[str, float]:
     """Expert name -> expected cost on the current problem of `env` (a `CORLMathEnv`, wrapped or not, or its
-    `RouterView`), for the experts whose expected cost is at most `threshold_usd` (the affordability test of
-    `cheapest-affordable`, `best-affordable` and SFT's `--teachers-within-budget`)."""
+    `RouterView`), for the experts whose expected cost is within `threshold_usd` (`budget.within_budget`):
+    the affordability test of `cheapest-affordable`, `best-affordable` and SFT's `--teachers-within-budget`."""
     costs = RouterView.of(env).expected_costs()
-    # A plain `<=`, as these routers have always chosen: `budget.within_budget` would also admit a cost
-    # over the threshold by float rounding, which would change their choices.
     return {name: cost for name, cost in costs.items() if within_budget(cost, threshold_usd)}
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from corl_gym.agents.aggregate_routers import AGGREGATING
 from corl_gym.agents.learned_routers import LEARNED
-from corl_gym.agents.router_base import SELF, Router, affordable_experts, answer_action, call_action, episode_rng
+from corl_gym.agents.router_base import Router
 from corl_gym.agents.scripted_routers import (
     AlwaysExpert,
     AlwaysSelf,
@@ -46,11 +46,7 @@ from corl_gym.agents.scripted_routers import (
     RandomRouter,
 )
 
-__all__ = [
-    "BASELINES", "SELF", "AlwaysExpert", "AlwaysSelf", "BestAffordable", "Cascade", "CheapestAffordable", "Oracle",
-    "RandomRouter", "Router", "affordable_experts", "answer_action", "call_action", "episode_rng", "make_router",
-    "router_names",
-]
+__all__ = ["BASELINES", "make_router", "router_names"]
 
 BASELINES = (
     "always-self", "random", "cheapest-affordable", "best-affordable", "cascade", "cascade-agree", "vote", "best-fixed",

@@ -16,7 +16,7 @@ same split the benchmark tests on the other part of, with budget modes drawn per
 one router serves every budget it can read from its observation.
 
 `SB3Config` is configured like every learner (`agents.config.RunConfig`: a help line per field), and
-`main` is `corl-gym train --learner sb3-...`: a flag per field (`--env` for `env_id`).
+`main` is `corl-gym train --learner sb3-...`: a flag per field (`--env-id`, also spelled `--env`).
 
 `train(config)` writes `<out>/<learner>.zip` (the SB3 model) and `<out>/<learner>.json` (the config,
 the env id, the observation size and a training summary: episodes, mean reward per budget over the last training

@@ -131,7 +131,7 @@ def collect_demos(tokenizer: Any, problems: list, pool: str, teachers: Sequence[
 def affordable_teachers(env: Any, teachers: Sequence[str], info: dict[str, Any]) -> list[str]:
     """The teachers whose expert is affordable on this episode (`routers.affordable_experts`); teachers
     that call no fixed expert always qualify."""
-    from corl_gym.agents.routers import affordable_experts
+    from corl_gym.agents.router_base import affordable_experts
 
     affordable = affordable_experts(env, info["threshold_usd"])
     return [n for n in teachers if not n.startswith("always:") or n.split(":", 1)[1] in affordable] or list(teachers)

@@ -316,8 +316,9 @@ def train(cfg: GRPOConfig, rollout: CORLRollout | None = None) -> Path:
 
 # ---------------------------------------------------------------------------------- the preset
 def preset_overrides(name: str) -> dict[str, Any]:
-    """The PPO preset's task, rollout and budget, read from it (not copied), so the two stay comparable:
-    the same episodes in all (iterations x num_envs), learning rate, KL coefficient, minibatches."""
+    """The recipe's PPO task, rollout and budget (`agents.recipe.PRESETS`), read from it (not copied), so the
+    two stay comparable: the same episodes in all (iterations x num_envs), learning rate, KL coefficient,
+    minibatches."""
     ppo = PRESETS[name]["ppo"]
     return dict(out=f"runs/trl-grpo-{name}", device=ppo["device"], integer_answers=ppo["integer_answers"],
                 max_turns=ppo["max_turns"], max_new_tokens=ppo["max_new_tokens"], time_limit_s=ppo["time_limit_s"],
@@ -335,7 +336,7 @@ def _episodes(cfg: GRPOConfig, model_dir: Path, result: dict[str, Any]) -> dict[
     return {"episodes": train_settings(model_dir)["episodes"]}
 
 
-# GRPO as the recipe (`agents.recipe`) runs it: the PPO preset's SFT start, copy check and eval
+# GRPO as the recipe (`agents.recipe`) runs it: the recipe's SFT start, copy check and eval
 GRPO_RECIPE = RecipeLearner(name="GRPO", key="grpo", policy="trl-grpo", config=GRPOConfig, defaults=preset_overrides,
                             train=train, progress=_episodes_done, extras=_episodes)
 

@@ -99,15 +99,14 @@ class CORLMathEnv(gym.Env):
     `completion_tokens` is not a finite non-negative number is a failed call (`info["expert_error"]` says what
     was wrong) that charges only the amounts that are valid; charging never raises.
 
-    **Info** (every step, and at reset): `problem_id`, `budget_mode`, `threshold_usd`, `expert_names`,
-    `prices` (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative),
-    `step_cost_usd`, `controller_cost_usd` (the controller's own tokens, charged only when the pool's
-    `charge_controller` is set and an LLM controller reports them through `charge_controller`),
-    `calls` (expert -> count), `prompt_tokens`, `completion_tokens` (experts' tokens,
-    cumulative), `verdict` (a `Verdict` name once answered, else None), `correct`, `over_budget`
-    (`cost_usd > threshold_usd`), `action_error` (a reason code or None), `expert_error` (or None). In
-    token mode also `env_token_ids`: the ids of the text the env appended this step (at reset: the
-    prompt's ids).
+    **Info** (every step, and at reset): `problem_id`, `budget_mode`, `threshold_usd`, `expert_names`, `prices`
+    (name -> (USD per 1M input, per 1M output)), `turn`, `cost_usd` (cumulative), `step_cost_usd`,
+    `controller_cost_usd` (the controller's own tokens, charged only when the pool's `charge_controller` is set
+    and an LLM controller reports them through `charge_controller`), `calls` (expert -> count), `prompt_tokens`,
+    `completion_tokens` (experts' tokens, cumulative), `verdict` (a `Verdict` name once answered, else None),
+    `correct`, `over_budget` (`cost_usd` past `threshold_usd`: not `budget.within_budget`), `action_error` (a
+    reason code or None), `expert_error` (or None). In token mode also `env_token_ids`: the ids of the text the
+    env appended this step (at reset: the prompt's ids).
 
     **Routers.** `last_reply` is the checked reply to the latest step's call (None when the step made
     none); `router_view()` is all a router may read and do (`corl_gym.envs.router_view`).
@@ -239,7 +238,7 @@ class CORLMathEnv(gym.Env):
         text, ids, parsed = read or read_action(action, self.expert_names, self.tokenizer, self._encode)
         if isinstance(parsed, CallAction) and self.hard_cap:
             expected = self.pool.experts[parsed.expert].spec.expected_cost(parsed.query)
-            if expected > episode.threshold_usd - episode.cost_usd:
+            if not within_budget(expected, episode.threshold_usd - episode.cost_usd):
                 parsed = InvalidAction("over_cap", f"{parsed.expert} is expected to cost ${expected:.6f}")
         return Turn(text, ids, parsed)
 

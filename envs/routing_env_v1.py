@@ -46,8 +46,8 @@ class CORLRoutingEnvV1(CORLRoutingEnv):
     `groups` (the sources of each group, a tuple of tuples of source indices, in order of creation).
     """
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self.action_space = gym.spaces.Discrete(2 * self.K + 3)
         self.plurality_action = 2 * self.K + 2
         self._pairs = [(i, j) for i in range(self.K + 1) for j in range(i + 1, self.K + 1)]

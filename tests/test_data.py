@@ -34,7 +34,7 @@ EXPECTED_ROWS = {
 }
 
 
-def test_dataset_names_cover_design() -> None:
+def test_dataset_names_are_the_named_sets() -> None:
     assert isinstance(DATASET_NAMES, tuple)
     assert set(DATASET_NAMES) == {"synthetic", *EXPECTED_ROWS}
 

@@ -141,10 +141,11 @@ def test_vllm_generator_adapts_the_engine_call_and_outputs():
     engine = FakeLLM()
     generator = VLLMGenerator(engine=engine, sampling_params_cls=FakeSamplingParams)
     outs = generator.generate([[5, 6, 7], [9]], max_new_tokens=32, temperature=0.5, seed=1)
-    prompts, params = engine.calls[0]
+    prompts, (params, second) = engine.calls[0]
     assert prompts == [{"prompt_token_ids": [5, 6, 7]}, {"prompt_token_ids": [9]}]
     assert params.stop == ["</call>", "</answer>"] and params.include_stop_str_in_output
     assert params.max_tokens == 32 and params.temperature == 0.5 and params.logprobs == 0 and params.seed == 1
+    assert second.seed == 2  # one seed per request: equal prompts still draw different samples
     assert outs[0].token_ids == [3, 7] and outs[0].logprobs == [-0.5, -0.5] and outs[0].finish_reason == "stop"
     assert outs[1].finish_reason == "eos"  # vLLM: finish_reason "stop" with stop_reason None is EOS
     assert generator.generate([], max_new_tokens=4) == []
@@ -218,7 +219,8 @@ def test_ppo_rolls_out_with_a_vllm_engine_and_pushes_the_actors_weights_each_rol
     (engine,) = FakeVLLMEngine.built
     assert engine.model == str(micro_model_dir)
     assert engine.engine_args["seed"] == 0 and engine.engine_args["dtype"] == "float32"
-    assert [(p.temperature, p.top_p, p.max_tokens) for p in engine.params] == [(0.7, 0.9, 16)] * 2  # one turn each
+    assert len(engine.params) == 2  # one turn per rollout, one SamplingParams per request
+    assert {(p.temperature, p.top_p, p.max_tokens) for batch in engine.params for p in batch} == {(0.7, 0.9, 16)}
     names = set(AutoModelForCausalLM.from_pretrained(micro_model_dir).state_dict())
     assert len(engine.pushed) == 2 and set(engine.pushed[0]) == set(engine.pushed[1]) == names  # before each rollout
     assert any(not torch.equal(engine.pushed[0][k], engine.pushed[1][k]) for k in names)  # the update reached it

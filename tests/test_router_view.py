@@ -11,7 +11,8 @@ import pytest
 import corl_gym  # noqa: F401  (registers the envs)
 from corl_gym.agents import aggregate_routers, learned_routers, router_base, routers, scripted_routers
 from corl_gym.agents.episodes import run_episode
-from corl_gym.agents.routers import affordable_experts, make_router, router_names
+from corl_gym.agents.router_base import affordable_experts
+from corl_gym.agents.routers import make_router, router_names
 from corl_gym.data import load_problems
 from corl_gym.envs.math_env import CORLMathEnv
 from corl_gym.envs.router_view import RouterView

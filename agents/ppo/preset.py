@@ -12,6 +12,7 @@ from typing import Any
 from corl_gym.agents.ppo.config import PPOConfig
 from corl_gym.agents.ppo.logger import read_metrics
 from corl_gym.agents.recipe import PRESETS, RecipeLearner
+from corl_gym.budget import BUDGET_MODES
 
 
 def ppo_learner(train: Callable[[PPOConfig], Path]) -> RecipeLearner:
@@ -40,7 +41,7 @@ def _curves_and_targets(out: Path, result: dict[str, Any]) -> None:
 def check_targets(sft: dict[str, dict[str, Any]], ppo: dict[str, dict[str, Any]], copy: float,
                   references: dict[str, dict[str, float]]) -> dict[str, Any]:
     """The tiny-cpu targets, each with the measured values."""
-    budgets = [b for b in ("low", "medium", "high") if b in ppo]
+    budgets = [b for b in BUDGET_MODES if b in ppo]
     mean = lambda table: sum(table[b]["mean_reward"] for b in budgets) / len(budgets)  # noqa: E731
     costs = [ppo[b]["mean_cost_usd"] for b in budgets]
     calls = [ppo[b]["expert_call_ratio"] for b in budgets]
@@ -82,13 +83,13 @@ def plot_curves(out: Path) -> Path | None:
     axes[0].plot([len(copy) + r["step"] for r in sft], _smooth([r["sft/loss"] for r in sft], 5), label="SFT")
     axes[0].set(title="copy pretraining, then SFT", xlabel="step", ylabel="cross-entropy")
     axes[0].legend()
-    for budget in ("low", "medium", "high"):
+    for budget in BUDGET_MODES:
         rows = [r for r in ppo if f"env/reward/{budget}" in r]
         axes[1].plot([r["step"] for r in rows], _smooth([r[f"env/reward/{budget}"] for r in rows]), label=budget)
         axes[2].plot([r["step"] for r in rows], _smooth([r[f"env/mean_cost_usd/{budget}"] for r in rows]), label=budget)
     axes[1].set(title="PPO rollout reward by budget (smoothed)", xlabel="iteration", ylabel="mean reward")
     axes[2].set(title="PPO rollout cost by budget (smoothed)", xlabel="iteration", ylabel="mean cost (simulated $)")
-    if any(r.get(f"env/mean_cost_usd/{b}", 0) > 0 for r in ppo for b in ("low", "medium", "high")):
+    if any(r.get(f"env/mean_cost_usd/{b}", 0) > 0 for r in ppo for b in BUDGET_MODES):
         axes[2].set_yscale("log")  # the budgets' costs differ by orders of magnitude
     axes[1].legend()
     axes[2].legend()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from corl_gym.agents.config import TRAIN_CONFIG, learner_main, train_settings
-from corl_gym.agents.logprobs import model_logprobs
+from corl_gym.agents.logprobs import masked_sum_mean, model_logprobs
 from corl_gym.agents.ppo import core
 from corl_gym.agents.ppo.checkpoint import load_checkpoint, save_checkpoint
 from corl_gym.agents.ppo.config import PPOConfig
@@ -236,7 +236,7 @@ def iteration_metrics(cfg: PPOConfig, run: Run, models: Models, episodes: Sequen
     (over controller tokens), wall times, throughput and the update's statistics."""
     mask = batch["action_mask"][:, 1:]
     tokens = float(all_reduce_sum(batch["attention_mask"].sum().float()))  # a collective: every rank
-    means = {name: float(core.masked_sum_mean(per_token[name], mask)) for name in per_token}
+    means = {name: float(masked_sum_mean(per_token[name], mask)) for name in per_token}
     return {
         **summarize_episodes(episodes),
         "actor/kl": means["kl"],
@@ -301,7 +301,7 @@ def actor_step(cfg: PPOConfig, actor: torch.nn.Module, actor_opt: torch.optim.Op
     logprobs, entropy = model_logprobs(actor, mb, with_entropy=True, entropy_grad=cfg.ent_coef != 0, **sampling)
     pg_loss, pg_stats = core.policy_loss(logprobs, mb["old_logprobs"], mb["advantages"], mb["mask"], cfg.clip, denom,
                                          dual_clip=cfg.dual_clip, max_log_ratio=cfg.max_log_ratio)
-    entropy_loss = core.masked_sum_mean(entropy, mb["mask"], denom)
+    entropy_loss = masked_sum_mean(entropy, mb["mask"], denom)
     loss = pg_loss - cfg.ent_coef * entropy_loss if cfg.ent_coef else pg_loss
     actor_opt.zero_grad(set_to_none=True)
     loss.backward()
