@@ -9,7 +9,8 @@ policy and budget (`run_references` adds them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -69,6 +70,16 @@ def _row(info: dict[str, Any], seed: int, reward: float, action_errors: int) -> 
     }
 
 
+def bench_row(base: dict[str, Any], policy: str, budget: str | float, seed: int, index: int,
+              play: Callable[[int, dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    """The bench's row of `policy` on problem `index` at `budget`: `play(episode_seed, options)` (a
+    `run_episode` or `run_routing_episode` with its env and policy bound) with the episode seed
+    `seed + index` and the problem pinned by index, under `base` (pool, dataset, seed). The benchmark and
+    `run_references` both build their rows here, so a reference row is the bench's row."""
+    episode = play(seed + index, {"problem_index": index, "budget": budget})
+    return {**base, "policy": policy, "budget": budget_label(budget), **episode}
+
+
 def text_env(pool: Pool, problems: Sequence[Problem], max_turns: int | None = None) -> CORLMathEnv:
     """The text env a router plays in: by default room for one call to every expert, then the answer."""
     return CORLMathEnv(pool=pool, problems=list(problems), max_turns=max_turns or len(pool.experts) + 1)
@@ -97,9 +108,8 @@ def run_references(pool_name: str, dataset: str, problems: Sequence[Problem], bu
         base = {"pool": pool_name, "dataset": dataset, "seed": seed}
         rows = []
         for policy in references:
-            env, router = text_env(pool, problems), make_router(policy, seed=seed)
-            rows += [{**base, "policy": policy, "budget": budget_label(budget),
-                      **run_episode(env, router, seed + index, {"problem_index": index, "budget": budget})}
+            play = partial(run_episode, text_env(pool, problems), make_router(policy, seed=seed))
+            rows += [bench_row(base, policy, budget, seed, index, play)
                      for budget in budgets for index in range(len(problems))]
     finally:
         pool.close()

@@ -44,13 +44,14 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from corl_gym.agents.cost_curves import oracle_frontier
-from corl_gym.agents.episodes import reference_policies, run_episode, run_routing_episode, text_env
+from corl_gym.agents.episodes import bench_row, reference_policies, run_episode, run_routing_episode, text_env
 from corl_gym.agents.labels import label_choices
 from corl_gym.agents.learned_routers import LEARNED
 from corl_gym.agents.report import curve_metrics, report_markdown, summarize
@@ -222,19 +223,14 @@ def _run_block(block: _Block, config: BenchConfig, done: set[tuple]) -> Iterator
 
             agent = load_policy(policy.split(":", 1)[1])
             env = routing_env(agent.env_id, agent.features, pool=block.pool, problems=block.test)
-
-            def run(b, i, env=env, agent=agent):
-                return run_routing_episode(env, agent, block.seed + i, {"problem_index": i, "budget": b})
+            play = partial(run_routing_episode, env, agent)
         else:
             router = _text_policy(policy, block)
             if hasattr(router, "fit"):
                 router.fit(block.pool, block.train)
-            env = text_env(block.pool, block.test, config.max_turns)
-
-            def run(b, i, env=env, router=router):
-                return run_episode(env, router, block.seed + i, {"problem_index": i, "budget": b})
+            play = partial(run_episode, text_env(block.pool, block.test, config.max_turns), router)
         for budget, index, _ in todo:
-            yield {**base, "policy": policy, "budget": budget_label(budget), **run(budget, index)}
+            yield bench_row(base, policy, budget, block.seed, index, play)
 
 
 def _text_policy(policy: str, block: _Block) -> Any:
