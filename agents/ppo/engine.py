@@ -59,6 +59,8 @@ def rollout_engine(kind: str, actor: Any, tokenizer: Any, *, full_copy: Any = No
                                   gpu_memory_utilization=VLLM_MEMORY_SHARE)
         return RolloutEngine(generator, lambda: generator.load_weights(actor.state_dict().items()))
     if full_copy is not None:
-        refresh = lambda: full_copy.load_state_dict(full_state_dict(actor))  # noqa: E731
+        def refresh() -> None:
+            full_copy.load_state_dict(full_state_dict(actor))
+
         return RolloutEngine(HFGenerator(full_copy, tokenizer), refresh)
     return RolloutEngine(HFGenerator(actor, tokenizer))
